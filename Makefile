@@ -1,0 +1,44 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint demo run emulator openapi fmt bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests bench alembic
+	$(BIN)/ruff format --check service tests bench alembic
+	$(BIN)/mypy service
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix service tests bench alembic
+	$(BIN)/ruff format service tests bench alembic
+
+demo: $(STAMP)
+	$(BIN)/python -m service.demo
+
+run: $(STAMP)
+	$(BIN)/python -m uvicorn service.app:app --host 127.0.0.1 --port $${PORT:-8000}
+
+emulator: $(STAMP)
+	$(BIN)/python -m service.emulator --port 8090
+
+openapi: $(STAMP)
+	$(BIN)/python -m service openapi > openapi.yaml
+
+bench: $(STAMP)
+	$(BIN)/python bench/emulator_throughput.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

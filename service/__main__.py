@@ -1,0 +1,8 @@
+"""`python -m service migrate | openapi | worker`."""
+
+from __future__ import annotations
+
+from service.cli_admin import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Shape database records into the response bodies of the contract."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service import repository
+from service.api.schemas import (
+    AttemptOut,
+    BatchOut,
+    Cost,
+    Counts,
+    ErrorOut,
+    PassOut,
+    ProviderBatchOut,
+    RequestCounts,
+    ResultRow,
+    Usage,
+)
+from service.models import Attempt, Batch, Pass
+from service.pipeline.cost import round_usd
+
+
+def results_url(batch_id: str) -> str:
+    return f"/batches/{batch_id}/results"
+
+
+async def batch_out(session: AsyncSession, batch: Batch) -> BatchOut:
+    passes = await repository.passes_of(session, batch.id)
+    chunks = await repository.chunks_of(session, batch.id)
+    figures = await repository.pass_figures(session, batch.id)
+    counts = await repository.item_status_counts(session, batch.id)
+    pass_views: list[PassOut] = []
+    for pass_ in passes:
+        assert pass_.id is not None
+        fig = figures.get(pass_.id, repository.PassFigures())
+        own_chunks = [chunk for chunk in chunks if chunk.pass_id == pass_.id]
+        pass_views.append(
+            PassOut(
+                number=pass_.number,
+                kind=pass_.kind,
+                model=pass_.model,
+                status=pass_.status,
+                items=fig.items,
+                succeeded=fig.succeeded,
+                failed=fig.failed,
+                pending=fig.pending,
+                request_counts=RequestCounts(
+                    total=sum(c.request_total for c in own_chunks),
+                    completed=sum(c.request_completed for c in own_chunks),
+                    failed=sum(c.request_failed for c in own_chunks),
+                ),
+                failure_reasons=dict(sorted(fig.failure_reasons.items())),
+                cost=Cost(
+                    usd=round_usd(fig.cost_usd),
+                    input_tokens=fig.input_tokens,
+                    output_tokens=fig.output_tokens,
+                ),
+                provider_batches=[
+                    ProviderBatchOut(
+                        chunk=c.chunk_index,
+                        id=c.provider_batch_id,
+                        status=c.provider_status,
+                        state=c.state,
+                        lines=c.line_count,
+                        request_counts=RequestCounts(
+                            total=c.request_total, completed=c.request_completed, failed=c.request_failed
+                        ),
+                        last_error=c.last_error,
+                    )
+                    for c in own_chunks
+                ],
+            )
+        )
+    total_cost = sum(f.cost_usd for f in figures.values())
+    return BatchOut(
+        id=batch.id,
+        status=batch.status,
+        model=batch.model,
+        fallback_model=batch.fallback_model,
+        fallback=batch.fallback_enabled,
+        completion_window=batch.completion_window,
+        callback_url=batch.callback_url,
+        metadata=batch.user_metadata,
+        counts=Counts(
+            total=batch.item_count,
+            succeeded=counts.get("succeeded", 0),
+            failed=counts.get("failed", 0),
+            pending=counts.get("pending", 0),
+        ),
+        cost=Cost(
+            usd=round_usd(total_cost),
+            input_tokens=sum(f.input_tokens for f in figures.values()),
+            output_tokens=sum(f.output_tokens for f in figures.values()),
+        ),
+        failure_reasons=dict(sorted((await repository.final_failure_reasons(session, batch.id)).items())),
+        passes=pass_views,
+        cancel_requested=batch.cancel_requested,
+        created_at=batch.created_at,
+        updated_at=batch.updated_at,
+        finished_at=batch.finished_at,
+        results_url=results_url(batch.id),
+    )
+
+
+def _error(attempt: Attempt) -> ErrorOut | None:
+    if attempt.status != "failed":
+        return None
+    return ErrorOut(code=attempt.error_code or "unknown", message=attempt.error_message)
+
+
+def result_row(record: repository.ResultRecord) -> ResultRow:
+    attempt = record.attempt
+    decided = attempt is not None and record.status != "pending"
+    return ResultRow(
+        custom_id=record.custom_id,
+        status=record.status,
+        model=record.model if decided else None,
+        pass_=record.pass_number if decided else None,
+        output=attempt.output if decided and attempt else None,
+        content=attempt.content if decided and attempt else None,
+        usage=Usage(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens)
+        if decided and attempt
+        else None,
+        cost_usd=round_usd(record.total_cost_usd),
+        attempts=record.attempts,
+        error=_error(attempt) if decided and attempt else None,
+    )
+
+
+def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) -> AttemptOut:
+    return AttemptOut(
+        pass_=pass_.number,
+        model=pass_.model,
+        status=attempt.status,
+        provider_batch_id=provider_batch_id,
+        finish_reason=attempt.finish_reason,
+        output=attempt.output,
+        content=attempt.content,
+        usage=Usage(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
+        cost_usd=round_usd(attempt.cost_usd),
+        error=_error(attempt),
+        created_at=attempt.created_at,
+        finished_at=attempt.finished_at,
+    )

@@ -1,0 +1,40 @@
+"""Operator commands: apply migrations, print the OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import yaml
+
+from service.db import create_engine, migrate
+from service.settings import get_settings
+
+
+async def _migrate() -> None:
+    engine = create_engine(get_settings().database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def openapi_yaml() -> str:
+    from service.app import create_app
+
+    document = create_app().openapi()
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    sub.add_parser("openapi", help="print the OpenAPI document as YAML")
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        asyncio.run(_migrate())
+        print("database is at the newest migration", file=sys.stderr)
+    elif args.command == "openapi":
+        sys.stdout.write(openapi_yaml())

@@ -1,0 +1,238 @@
+"""Turning one line of a provider batch's output or error file into an item outcome."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from jsonschema import SchemaError
+from jsonschema.exceptions import best_match
+
+from service.pipeline import failure_codes as codes
+from service.pipeline.cost import Usage
+from service.pipeline.expectations import OutputExpectation, schema_validator
+
+_JSON_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(?P<json>.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
+_MAX_TOKENS_MARKER = "max completion tokens"
+_MAX_DETAIL_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    custom_id: str
+    succeeded: bool
+    error_code: str | None
+    error_message: str | None
+    content: str | None
+    output: Any | None
+    finish_reason: str | None
+    usage: Usage
+    provider_request_id: str | None
+
+
+class _Malformed(Exception):
+    """The line lacks the shape of a batch result line."""
+
+
+def parse_result_line(raw: bytes | str) -> dict[str, Any] | None:
+    """The decoded line, or None when it is not a JSON object with a string ``custom_id``."""
+    try:
+        line = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
+        return None
+    return line
+
+
+def unprocessed(custom_id: str, code: str, message: str) -> Outcome:
+    """An item the provider never ran (batch expired, failed, cancelled, or result missing)."""
+    return _failure(custom_id, code, message)
+
+
+def classify_result(line: Mapping[str, Any], expectation: OutputExpectation) -> Outcome:
+    custom_id = line.get("custom_id")
+    if not isinstance(custom_id, str):
+        return _failure("", codes.MALFORMED_RESULT, "result line has no string custom_id")
+    try:
+        if line.get("error") is not None:
+            return _classify_line_error(custom_id, line["error"])
+        response = _mapping(line.get("response"), "response")
+        status_code = response.get("status_code")
+        if not isinstance(status_code, int) or isinstance(status_code, bool):
+            raise _Malformed("response.status_code is not an integer")
+        if status_code != 200:
+            return _classify_provider_error(custom_id, response, status_code)
+        return _classify_completion(custom_id, response, expectation)
+    except _Malformed as problem:
+        return _failure(custom_id, codes.MALFORMED_RESULT, f"malformed result line: {problem}")
+
+
+def _classify_line_error(custom_id: str, error: Any) -> Outcome:
+    """Rule 1: a top-level error, as on lines for expired or cancelled requests."""
+    if not isinstance(error, Mapping):
+        return _failure(custom_id, codes.PROVIDER_ERROR, str(error))
+    provider_code = error.get("code")
+    code = _line_error_code(provider_code if isinstance(provider_code, str) and provider_code else None)
+    message = error.get("message")
+    return _failure(custom_id, code, message if isinstance(message, str) and message else code)
+
+
+def _line_error_code(provider_code: str | None) -> str:
+    if provider_code is None:
+        return codes.PROVIDER_ERROR
+    if provider_code == codes.PROVIDER_BATCH_CANCELLED:
+        return codes.CANCELLED
+    return provider_code
+
+
+def _classify_provider_error(custom_id: str, response: Mapping[str, Any], status_code: int) -> Outcome:
+    """Rule 2: the request itself failed (non-200 status with the usual ``{"error": {...}}`` body)."""
+    body = response.get("body")
+    body = body if isinstance(body, Mapping) else {}
+    error = body.get("error")
+    error = error if isinstance(error, Mapping) else {}
+    code, message = _provider_error_code_and_message(error, status_code)
+    return _failure(
+        custom_id,
+        code,
+        message,
+        usage=_usage(body.get("usage")),
+        provider_request_id=_request_id(response, body),
+    )
+
+
+def _provider_error_code_and_message(error: Mapping[str, Any], status_code: int) -> tuple[str, str]:
+    provider_code = _str_or_none(error.get("code")) or None
+    message = _str_or_none(error.get("message")) or f"provider returned HTTP {status_code}"
+    if provider_code is None:
+        param = _str_or_none(error.get("param"))
+        return codes.PROVIDER_ERROR, f"{message} (param: {param})" if param else message
+    failed_generation = _str_or_none(error.get("failed_generation")) or ""
+    # Groq has no separate code for running out of tokens while generating JSON.
+    if provider_code == codes.JSON_VALIDATE_FAILED and _MAX_TOKENS_MARKER in failed_generation.lower():
+        return codes.MAX_TOKENS, f"{message} ({failed_generation[:_MAX_DETAIL_CHARS]})"
+    return provider_code, message
+
+
+def _classify_completion(
+    custom_id: str, response: Mapping[str, Any], expectation: OutputExpectation
+) -> Outcome:
+    """Rule 3: a 200 response, which still fails when cut off or when its JSON is not as expected."""
+    body = _mapping(response.get("body"), "response.body")
+    choice = _first_choice(body)
+    message = _mapping(choice.get("message"), "response.body.choices[0].message")
+    content = _str_or_none(message.get("content"))
+    finish_reason = _str_or_none(choice.get("finish_reason"))
+
+    def outcome(code: str | None, error_message: str | None, output: Any | None = None) -> Outcome:
+        return Outcome(
+            custom_id=custom_id,
+            succeeded=code is None,
+            error_code=code,
+            error_message=error_message,
+            content=content,
+            output=output,
+            finish_reason=finish_reason,
+            usage=_usage(body.get("usage")),
+            provider_request_id=_request_id(response, body),
+        )
+
+    if finish_reason == "length":
+        return outcome(codes.MAX_TOKENS, "the model stopped at the max completion tokens limit")
+    if not expectation.json_required:
+        return outcome(None, None)
+    try:
+        parsed = _parse_json_content(content)
+    except ValueError as problem:
+        return outcome(codes.INVALID_JSON, str(problem))
+    if expectation.schema is not None:
+        mismatch = _schema_mismatch(parsed, expectation.schema)
+        if mismatch is not None:
+            return outcome(codes.SCHEMA_MISMATCH, mismatch)
+    return outcome(None, None, parsed)
+
+
+def _first_choice(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _Malformed("response.body.choices is missing or empty")
+    return _mapping(choices[0], "response.body.choices[0]")
+
+
+def _parse_json_content(content: str | None) -> Any:
+    if content is None or not content.strip():
+        raise ValueError("JSON was expected but the content is empty")
+    text = content.strip()
+    fenced = _JSON_FENCE.match(text)
+    if fenced is not None:
+        text = fenced.group("json")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as problem:
+        raise ValueError(f"content is not valid JSON: {problem}") from None
+
+
+def _schema_mismatch(instance: Any, schema: Mapping[str, Any]) -> str | None:
+    try:
+        validator = schema_validator(schema)
+    except SchemaError as problem:
+        return f"the output schema is not a valid JSON Schema: {problem.message}"
+    error = best_match(validator.iter_errors(instance))
+    if error is None:
+        return None
+    return f"{error.json_path}: {error.message}"
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, Mapping):
+        return Usage()
+    return Usage(
+        input_tokens=_count(raw.get("prompt_tokens")), output_tokens=_count(raw.get("completion_tokens"))
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _request_id(response: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
+    request_id = _str_or_none(response.get("request_id"))
+    if request_id is not None:
+        return request_id
+    x_groq = body.get("x_groq")
+    return _str_or_none(x_groq.get("id")) if isinstance(x_groq, Mapping) else None
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _Malformed(f"{where} is not an object")
+    return value
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _failure(
+    custom_id: str,
+    code: str,
+    message: str,
+    *,
+    usage: Usage | None = None,
+    provider_request_id: str | None = None,
+) -> Outcome:
+    return Outcome(
+        custom_id=custom_id,
+        succeeded=False,
+        error_code=code,
+        error_message=message,
+        content=None,
+        output=None,
+        finish_reason=None,
+        usage=usage or Usage(),
+        provider_request_id=provider_request_id,
+    )

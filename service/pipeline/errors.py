@@ -1,0 +1,40 @@
+"""Errors raised for bad client input (the API maps them to 422 problem+json)."""
+
+from __future__ import annotations
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be accepted; ``field`` locates the problem, e.g. ``items[3].body``."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class DuplicateCustomId(SubmissionError):
+    def __init__(self, custom_id: str, *, first_index: int, duplicate_index: int) -> None:
+        super().__init__(
+            f"custom_id {custom_id!r} appears more than once "
+            f"(items[{first_index}] and items[{duplicate_index}]); custom_ids must be unique",
+            field=f"items[{duplicate_index}].custom_id",
+        )
+        self.custom_id = custom_id
+
+
+class InvalidSchema(SubmissionError):
+    """A JSON Schema (output_schema or response_format.json_schema.schema) that is not valid."""
+
+
+class LineTooLarge(SubmissionError):
+    def __init__(self, *, line_index: int, size: int, max_bytes: int, custom_id: str | None = None) -> None:
+        who = f"custom_id {custom_id!r}" if custom_id is not None else f"line {line_index}"
+        super().__init__(
+            f"the request for {who} is {size} bytes as a JSONL line, "
+            f"more than the {max_bytes} bytes allowed in one provider batch file",
+            field="items",
+        )
+        self.line_index = line_index
+        self.size = size
+        self.max_bytes = max_bytes
+        self.custom_id = custom_id

@@ -1,0 +1,39 @@
+"""Stable failure codes for items that did not succeed.
+
+Codes reported by Groq itself (for example ``json_validate_failed`` or ``model_not_found``)
+are passed through unchanged; the constants below are the ones this service assigns.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_TOKENS: Final = "max_tokens"
+INVALID_JSON: Final = "invalid_json"
+SCHEMA_MISMATCH: Final = "schema_mismatch"
+BATCH_EXPIRED: Final = "batch_expired"
+BATCH_FAILED: Final = "batch_failed"
+CANCELLED: Final = "cancelled"
+MISSING_RESULT: Final = "missing_result"
+PROVIDER_ERROR: Final = "provider_error"
+MALFORMED_RESULT: Final = "malformed_result"
+
+# Provider codes that classification looks at.
+JSON_VALIDATE_FAILED: Final = "json_validate_failed"
+PROVIDER_BATCH_CANCELLED: Final = "batch_cancelled"
+
+CODE_DESCRIPTIONS: Final[dict[str, str]] = {
+    MAX_TOKENS: (
+        "The model ran out of output tokens (finish_reason `length`, or Groq's `json_validate_failed` "
+        "with 'max completion tokens reached')."
+    ),
+    INVALID_JSON: "JSON was asked for, but the content is not valid JSON.",
+    SCHEMA_MISMATCH: "The content is JSON but does not validate against the output schema.",
+    BATCH_EXPIRED: "The provider batch expired before this request was processed.",
+    BATCH_FAILED: "The provider batch failed as a whole (for example, its input file was rejected).",
+    CANCELLED: "The batch was cancelled before this request was processed.",
+    MISSING_RESULT: "The provider batch finished without an output or error line for this item.",
+    PROVIDER_ERROR: "The provider returned an error without a code; the message has the details.",
+    MALFORMED_RESULT: "The provider's result line could not be parsed or lacks the expected shape.",
+    JSON_VALIDATE_FAILED: "Groq could not produce JSON (or JSON matching the schema) for this request.",
+}

@@ -1,0 +1,267 @@
+"""The only module that talks to Groq: Files and Batches through the official `groq` SDK.
+
+SDK exceptions are mapped onto two of our own: RetryableProviderError (wait and try again; nothing is
+lost) and PermanentProviderError (the request itself is wrong; retrying cannot help).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import groq
+import httpx
+from groq import AsyncGroq
+
+PROVIDER_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+BATCH_ENDPOINT = "/v1/chat/completions"
+LIST_PAGE_LIMIT = 100
+
+T = TypeVar("T")
+
+
+class ProviderError(Exception):
+    """A call to Groq did not succeed."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RetryableProviderError(ProviderError):
+    """Rate limits, 5xx, timeouts, connection failures: the work waits, it is never dropped."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None):
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """The provider refused the request itself (400, 401, 403, 404, 413, 422...)."""
+
+
+class ProviderNotFound(PermanentProviderError):
+    pass
+
+
+@dataclass(frozen=True)
+class RequestCounts:
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderBatchInfo:
+    id: str
+    status: str
+    input_file_id: str | None
+    output_file_id: str | None
+    error_file_id: str | None
+    request_counts: RequestCounts
+    metadata: dict[str, str] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in PROVIDER_TERMINAL_STATUSES
+
+
+def _retry_after_seconds(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    header_ms = response.headers.get("retry-after-ms")
+    if header_ms:
+        try:
+            return float(header_ms) / 1000
+        except ValueError:
+            pass
+    header = response.headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(header)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _describe(error: groq.APIStatusError) -> str:
+    body = error.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and inner.get("message"):
+            code = inner.get("code")
+            return (
+                f"{error.status_code} {code}: {inner['message']}"
+                if code
+                else f"{error.status_code}: {inner['message']}"
+            )
+    return f"{error.status_code}: {error.message}"
+
+
+def map_sdk_error(error: Exception) -> ProviderError:
+    """Classify an SDK exception the way our workers need it."""
+    if isinstance(error, groq.APITimeoutError):
+        return RetryableProviderError("timed out waiting for Groq")
+    if isinstance(error, groq.APIConnectionError):
+        return RetryableProviderError(f"could not connect to Groq: {error.message}")
+    if isinstance(error, groq.APIStatusError):
+        status = error.status_code
+        message = _describe(error)
+        if status in (408, 409, 429) or status >= 500:
+            return RetryableProviderError(
+                message, status_code=status, retry_after=_retry_after_seconds(error.response)
+            )
+        if status == 404:
+            return ProviderNotFound(message, status_code=status)
+        return PermanentProviderError(message, status_code=status)
+    if isinstance(error, groq.APIResponseValidationError):
+        return RetryableProviderError(f"unexpected response from Groq: {error.message}")
+    return ProviderError(str(error))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
+def _errors_of(raw_errors: Any) -> list[dict[str, Any]]:
+    """Groq's docs show a bare array; the SDK types it as {object, data}. Accept both."""
+    if raw_errors is None:
+        return []
+    if isinstance(raw_errors, list):
+        return [_as_dict(entry) for entry in raw_errors]
+    as_dict = _as_dict(raw_errors)
+    data = as_dict.get("data") or []
+    return [_as_dict(entry) for entry in data]
+
+
+def batch_info(batch: Any) -> ProviderBatchInfo:
+    counts = batch.request_counts
+    metadata = batch.metadata if isinstance(batch.metadata, Mapping) else {}
+    return ProviderBatchInfo(
+        id=batch.id,
+        status=str(batch.status),
+        input_file_id=batch.input_file_id,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        request_counts=RequestCounts(
+            total=int(getattr(counts, "total", 0) or 0),
+            completed=int(getattr(counts, "completed", 0) or 0),
+            failed=int(getattr(counts, "failed", 0) or 0),
+        ),
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        errors=_errors_of(batch.errors),
+    )
+
+
+class GroqBatchProvider:
+    """Files + Batches on Groq. Every method raises only ProviderError subclasses."""
+
+    def __init__(self, client: AsyncGroq, *, completion_window: str = "24h") -> None:
+        self._client = client
+        self.completion_window = completion_window
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        api_key: str,
+        base_url: str | None,
+        timeout_seconds: float,
+        max_retries: int,
+        completion_window: str = "24h",
+        http_client: httpx.AsyncClient | None = None,
+    ) -> GroqBatchProvider:
+        client = AsyncGroq(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+        return cls(client, completion_window=completion_window)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await operation()
+        except groq.GroqError as error:
+            raise map_sdk_error(error) from error
+
+    async def upload_jsonl(self, path: Path, *, filename: str) -> str:
+        """Upload a batch input file, streamed from disk in 64 KiB parts (never loaded whole)."""
+        with path.open("rb") as handle:
+            created = await self._call(
+                lambda: self._client.files.create(
+                    file=(filename, handle, "application/jsonl"), purpose="batch"
+                )
+            )
+        return str(created.id)
+
+    async def create_batch(self, input_file_id: str, *, metadata: Mapping[str, str]) -> ProviderBatchInfo:
+        """One try only: the SDK sends no idempotency key, so a blind retry after a 5xx that had in fact
+        created the batch would make a second one. Callers reconcile by metadata before trying again."""
+        batch = await self._call(
+            lambda: self._client.with_options(max_retries=0).batches.create(
+                input_file_id=input_file_id,
+                endpoint=BATCH_ENDPOINT,
+                completion_window=self.completion_window,
+                metadata=dict(metadata),
+            )
+        )
+        return batch_info(batch)
+
+    async def retrieve(self, batch_id: str) -> ProviderBatchInfo:
+        return batch_info(await self._call(lambda: self._client.batches.retrieve(batch_id)))
+
+    async def cancel(self, batch_id: str) -> ProviderBatchInfo:
+        return batch_info(await self._call(lambda: self._client.batches.cancel(batch_id)))
+
+    async def iter_batches(self) -> AsyncIterator[ProviderBatchInfo]:
+        """Every batch of the account, following `paging.next_cursor`."""
+        cursor: str | None = None
+        while True:
+            query: dict[str, Any] = {"limit": LIST_PAGE_LIMIT}
+            if cursor:
+                query["cursor"] = cursor
+            page = await self._call(lambda q=query: self._client.batches.list(extra_query=q))  # type: ignore[misc]
+            for batch in page.data or []:
+                yield batch_info(batch)
+            paging = getattr(page, "paging", None)
+            cursor = paging.get("next_cursor") if isinstance(paging, Mapping) else None
+            if not cursor:
+                return
+
+    async def find_batch(self, metadata_key: str, value: str) -> ProviderBatchInfo | None:
+        """Reconciliation: the provider batch created for a chunk, found by the metadata we sent."""
+        async for batch in self.iter_batches():
+            if batch.metadata.get(metadata_key) == value:
+                return batch
+        return None
+
+    async def iter_file_lines(self, file_id: str) -> AsyncIterator[bytes]:
+        """The lines of an output or error file, streamed; memory stays flat for any file size."""
+        try:
+            async with self._client.files.with_streaming_response.content(file_id) as response:
+                async for line in response.iter_lines():
+                    if line.strip():
+                        yield line.encode()
+        except groq.GroqError as error:
+            raise map_sdk_error(error) from error
+        except httpx.HTTPError as error:  # the stream broke after the response started
+            raise RetryableProviderError(f"download of {file_id} interrupted: {error}") from error
+
+    async def delete_file(self, file_id: str) -> None:
+        await self._call(lambda: self._client.files.delete(file_id))

@@ -1,0 +1,204 @@
+"""SQL the API needs: creating batches and reading summaries, pages of results and items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlalchemy.orm import aliased
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.models import Attempt, Batch, Item, Pass, ProviderBatch
+
+
+async def insert_batch(
+    session: AsyncSession, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """The batch, its items and its first pass, in the caller's transaction (all or nothing)."""
+    session.add(batch)
+    await session.flush()
+    await session.execute(
+        insert(Item),
+        [
+            {
+                "batch_id": batch.id,
+                "custom_id": custom_id,
+                "position": position,
+                "body": body,
+                "status": "pending",
+            }
+            for position, (custom_id, body) in enumerate(items)
+        ],
+    )
+
+
+@dataclass
+class PassFigures:
+    succeeded: int = 0
+    failed: int = 0
+    pending: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def items(self) -> int:
+        return self.succeeded + self.failed + self.pending
+
+
+async def pass_figures(session: AsyncSession, batch_id: str) -> dict[int, PassFigures]:
+    rows = await session.execute(
+        select(  # type: ignore[call-overload]
+            Attempt.pass_id,
+            Attempt.status,
+            Attempt.error_code,
+            func.count(),
+            func.coalesce(func.sum(Attempt.input_tokens), 0),
+            func.coalesce(func.sum(Attempt.output_tokens), 0),
+            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+        )
+        .join(Pass, Pass.id == Attempt.pass_id)
+        .where(Pass.batch_id == batch_id)
+        .group_by(Attempt.pass_id, Attempt.status, Attempt.error_code)
+    )
+    figures: dict[int, PassFigures] = {}
+    for pass_id, status, error_code, count, input_tokens, output_tokens, cost in rows:
+        entry = figures.setdefault(pass_id, PassFigures())
+        setattr(entry, status, getattr(entry, status) + count)
+        entry.input_tokens += int(input_tokens)
+        entry.output_tokens += int(output_tokens)
+        entry.cost_usd += float(cost)
+        if error_code:
+            entry.failure_reasons[error_code] = entry.failure_reasons.get(error_code, 0) + count
+    return figures
+
+
+async def item_status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)  # type: ignore[call-overload]
+    )
+    return {status: count for status, count in rows}
+
+
+async def final_failure_reasons(session: AsyncSession, batch_id: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(Attempt.error_code, func.count())  # type: ignore[call-overload]
+        .join(Item, Item.deciding_attempt_id == Attempt.id)
+        .where(Item.batch_id == batch_id, Item.status == "failed")
+        .group_by(Attempt.error_code)
+    )
+    return {code or "unknown": count for code, count in rows}
+
+
+async def passes_of(session: AsyncSession, batch_id: str) -> list[Pass]:
+    result = await session.exec(select(Pass).where(Pass.batch_id == batch_id).order_by(Pass.number))  # type: ignore[call-overload]
+    return list(result.all())
+
+
+async def chunks_of(session: AsyncSession, batch_id: str) -> list[ProviderBatch]:
+    result = await session.exec(
+        select(ProviderBatch).where(ProviderBatch.batch_id == batch_id).order_by(ProviderBatch.id)  # type: ignore[call-overload]
+    )
+    return list(result.all())
+
+
+async def list_batches(
+    session: AsyncSession, *, status: str | None, after: str | None, limit: int
+) -> tuple[list[Batch], bool]:
+    query = select(Batch).order_by(Batch.id.desc())  # type: ignore[attr-defined]
+    if status:
+        query = query.where(Batch.status == status)
+    if after:
+        query = query.where(Batch.id < after)
+    rows = list((await session.exec(query.limit(limit + 1))).all())
+    return rows[:limit], len(rows) > limit
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    position: int
+    custom_id: str
+    status: str
+    attempt: Attempt | None
+    pass_number: int | None
+    model: str | None
+    total_cost_usd: float
+    attempts: int
+
+
+async def result_records(
+    session: AsyncSession, batch_id: str, *, status: str | None, after_position: int, limit: int
+) -> list[ResultRecord]:
+    deciding = aliased(Attempt)
+    costs = (
+        select(
+            Attempt.item_id.label("item_id"),  # type: ignore[attr-defined]
+            func.sum(Attempt.cost_usd).label("cost"),
+            func.count().label("attempts"),
+        )
+        .join(Item, Item.id == Attempt.item_id)
+        .where(Item.batch_id == batch_id, Attempt.status != "pending")
+        .group_by(Attempt.item_id)
+        .subquery()
+    )
+    query = (
+        select(  # type: ignore[call-overload]
+            Item.position,
+            Item.custom_id,
+            Item.status,
+            deciding,
+            Pass.number,
+            Pass.model,
+            costs.c.cost,
+            costs.c.attempts,
+        )
+        .outerjoin(deciding, deciding.id == Item.deciding_attempt_id)
+        .outerjoin(Pass, Pass.id == deciding.pass_id)
+        .outerjoin(costs, costs.c.item_id == Item.id)
+        .where(Item.batch_id == batch_id, Item.position > after_position)
+        .order_by(Item.position)
+        .limit(limit)
+    )
+    if status:
+        query = query.where(Item.status == status)
+    rows = await session.execute(query)
+    return [
+        ResultRecord(
+            position=position,
+            custom_id=custom_id,
+            status=item_status,
+            attempt=attempt,
+            pass_number=number,
+            model=model,
+            total_cost_usd=float(cost or 0.0),
+            attempts=int(attempts or 0),
+        )
+        for position, custom_id, item_status, attempt, number, model, cost, attempts in rows
+    ]
+
+
+async def find_item(session: AsyncSession, batch_id: str, custom_id: str) -> Item | None:
+    result = await session.exec(select(Item).where(Item.batch_id == batch_id, Item.custom_id == custom_id))  # type: ignore[call-overload]
+    return result.first()
+
+
+async def attempts_of(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:
+    rows = await session.execute(
+        select(Attempt, Pass, ProviderBatch.provider_batch_id)  # type: ignore[call-overload]
+        .join(Pass, Pass.id == Attempt.pass_id)
+        .join(ProviderBatch, ProviderBatch.id == Attempt.provider_batch_row_id)
+        .where(Attempt.item_id == item_id)
+        .order_by(Pass.number)
+    )
+    return [(attempt, pass_, provider_id) for attempt, pass_, provider_id in rows]
+
+
+async def failed_custom_ids(session: AsyncSession, batch_id: str) -> set[str]:
+    rows = await session.scalars(
+        select(Item.custom_id).where(Item.batch_id == batch_id, Item.status == "failed")
+    )
+    return set(rows)

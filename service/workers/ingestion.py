@@ -1,0 +1,139 @@
+"""Poll a submitted chunk; once Groq says it is terminal, ingest both result files in one transaction.
+
+The files are downloaded to the spool first, so the database transaction never waits on the network.
+Ingest is all-or-nothing and fenced on the chunk's state and lease: a worker that dies half-way leaves
+nothing behind, and the next one ingests again from the start without double counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+
+from service.db import transaction
+from service.models import Batch, ChunkState, Pass, ProviderBatch, utcnow
+from service.pipeline import failure_codes
+from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
+from service.pipeline.expectations import expectation_for
+from service.pipeline.requests import merge_request
+from service.providers.groq import ProviderBatchInfo
+from service.workers.context import WorkerContext
+from service.workers.outcomes import apply_outcomes, pending_attempts, record_provider_batch
+
+logger = logging.getLogger(__name__)
+
+
+def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
+    if info.status == "expired":
+        return failure_codes.BATCH_EXPIRED, "the provider batch expired before this request was processed"
+    if info.status == "cancelled":
+        return failure_codes.CANCELLED, "the provider batch was cancelled before this request was processed"
+    if info.status == "failed":
+        details = "; ".join(
+            f"line {error.get('line')}: {error.get('code')}: {error.get('message')}"
+            for error in info.errors[:3]
+        )
+        return failure_codes.BATCH_FAILED, f"the provider batch failed validation: {details or 'no details'}"
+    return failure_codes.MISSING_RESULT, "the request appears in neither the output nor the error file"
+
+
+async def _download(ctx: WorkerContext, file_id: str, row_id: int) -> Path:
+    path = ctx.spool_dir / f"result-{row_id}-{file_id}-{ctx.worker_id.replace(':', '_')}.jsonl"
+    with path.open("wb") as handle:
+        async for line in ctx.provider.iter_file_lines(file_id):
+            handle.write(line)
+            handle.write(b"\n")
+    return path
+
+
+def _lines(paths: list[Path]) -> Iterator[bytes]:
+    for path in paths:
+        with path.open("rb") as handle:
+            yield from handle
+
+
+async def _mark_polled(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> None:
+    async with transaction(ctx.sessions) as session:
+        result = await session.execute(
+            update(ProviderBatch)
+            .where(
+                ProviderBatch.id == row_id,  # type: ignore[arg-type]
+                ProviderBatch.state == ChunkState.SUBMITTED,  # type: ignore[arg-type]
+                ProviderBatch.lease_owner == ctx.worker_id,  # type: ignore[arg-type]
+            )
+            .values(
+                next_action_at=utcnow() + timedelta(seconds=ctx.settings.poll_interval_seconds),
+                retry_count=0,
+                last_error=None,
+            )
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            await record_provider_batch(session, row_id, info)
+
+
+async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, paths: list[Path]) -> None:
+    async with transaction(ctx.sessions) as session:
+        row = await session.get_one(ProviderBatch, row_id)
+        if row.state != ChunkState.SUBMITTED or row.lease_owner != ctx.worker_id:
+            return
+        pass_ = await session.get_one(Pass, row.pass_id)
+        batch = await session.get_one(Batch, row.batch_id)
+        pending = await pending_attempts(session, row_id)
+        outcomes: list[tuple[int, int, Outcome]] = []
+        malformed = 0
+        for raw in _lines(paths):
+            line = parse_result_line(raw)
+            if line is None:
+                malformed += 1
+                continue
+            entry = pending.pop(line["custom_id"], None)
+            if entry is None:
+                continue  # not ours, or a repeated line: the first one decides
+            attempt_id, item_id, body = entry
+            expectation = expectation_for(
+                merge_request(body, batch.params, pass_.params), batch.output_schema
+            )
+            outcomes.append((attempt_id, item_id, classify_result(line, expectation)))
+        code, message = _unprocessed_reason(info)
+        if malformed and code == failure_codes.MISSING_RESULT:
+            message += f" ({malformed} unreadable lines in the result files)"
+        for custom_id, (attempt_id, item_id, _body) in pending.items():
+            outcomes.append((attempt_id, item_id, unprocessed(custom_id, code, message)))
+        await apply_outcomes(session, ctx, pass_, outcomes)
+        await record_provider_batch(session, row_id, info)
+        row.state = ChunkState.DONE
+        row.finished_at = utcnow()
+        row.last_error = f"{malformed} unreadable result lines" if malformed else None
+        session.add(row)
+    logger.info(
+        "ingested provider batch %s (%s): %d results, %d unreadable lines",
+        info.id,
+        info.status,
+        len(outcomes),
+        malformed,
+    )
+
+
+async def poll_chunk(ctx: WorkerContext, row_id: int) -> None:
+    async with ctx.sessions() as session:
+        row = await session.get_one(ProviderBatch, row_id)
+        provider_batch_id = row.provider_batch_id
+    if provider_batch_id is None or row.state != ChunkState.SUBMITTED:
+        return
+    info = await ctx.provider.retrieve(provider_batch_id)
+    if not info.is_terminal:
+        await _mark_polled(ctx, row_id, info)
+        return
+    paths: list[Path] = []
+    try:
+        for file_id in (info.output_file_id, info.error_file_id):
+            if file_id:
+                paths.append(await _download(ctx, file_id, row_id))
+        await _ingest(ctx, row_id, info, paths)
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,48 @@
+"""Claiming rows with leases: a conditional UPDATE, so two workers can never both own one row.
+
+Every later write by the owner is fenced on `lease_owner`, so a worker that was paused past its lease
+changes nothing when it wakes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+
+from service.models import Batch, ProviderBatch, utcnow
+
+
+def _claim_statement(table: Any, row_id: Any, owner: str, lease_seconds: float) -> Any:
+    now = utcnow()
+    return (
+        update(table)
+        .where(table.id == row_id)
+        .where(or_(table.lease_owner.is_(None), table.lease_owner == owner, table.lease_expires_at < now))
+        .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+
+
+def claim_batch(batch_id: str, owner: str, lease_seconds: float) -> Any:
+    return _claim_statement(Batch, batch_id, owner, lease_seconds)
+
+
+def claim_chunk(row_id: int, owner: str, lease_seconds: float) -> Any:
+    return _claim_statement(ProviderBatch, row_id, owner, lease_seconds)
+
+
+def release_batch(batch_id: str, owner: str) -> Any:
+    return (
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.lease_owner == owner)  # type: ignore[arg-type]
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def release_chunk(row_id: int, owner: str) -> Any:
+    return (
+        update(ProviderBatch)
+        .where(ProviderBatch.id == row_id, ProviderBatch.lease_owner == owner)  # type: ignore[arg-type]
+        .values(lease_owner=None, lease_expires_at=None)
+    )

@@ -1,0 +1,180 @@
+"""Send one chunk of a pass to Groq: spool its JSONL to disk, upload, create the provider batch.
+
+The chunk goes PENDING -> UPLOADING (committed before any call to Groq) -> SUBMITTED. A chunk found in
+UPLOADING may already have a provider batch (the worker died, or create answered 5xx after creating it),
+so it is first looked up by the metadata key we attach; only if none exists is one created.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.db import transaction
+from service.models import Attempt, Batch, ChunkState, Item, Pass, ProviderBatch, utcnow
+from service.pipeline import failure_codes
+from service.providers.groq import PermanentProviderError, ProviderBatchInfo
+from service.workers.context import WorkerContext
+from service.workers.outcomes import fail_pending_attempts, record_provider_batch
+from service.workers.planning import request_line
+
+logger = logging.getLogger(__name__)
+
+CHUNK_METADATA_KEY = "llm_batch_chunk"
+
+
+def chunk_key(batch_id: str, pass_number: int, chunk_index: int) -> str:
+    return f"{batch_id}/pass-{pass_number}/chunk-{chunk_index}"
+
+
+def chunk_metadata(batch: Batch, pass_: Pass, row: ProviderBatch) -> dict[str, str]:
+    return {
+        CHUNK_METADATA_KEY: chunk_key(batch.id, pass_.number, row.chunk_index),
+        "llm_batch_id": batch.id,
+        "pass": str(pass_.number),
+        "chunk": str(row.chunk_index),
+        "model": pass_.model,
+    }
+
+
+async def _write_spool_file(
+    session: AsyncSession, ctx: WorkerContext, batch: Batch, pass_: Pass, row: ProviderBatch
+) -> Path:
+    path = (
+        ctx.spool_dir
+        / f"{batch.id}-p{pass_.number}-c{row.chunk_index}-{ctx.worker_id.replace(':', '_')}.jsonl"
+    )
+    query = (
+        select(Item.custom_id, Item.body)  # type: ignore[call-overload]
+        .join(Attempt, Attempt.item_id == Item.id)
+        .where(Attempt.provider_batch_row_id == row.id)
+        .order_by(Item.position)
+        .execution_options(yield_per=1000)
+    )
+    result = await session.stream(query)
+    with path.open("wb") as handle:
+        async for custom_id, body in result:
+            handle.write(request_line(ctx, batch, pass_, custom_id, body))
+    return path
+
+
+async def _load(session: AsyncSession, row_id: int) -> tuple[ProviderBatch, Pass, Batch]:
+    row = await session.get_one(ProviderBatch, row_id)
+    pass_ = await session.get_one(Pass, row.pass_id)
+    batch = await session.get_one(Batch, row.batch_id)
+    return row, pass_, batch
+
+
+async def _fenced_update(
+    session: AsyncSession, ctx: WorkerContext, row_id: int, expected_state: str, **values: object
+) -> bool:
+    result = await session.execute(
+        update(ProviderBatch)
+        .where(
+            ProviderBatch.id == row_id,  # type: ignore[arg-type]
+            ProviderBatch.state == expected_state,  # type: ignore[arg-type]
+            ProviderBatch.lease_owner == ctx.worker_id,  # type: ignore[arg-type]
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _adopt(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> None:
+    async with transaction(ctx.sessions) as session:
+        if await _fenced_update(
+            session,
+            ctx,
+            row_id,
+            ChunkState.UPLOADING,
+            state=ChunkState.SUBMITTED,
+            submitted_at=utcnow(),
+            next_action_at=utcnow(),
+        ):
+            await record_provider_batch(session, row_id, info)
+
+
+async def abandon_chunk(
+    ctx: WorkerContext, row_id: int, expected_state: str, code: str, message: str
+) -> None:
+    """Give up on a chunk before it reached Groq: every item in it fails with `code` (never lost)."""
+    async with transaction(ctx.sessions) as session:
+        if await _fenced_update(
+            session,
+            ctx,
+            row_id,
+            expected_state,
+            state=ChunkState.DONE,
+            finished_at=utcnow(),
+            last_error=message,
+        ):
+            row = await session.get_one(ProviderBatch, row_id)
+            pass_ = await session.get_one(Pass, row.pass_id)
+            await fail_pending_attempts(session, ctx, row, pass_, code, message)
+
+
+async def submit_chunk(ctx: WorkerContext, row_id: int) -> None:
+    """Bring a PENDING or UPLOADING chunk to SUBMITTED. Provider errors propagate to the caller."""
+    async with transaction(ctx.sessions) as session:
+        row, pass_, batch = await _load(session, row_id)
+        state = row.state
+        if state == ChunkState.PENDING:
+            if batch.cancel_requested:
+                state = "cancel"
+            else:
+                await _fenced_update(session, ctx, row_id, ChunkState.PENDING, state=ChunkState.UPLOADING)
+                state = ChunkState.UPLOADING
+    if state == "cancel":
+        await abandon_chunk(
+            ctx,
+            row_id,
+            ChunkState.PENDING,
+            failure_codes.CANCELLED,
+            "the batch was cancelled before this chunk was sent",
+        )
+        return
+    if state != ChunkState.UPLOADING:
+        return
+    key = chunk_key(batch.id, pass_.number, row.chunk_index)
+    existing = await ctx.provider.find_batch(CHUNK_METADATA_KEY, key)
+    if existing is not None:
+        logger.info("adopting provider batch %s for %s", existing.id, key)
+        await _adopt(ctx, row_id, existing)
+        return
+    if batch.cancel_requested:
+        await abandon_chunk(
+            ctx,
+            row_id,
+            ChunkState.UPLOADING,
+            failure_codes.CANCELLED,
+            "the batch was cancelled before this chunk was sent",
+        )
+        return
+    input_file_id = row.input_file_id
+    if input_file_id is None:
+        async with ctx.sessions() as session:
+            path = await _write_spool_file(session, ctx, batch, pass_, row)
+        try:
+            input_file_id = await ctx.provider.upload_jsonl(path, filename=f"{key.replace('/', '_')}.jsonl")
+        finally:
+            path.unlink(missing_ok=True)
+        async with transaction(ctx.sessions) as session:
+            await _fenced_update(session, ctx, row_id, ChunkState.UPLOADING, input_file_id=input_file_id)
+    try:
+        info = await ctx.provider.create_batch(input_file_id, metadata=chunk_metadata(batch, pass_, row))
+    except PermanentProviderError as error:
+        await abandon_chunk(
+            ctx, row_id, ChunkState.UPLOADING, failure_codes.BATCH_FAILED, f"Groq refused the batch: {error}"
+        )
+        return
+    logger.info("created provider batch %s for %s (%d lines)", info.id, key, row.line_count)
+    await _adopt(ctx, row_id, info)
+
+
+def poll_delay(ctx: WorkerContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.poll_interval_seconds)
