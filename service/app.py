@@ -29,9 +29,7 @@ WORKER_STOP_GRACE_SECONDS = 25.0
 def _emulator_app(settings: Settings) -> ASGIApp:
     from service.emulator import EmulatorConfig, create_emulator_app
 
-    return create_emulator_app(
-        EmulatorConfig(seed=settings.emulator_seed, time_scale=settings.emulator_time_scale)
-    )
+    return create_emulator_app(EmulatorConfig(seed=settings.emulator_seed, time_scale=settings.emulator_time_scale))
 
 
 def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple[GroqBatchProvider, str]:

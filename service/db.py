@@ -88,3 +88,8 @@ async def migrate(engine: AsyncEngine) -> None:
             # Serialise concurrent start-ups: only one replica runs the migrations at a time.
             await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
         await connection.run_sync(_upgrade)
+
+
+def rows_affected(result: object) -> int:
+    """Rows an UPDATE/DELETE matched: how conditional updates tell whether they won."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -4,7 +4,7 @@ Starts the app (workers included) with uvicorn on a free local port, submits the
 ``?fallback=true`` over HTTP, draws each pass's progress, then prints a table per pass and what the
 same run would have cost on the primary model only or on the fallback model only.
 
-Without ``GROQ_API_KEY`` the app runs against its built-in Groq emulator, with emulated time 20×
+Without ``GROQ_API_KEY`` the app runs against its built-in Groq emulator, with emulated time 20x
 faster than real time, so the demo takes a few seconds. With a key it sends real batches to Groq
 (which may take minutes to hours; Ctrl-C leaves the batch in the database for the next start).
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -55,6 +57,8 @@ class WhatIf:
     fallback_measured_items: int  # items whose fallback-model tokens were measured in this run
     fallback_estimated_items: int  # items whose fallback-model tokens are estimated
     fallback_avg_output_tokens: float | None
+    primary_avg_input_tokens: float  # per pass-1 item with usage, over the items not measured on the fallback
+    fallback_avg_input_tokens: float | None  # per item measured on the fallback model
 
     @property
     def saving_vs_fallback_pct(self) -> float | None:
@@ -87,28 +91,27 @@ def whatif_costs(
     passes = sorted(summary["passes"], key=lambda p: p["number"])
     first = passes[0]
     primary_model: str = first["model"]
-    fallback_model: str = summary.get("fallback_model") or (
-        passes[1]["model"] if len(passes) > 1 else primary_model
-    )
-    primary_only = _usd(
-        prices, primary_model, first["cost"]["input_tokens"], first["cost"]["output_tokens"]
-    )
+    fallback_model: str = summary.get("fallback_model") or (passes[1]["model"] if len(passes) > 1 else primary_model)
+    primary_only = _usd(prices, primary_model, first["cost"]["input_tokens"], first["cost"]["output_tokens"])
 
-    measured = [row for row in rows if row.get("model") == fallback_model and row.get("usage")]
-    others = [row for row in measured if False] + [row for row in rows if row not in measured]
-    outputs = [out for _, out in map(_usage, measured) if out > 0]
-    pass1_inputs = [inp for inp, _ in map(_usage, others) if inp > 0 and others and True]
-    pass1_inputs = [_usage(row)[0] for row in rows if row.get("pass") == 1 and _usage(row)[0] > 0]
-    avg_input = sum(pass1_inputs) / len(pass1_inputs) if pass1_inputs else 0.0
+    measured: list[Mapping[str, Any]] = []
+    others: list[Mapping[str, Any]] = []
+    for row in rows:
+        (measured if row.get("model") == fallback_model and row.get("usage") else others).append(row)
+    outputs = [output for _, output in map(_usage, measured) if output > 0]
     avg_output = sum(outputs) / len(outputs) if outputs else None
+    pass1_inputs = [_usage(row)[0] for row in others if row.get("pass") == 1 and _usage(row)[0] > 0]
+    avg_input = sum(pass1_inputs) / len(pass1_inputs) if pass1_inputs else 0.0
+    measured_inputs = [inp for inp, _ in map(_usage, measured)]
+    avg_measured_input = sum(measured_inputs) / len(measured_inputs) if measured_inputs else None
 
     fallback_only: float | None = None
     if avg_output is not None or not others:
         input_tokens = float(sum(_usage(row)[0] for row in measured))
         output_tokens = float(sum(_usage(row)[1] for row in measured))
         for row in others:
-            inp = _usage(row)[0] if row.get("pass") == 1 else 0
-            input_tokens += inp if inp > 0 else avg_input
+            own_input = _usage(row)[0] if row.get("pass") == 1 else 0
+            input_tokens += own_input if own_input > 0 else avg_input
             output_tokens += avg_output or 0.0
         fallback_only = _usd(prices, fallback_model, input_tokens, output_tokens)
 
@@ -122,4 +125,374 @@ def whatif_costs(
         fallback_measured_items=len(measured),
         fallback_estimated_items=len(others),
         fallback_avg_output_tokens=avg_output,
+        primary_avg_input_tokens=avg_input,
+        fallback_avg_input_tokens=avg_measured_input,
     )
+
+
+# -- plain-text tables ------------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    """Columns padded to their widest cell; ``right[i]`` aligns column i to the right (numbers)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(width) if align else cell.ljust(width)
+            for cell, width, align in zip(cells, widths, right, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return [line(headers), rule, *(line(row) for row in rows[:-1]), rule, line(rows[-1])] if rows else []
+
+
+def money(usd: float) -> str:
+    return f"${usd:,.6f}"
+
+
+def reasons_text(reasons: Mapping[str, int]) -> str:
+    ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{code} {count}" for code, count in ordered) or "-"
+
+
+def pass_table(summary: Mapping[str, Any]) -> list[str]:
+    headers = [
+        "pass",
+        "model",
+        "items",
+        "succeeded",
+        "failed",
+        "failures by reason",
+        "input tok",
+        "output tok",
+    ]
+    headers.append("cost USD")
+    rows: list[list[str]] = []
+    for p in sorted(summary["passes"], key=lambda p: p["number"]):
+        rows.append(
+            [
+                str(p["number"]),
+                p["model"],
+                str(p["items"]),
+                str(p["succeeded"]),
+                str(p["failed"]),
+                reasons_text(p["failure_reasons"]),
+                f"{p['cost']['input_tokens']:,}",
+                f"{p['cost']['output_tokens']:,}",
+                money(p["cost"]["usd"]),
+            ]
+        )
+    counts, cost = summary["counts"], summary["cost"]
+    rows.append(
+        [
+            "total",
+            "(merged, one result per item)",
+            str(counts["total"]),
+            str(counts["succeeded"]),
+            str(counts["failed"]),
+            reasons_text(summary.get("failure_reasons") or {}),
+            f"{cost['input_tokens']:,}",
+            f"{cost['output_tokens']:,}",
+            money(cost["usd"]),
+        ]
+    )
+    right = [False, False, True, True, True, False, True, True, True]
+    return format_table(headers, rows, right)
+
+
+def whatif_lines(summary: Mapping[str, Any], whatif: WhatIf, prices: Mapping[str, tuple[float, float]]) -> list[str]:
+    counts = summary["counts"]
+    total = counts["total"]
+    models = [whatif.primary_model] + ([whatif.fallback_model] if whatif.fallback_model != whatif.primary_model else [])
+    price_text = "; ".join(f"{m} ${prices[m][0]:g} in / ${prices[m][1]:g} out" for m in models)
+    share = whatif.primary_only_failed / total * 100 if total else 0.0
+    rows = [
+        [
+            "two passes, as run",
+            money(whatif.actual_usd),
+            f"{counts['succeeded']} succeeded, {counts['failed']} failed",
+        ],
+        [
+            f"{whatif.primary_model} only",
+            money(whatif.primary_only_usd),
+            f"{whatif.primary_only_failed} items would have failed ({share:.1f}%)",
+        ],
+        [
+            f"{whatif.fallback_model} only (estimate)",
+            money(whatif.fallback_only_usd) if whatif.fallback_only_usd is not None else "n/a",
+            "" if whatif.fallback_only_usd is not None else "no item reached the fallback model",
+        ],
+    ]
+    lines = [f"What if the same {total} items had used one model (batch prices per 1M tokens: {price_text}):"]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines += [f"  {r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}".rstrip() for r in rows]
+    saving = whatif.saving_vs_fallback_pct
+    if saving is not None:
+        verb = "saves" if saving >= 0 else "costs"
+        lines.append(f"  Two passes {verb} {abs(saving):.1f}% versus {whatif.fallback_model} only.")
+    if whatif.fallback_only_usd is not None and whatif.fallback_estimated_items:
+        average = whatif.fallback_avg_output_tokens or 0.0
+        lines += [
+            f"  The {whatif.fallback_model}-only figure is an estimate: {whatif.fallback_measured_items}"
+            f" items count with the tokens measured on {whatif.fallback_model},",
+            f"  the other {whatif.fallback_estimated_items} with their pass-1 input tokens and"
+            f" {average:,.0f} output tokens (the fallback model's average answer in this run).",
+        ]
+        fallback_input = whatif.fallback_avg_input_tokens
+        if fallback_input is not None and fallback_input > whatif.primary_avg_input_tokens > 0:
+            lines.append(
+                f"  It errs low: prompts sent to {whatif.fallback_model} averaged {fallback_input:,.0f} input"
+                f" tokens against {whatif.primary_avg_input_tokens:,.0f} on {whatif.primary_model},"
+            )
+            lines.append("  as a model without json_schema support gets the schema as an instruction too.")
+    return lines
+
+
+# -- progress ----------------------------------------------------------------------------------------
+
+
+def pass_line(p: Mapping[str, Any], model_width: int) -> str:
+    chunks = p.get("provider_batches") or []
+    provider = ""
+    if chunks:
+        statuses = sorted({c.get("status") or c.get("state") or "?" for c in chunks})
+        done = sum(c["request_counts"]["completed"] + c["request_counts"]["failed"] for c in chunks)
+        lines = sum(c.get("lines") or 0 for c in chunks)
+        provider = f"  provider: {'/'.join(statuses)} {done}/{lines}"
+    return (
+        f"pass {p['number']}  {p['model'].ljust(model_width)}  {p['status']:<10}"
+        f"{p['items']:>5} items {p['succeeded']:>5} ok {p['failed']:>4} failed {p['pending']:>5} pending"
+        f"  {money(p['cost']['usd'])}{provider}"
+    )
+
+
+def progress_lines(summary: Mapping[str, Any]) -> list[str]:
+    passes = sorted(summary["passes"], key=lambda p: p["number"])
+    models = [summary.get("model") or "", summary.get("fallback_model") or "", *(p["model"] for p in passes)]
+    width = max(len(model) for model in models)
+    lines = [f"batch {summary['id']}  {summary['status']}"]
+    lines += [pass_line(p, width) for p in passes]
+    return lines
+
+
+class ProgressView:
+    """On a terminal: the lines are redrawn in place. Otherwise: a line is printed whenever it changes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.shown: list[str] = []
+
+    def update(self, lines: list[str]) -> None:
+        if self.tty:
+            if lines == self.shown:
+                return
+            columns = shutil.get_terminal_size().columns - 1  # a wrapped line would break the redraw
+            if self.shown:
+                self.out.write(f"\x1b[{len(self.shown)}F")
+            for line in lines:
+                self.out.write(f"\x1b[2K{line[:columns]}\n")
+        else:
+            previous = set(self.shown)
+            for line in lines:
+                if line not in previous:
+                    self.out.write(line + "\n")
+        self.out.flush()
+        self.shown = lines
+
+
+# -- the service -------------------------------------------------------------------------------------
+
+
+def apply_env_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Set the demo's defaults where the user set nothing; returns what was set."""
+    env = os.environ if environ is None else environ
+    applied = {}
+    for key, value in DEMO_ENV_DEFAULTS.items():
+        if key not in env:
+            env[key] = value
+            applied[key] = value
+    return applied
+
+
+class BackgroundServer:
+    """The app served by uvicorn on a free 127.0.0.1 port, in a daemon thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="llm-batch-demo-server", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the service failed to start (see the log above)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start within {STARTUP_TIMEOUT_SECONDS:.0f}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(SHUTDOWN_TIMEOUT_SECONDS)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def describe_database(url: str, from_env: bool) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: the service will say so; show it as given
+        shown = url
+    return f"{shown} ({'DATABASE_URL' if from_env else 'default; set DATABASE_URL to change'})"
+
+
+def fetch_results(client: httpx.Client, batch_id: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        response = client.get(f"/batches/{batch_id}/results", params=params)
+        response.raise_for_status()
+        page = response.json()
+        rows.extend(page["data"])
+        if not page["has_more"]:
+            return rows
+        params["after"] = page["next_cursor"]
+
+
+def run_batch(client: httpx.Client, payload: dict[str, Any], timeout: float, out: TextIO) -> dict[str, Any] | None:
+    """Submit, then poll until a terminal status; the final summary, or None on timeout."""
+    response = client.post("/batches", params={"fallback": "true"}, json=payload)
+    if response.status_code != 202:
+        raise RuntimeError(f"POST /batches answered {response.status_code}: {response.text}")
+    created: dict[str, Any] = response.json()
+    batch_id = created["id"]
+    print(f"accepted: batch {batch_id} ({response.headers.get('location', '')})", file=out)
+    view = ProgressView(out)
+    deadline = time.monotonic() + timeout
+    summary = created
+    while True:
+        view.update(progress_lines(summary))
+        if summary["status"] in TERMINAL:
+            return summary
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(POLL_EVERY_SECONDS)
+        response = client.get(f"/batches/{batch_id}")
+        response.raise_for_status()
+        summary = response.json()
+
+
+def report(
+    client: httpx.Client, summary: dict[str, Any], prices: Mapping[str, tuple[float, float]], out: TextIO
+) -> None:
+    rows = fetch_results(client, summary["id"])
+    print(file=out)
+    for line in pass_table(summary):
+        print(line, file=out)
+    counts = summary["counts"]
+    print(file=out)
+    print(
+        f"Final: {counts['succeeded']} of {counts['total']} items succeeded, {counts['failed']} failed"
+        + (f" ({reasons_text(summary['failure_reasons'])})" if summary.get("failure_reasons") else "")
+        + (f", {counts['pending']} pending" if counts["pending"] else "")
+        + ".",
+        file=out,
+    )
+    print(file=out)
+    for line in whatif_lines(summary, whatif_costs(summary, rows, prices), prices):
+        print(line, file=out)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m service.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="number of PRs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data seed (default %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="seconds to wait for the batch (default %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = sys.stdout
+    database_from_env = "DATABASE_URL" in os.environ
+    applied = apply_env_defaults()
+
+    from service.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    from service.app import create_app  # after the environment is final: it reads settings at import
+
+    # The service logs at INFO for operators; the demo shows progress itself, so only warnings get through.
+    logging.getLogger().setLevel(logging.WARNING)
+
+    print("llm-batch demo", file=out)
+    print(f"  database: {describe_database(settings.database_url, database_from_env)}", file=out)
+    if settings.uses_emulator:
+        speed = 1 / settings.emulator_time_scale if settings.emulator_time_scale > 0 else 0
+        print(
+            "  provider: built-in Groq emulator (GROQ_API_KEY is not set); emulated time runs"
+            f" {speed:g}x faster (EMULATOR_TIME_SCALE={settings.emulator_time_scale:g})",
+            file=out,
+        )
+    else:
+        print(f"  provider: Groq Batch API at {settings.groq_base_url or 'https://api.groq.com'}", file=out)
+    if applied:
+        print("  demo defaults: " + ", ".join(f"{k}={v}" for k, v in applied.items()), file=out)
+
+    prices = settings.prices()
+    payload = demo_payload(args.count, args.seed)
+    server = BackgroundServer(create_app(settings))
+    headers = {"Authorization": f"Bearer {settings.api_tokens[0]}"} if settings.api_tokens else {}
+    summary: dict[str, Any] | None = None
+    try:
+        server.start()
+        print(f"  service:  {server.url}", file=out)
+        print(
+            f"Submitting {len(payload['items'])} PR analyses: pass 1 on {settings.primary_model}, "
+            f"failures to {settings.fallback_model} (?fallback=true)",
+            file=out,
+        )
+        with httpx.Client(base_url=server.url, headers=headers, timeout=60.0) as client:
+            summary = run_batch(client, payload, args.timeout, out)
+            if summary is None:
+                print(f"\nStill running after {args.timeout:g}s; it carries on at the next start.", file=out)
+                return 1
+            report(client, summary, prices, out)
+    except KeyboardInterrupt:
+        print("\nInterrupted; stopping the service (the batch stays in the database).", file=out)
+        return 130
+    except (RuntimeError, httpx.HTTPError) as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+    print(f"\nBatch {summary['id']} {summary['status']}.", file=out)
+    return 0 if summary["status"] == "completed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,15 +78,11 @@ class Batch(SQLModel, table=True):
     fallback_model: str = Field(max_length=200)
     fallback_enabled: bool = False
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
-    fallback_params: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
-    )
+    fallback_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     output_schema: dict[str, Any] | None = _json_column(nullable=True)
     completion_window: str = Field(default="24h", max_length=8)
     callback_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    user_metadata: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
-    )
+    user_metadata: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     item_count: int = 0
     cancel_requested: bool = False
     lease_owner: str | None = Field(default=None, max_length=80)

@@ -7,16 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import Attempt, Batch, Item, Pass, ProviderBatch
 
 
-async def insert_batch(
-    session: AsyncSession, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]]
-) -> None:
+async def insert_batch(session: AsyncSession, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """The batch, its items and its first pass, in the caller's transaction (all or nothing)."""
     session.add(batch)
     await session.flush()
@@ -52,18 +51,18 @@ class PassFigures:
 
 async def pass_figures(session: AsyncSession, batch_id: str) -> dict[int, PassFigures]:
     rows = await session.execute(
-        select(  # type: ignore[call-overload]
-            Attempt.pass_id,
-            Attempt.status,
-            Attempt.error_code,
+        sa_select(
+            col(Attempt.pass_id),
+            col(Attempt.status),
+            col(Attempt.error_code),
             func.count(),
-            func.coalesce(func.sum(Attempt.input_tokens), 0),
-            func.coalesce(func.sum(Attempt.output_tokens), 0),
-            func.coalesce(func.sum(Attempt.cost_usd), 0.0),
+            func.coalesce(func.sum(col(Attempt.input_tokens)), 0),
+            func.coalesce(func.sum(col(Attempt.output_tokens)), 0),
+            func.coalesce(func.sum(col(Attempt.cost_usd)), 0.0),
         )
-        .join(Pass, Pass.id == Attempt.pass_id)
-        .where(Pass.batch_id == batch_id)
-        .group_by(Attempt.pass_id, Attempt.status, Attempt.error_code)
+        .join(Pass, col(Pass.id) == col(Attempt.pass_id))
+        .where(col(Pass.batch_id) == batch_id)
+        .group_by(col(Attempt.pass_id), col(Attempt.status), col(Attempt.error_code))
     )
     figures: dict[int, PassFigures] = {}
     for pass_id, status, error_code, count, input_tokens, output_tokens, cost in rows:
@@ -79,15 +78,15 @@ async def pass_figures(session: AsyncSession, batch_id: str) -> dict[int, PassFi
 
 async def item_status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
     rows = await session.execute(
-        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)  # type: ignore[call-overload]
+        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
     )
     return {status: count for status, count in rows}
 
 
 async def final_failure_reasons(session: AsyncSession, batch_id: str) -> dict[str, int]:
     rows = await session.execute(
-        select(Attempt.error_code, func.count())  # type: ignore[call-overload]
-        .join(Item, Item.deciding_attempt_id == Attempt.id)
+        select(Attempt.error_code, func.count())
+        .join(Item, col(Item.deciding_attempt_id) == col(Attempt.id))
         .where(Item.batch_id == batch_id, Item.status == "failed")
         .group_by(Attempt.error_code)
     )
@@ -95,13 +94,13 @@ async def final_failure_reasons(session: AsyncSession, batch_id: str) -> dict[st
 
 
 async def passes_of(session: AsyncSession, batch_id: str) -> list[Pass]:
-    result = await session.exec(select(Pass).where(Pass.batch_id == batch_id).order_by(Pass.number))  # type: ignore[call-overload]
+    result = await session.exec(select(Pass).where(col(Pass.batch_id) == batch_id).order_by(col(Pass.number)))
     return list(result.all())
 
 
 async def chunks_of(session: AsyncSession, batch_id: str) -> list[ProviderBatch]:
     result = await session.exec(
-        select(ProviderBatch).where(ProviderBatch.batch_id == batch_id).order_by(ProviderBatch.id)  # type: ignore[call-overload]
+        select(ProviderBatch).where(col(ProviderBatch.batch_id) == batch_id).order_by(col(ProviderBatch.id))
     )
     return list(result.all())
 
@@ -109,7 +108,7 @@ async def chunks_of(session: AsyncSession, batch_id: str) -> list[ProviderBatch]
 async def list_batches(
     session: AsyncSession, *, status: str | None, after: str | None, limit: int
 ) -> tuple[list[Batch], bool]:
-    query = select(Batch).order_by(Batch.id.desc())  # type: ignore[attr-defined]
+    query = select(Batch).order_by(col(Batch.id).desc())
     if status:
         query = query.where(Batch.status == status)
     if after:
@@ -136,35 +135,35 @@ async def result_records(
     deciding = aliased(Attempt)
     costs = (
         select(
-            Attempt.item_id.label("item_id"),  # type: ignore[attr-defined]
+            col(Attempt.item_id).label("item_id"),
             func.sum(Attempt.cost_usd).label("cost"),
             func.count().label("attempts"),
         )
-        .join(Item, Item.id == Attempt.item_id)
+        .join(Item, col(Item.id) == col(Attempt.item_id))
         .where(Item.batch_id == batch_id, Attempt.status != "pending")
-        .group_by(Attempt.item_id)
+        .group_by(col(Attempt.item_id))
         .subquery()
     )
     query = (
-        select(  # type: ignore[call-overload]
-            Item.position,
-            Item.custom_id,
-            Item.status,
+        sa_select(
+            col(Item.position),
+            col(Item.custom_id),
+            col(Item.status),
             deciding,
-            Pass.number,
-            Pass.model,
+            col(Pass.number),
+            col(Pass.model),
             costs.c.cost,
             costs.c.attempts,
         )
-        .outerjoin(deciding, deciding.id == Item.deciding_attempt_id)
-        .outerjoin(Pass, Pass.id == deciding.pass_id)
+        .outerjoin(deciding, col(deciding.id) == col(Item.deciding_attempt_id))
+        .outerjoin(Pass, col(Pass.id) == col(deciding.pass_id))
         .outerjoin(costs, costs.c.item_id == Item.id)
-        .where(Item.batch_id == batch_id, Item.position > after_position)
-        .order_by(Item.position)
+        .where(col(Item.batch_id) == batch_id, col(Item.position) > after_position)
+        .order_by(col(Item.position))
         .limit(limit)
     )
     if status:
-        query = query.where(Item.status == status)
+        query = query.where(col(Item.status) == status)
     rows = await session.execute(query)
     return [
         ResultRecord(
@@ -182,23 +181,21 @@ async def result_records(
 
 
 async def find_item(session: AsyncSession, batch_id: str, custom_id: str) -> Item | None:
-    result = await session.exec(select(Item).where(Item.batch_id == batch_id, Item.custom_id == custom_id))  # type: ignore[call-overload]
+    result = await session.exec(select(Item).where(Item.batch_id == batch_id, Item.custom_id == custom_id))
     return result.first()
 
 
 async def attempts_of(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:
     rows = await session.execute(
-        select(Attempt, Pass, ProviderBatch.provider_batch_id)  # type: ignore[call-overload]
-        .join(Pass, Pass.id == Attempt.pass_id)
-        .join(ProviderBatch, ProviderBatch.id == Attempt.provider_batch_row_id)
+        select(Attempt, Pass, ProviderBatch.provider_batch_id)
+        .join(Pass, col(Pass.id) == col(Attempt.pass_id))
+        .join(ProviderBatch, col(ProviderBatch.id) == col(Attempt.provider_batch_row_id))
         .where(Attempt.item_id == item_id)
-        .order_by(Pass.number)
+        .order_by(col(Pass.number))
     )
     return [(attempt, pass_, provider_id) for attempt, pass_, provider_id in rows]
 
 
 async def failed_custom_ids(session: AsyncSession, batch_id: str) -> set[str]:
-    rows = await session.scalars(
-        select(Item.custom_id).where(Item.batch_id == batch_id, Item.status == "failed")
-    )
+    rows = await session.scalars(select(Item.custom_id).where(Item.batch_id == batch_id, Item.status == "failed"))
     return set(rows)

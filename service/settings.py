@@ -52,9 +52,7 @@ class Settings(BaseSettings):
 
     primary_model: str = DEFAULT_PRIMARY_MODEL
     fallback_model: str = DEFAULT_FALLBACK_MODEL
-    json_schema_models: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: list(DEFAULT_JSON_SCHEMA_MODELS)
-    )
+    json_schema_models: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_JSON_SCHEMA_MODELS))
     # JSON object {"model": [input_usd_per_1m, output_usd_per_1m]}, merged over the defaults.
     model_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
 

@@ -106,22 +106,20 @@ class Service:
         self.settings = settings
 
     async def submit(self, payload: dict[str, Any], *, fallback: bool = False) -> dict[str, Any]:
-        response = await self.client.post(
-            "/batches", params={"fallback": str(fallback).lower()}, json=payload
-        )
+        response = await self.client.post("/batches", params={"fallback": str(fallback).lower()}, json=payload)
         assert response.status_code == 202, response.text
         body: dict[str, Any] = response.json()
         return body
 
-    async def wait(self, batch_id: str, *, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait(self, batch_id: str, *, within: float = 60.0) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             response = await self.client.get(f"/batches/{batch_id}")
             body: dict[str, Any] = response.json()
             if body["status"] in ("completed", "failed", "cancelled"):
                 return body
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"batch {batch_id} still {body['status']} after {timeout}s: {body}")
+                raise AssertionError(f"batch {batch_id} still {body['status']} after {within}s: {body}")
             await asyncio.sleep(0.05)
 
     async def results(self, batch_id: str) -> list[dict[str, Any]]:
@@ -146,17 +144,13 @@ async def start_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
     """start_service(database_url, settings overrides..., emulator_config=...) -> async context of a Service."""
     stacks: list[Any] = []
 
-    async def start(
-        database_url: str, *, emulator_config: EmulatorConfig | None = None, **overrides: Any
-    ) -> Service:
+    async def start(database_url: str, *, emulator_config: EmulatorConfig | None = None, **overrides: Any) -> Service:
         emulator = Emulator(emulator_config or fast_emulator_config())
         settings = test_settings(database_url, tmp_path, **overrides)
         app = create_app(settings, emulator=create_emulator_app(emulator=emulator))
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://llm-batch.test"
-        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://llm-batch.test")
         stacks.append((manager, client))
         return Service(client, emulator, settings)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 from ulid import ULID
 
 from service import repository
@@ -25,6 +26,7 @@ from service.api.schemas import (
     ResultPage,
     RetryRequest,
 )
+from service.db import rows_affected
 from service.models import TERMINAL_BATCH_STATUSES, Batch, BatchStatus, Pass, PassKind, PassStatus, utcnow
 from service.pipeline.validation import validate_items, validate_output_schema, validate_params
 
@@ -145,10 +147,10 @@ async def retry_batch(
     passes = await repository.passes_of(session, batch_id)
     reopened = await session.execute(
         update(Batch)
-        .where(Batch.id == batch_id, Batch.status == batch.status)  # type: ignore[arg-type]
+        .where(col(Batch.id) == batch_id, col(Batch.status) == batch.status)
         .values(status=BatchStatus.RUNNING, cancel_requested=False, finished_at=None, updated_at=utcnow())
     )
-    if not reopened.rowcount:  # type: ignore[attr-defined]
+    if not rows_affected(reopened):
         raise conflict(f"batch {batch_id} changed while retrying; try again")
     session.add(
         Pass(
@@ -175,9 +177,7 @@ async def cancel_batch(batch_id: str, session: SessionDep) -> BatchOut:
     if batch.status in TERMINAL_BATCH_STATUSES:
         raise conflict(f"batch {batch_id} is already {batch.status}")
     await session.execute(
-        update(Batch)
-        .where(Batch.id == batch_id)  # type: ignore[arg-type]
-        .values(cancel_requested=True, updated_at=utcnow())
+        update(Batch).where(col(Batch.id) == batch_id).values(cancel_requested=True, updated_at=utcnow())
     )
     await session.commit()
     await session.refresh(batch)
@@ -188,9 +188,7 @@ def _position_cursor(after: str | None) -> int:
     if after is None:
         return -1
     if not after.isdigit():
-        raise Problem(
-            400, "bad-cursor", "Bad cursor", "after must be a next_cursor returned by this endpoint"
-        )
+        raise Problem(400, "bad-cursor", "Bad cursor", "after must be a next_cursor returned by this endpoint")
     return int(after)
 
 
@@ -244,9 +242,7 @@ async def get_item(batch_id: str, custom_id: str, session: SessionDep) -> ItemOu
     item = await repository.find_item(session, batch_id, custom_id)
     if item is None or item.id is None:
         raise not_found(f"item {custom_id!r} in batch {batch_id!r}")
-    records = await repository.result_records(
-        session, batch_id, status=None, after_position=item.position - 1, limit=1
-    )
+    records = await repository.result_records(session, batch_id, status=None, after_position=item.position - 1, limit=1)
     return ItemOut(
         custom_id=item.custom_id,
         status=item.status,

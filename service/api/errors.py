@@ -62,8 +62,7 @@ async def _submission_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _location(error.get("loc", ())), "message": error.get("msg", "invalid")}
-        for error in exc.errors()
+        {"field": _location(error.get("loc", ())), "message": error.get("msg", "invalid")} for error in exc.errors()
     ]
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
@@ -72,9 +71,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-        exc.status_code, "http-error"
-    )
+    slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(exc.status_code, "http-error")
     response = problem_response(exc.status_code, slug, str(exc.detail), str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)

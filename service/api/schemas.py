@@ -25,9 +25,7 @@ class BatchCreate(BaseModel):
     fallback_params: dict[str, Any] = Field(
         default_factory=dict, description="Merged over each body in the fallback pass."
     )
-    output_schema: dict[str, Any] | None = Field(
-        default=None, description="JSON Schema the output must meet."
-    )
+    output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema the output must meet.")
     completion_window: str = Field(default="24h", pattern=r"^\d+[hd]$")
     callback_url: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -69,9 +69,7 @@ async def upload_file(request: Request, emulator: Emulator) -> Response:
     limit = emulator.config.max_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + 65_536:
-        raise ApiError(
-            400, f"File is too large; the maximum is {limit} bytes.", code="file_too_large", param="file"
-        )
+        raise ApiError(400, f"File is too large; the maximum is {limit} bytes.", code="file_too_large", param="file")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "Expected a multipart/form-data request with 'purpose' and 'file'")
     try:

@@ -153,9 +153,7 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
     parsed = _parse(body, config)
     if isinstance(parsed, tuple):
         status, error = parsed
-        return LineResult(
-            request.custom_id, status, _line(line_id, request.custom_id, status, request_id, error)
-        )
+        return LineResult(request.custom_id, status, _line(line_id, request.custom_id, status, request_id, error))
     req = parsed
     behaviour = config.behaviour(req.model)
     outcome = _outcome(u, req, behaviour)
@@ -173,9 +171,7 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
 
     if outcome == "json_validate_failed":
         if rng.random() < behaviour.max_tokens_share:
-            error = error_body(
-                JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT
-            )
+            error = error_body(JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT)
         elif rng.random() < 0.15:
             error = error_body(JVF_VALIDATE, code="json_validate_failed", failed_generation="")
         else:
@@ -189,9 +185,7 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
         if req.rf_type == "json_schema":  # Groq checks best-effort json_schema output itself
             message = f"{JVF_SCHEMA} Error: {schema_error_text(req.schema, broken)}"
             error = error_body(message, code="json_validate_failed", failed_generation=content)
-            return LineResult(
-                request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error)
-            )
+            return LineResult(request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error))
     elif outcome == "length":
         content = content[: rng.randint(max(1, len(content) // 3), max(1, len(content) * 9 // 10))]
         finish = "length"
@@ -199,12 +193,8 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
     completion_tokens = reasoning + max(1, math.ceil(len(content) / 4))
     if req.budget is not None and req.budget < completion_tokens:
         if req.budget <= reasoning and req.rf_type is not None:
-            error = error_body(
-                JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT
-            )
-            return LineResult(
-                request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error)
-            )
+            error = error_body(JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT)
+            return LineResult(request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error))
         content = content[: max(0, req.budget - reasoning) * 4]
         completion_tokens, finish = req.budget, "length"
 

@@ -60,6 +60,4 @@ _SERVER_MESSAGES = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gatewa
 
 
 def server_error(status: int) -> ApiError:
-    return ApiError(
-        status, _SERVER_MESSAGES.get(status, "Internal Server Error"), type_="internal_server_error"
-    )
+    return ApiError(status, _SERVER_MESSAGES.get(status, "Internal Server Error"), type_="internal_server_error")

@@ -163,9 +163,7 @@ class InstanceGenerator:
         extra = schema.get("additionalProperties", True)
         if not props and not required:
             if isinstance(extra, dict):
-                return {
-                    self.text.word(): self._value(extra, depth + 1, "") for _ in range(self.rng.randint(1, 3))
-                }
+                return {self.text.word(): self._value(extra, depth + 1, "") for _ in range(self.rng.randint(1, 3))}
             if extra is False:
                 return {}
             return self.plausible_object() if depth == 0 else {"note": self.text.sentence()}
@@ -188,7 +186,7 @@ class InstanceGenerator:
         items = schema.get("items", {})
         low = schema.get("minItems", 0 if depth >= self.max_depth else 1)
         high = schema.get("maxItems", low + 3)
-        count = self.rng.randint(low, max(low, min(high, low + 3)))
+        count = low if depth >= self.max_depth else self.rng.randint(low, max(low, min(high, low + 3)))
         if items is False:
             count = min(count, len(prefix))
         result: list[Any] = []

@@ -296,10 +296,7 @@ class Emulator:
         ok = [r.data for r in rec.results[: phase.processed] if r.success]
         bad = [r.data for r in rec.results[: phase.processed] if not r.success]
         code = "batch_expired" if phase.status == "expired" else "batch_cancelled"
-        bad += [
-            behaviour.unprocessed_line(q.custom_id, code, order, ended)
-            for q in rec.requests[phase.processed :]
-        ]
+        bad += [behaviour.unprocessed_line(q.custom_id, code, order, ended) for q in rec.requests[phase.processed :]]
         order.shuffle(ok)
         order.shuffle(bad)
         if phase.status == "completed" and ok and self.faults.malformed_output_lines > 0:

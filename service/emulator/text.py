@@ -168,13 +168,13 @@ def prompt_words(texts: Sequence[str], limit: int = 60) -> list[str]:
 class TextMaker:
     def __init__(self, rng: random.Random, words: Sequence[str]) -> None:
         self.rng = rng
-        pool = list(words)
-        if len(pool) < 12:
-            pool += [w for w in FALLBACK_WORDS if w not in pool]
-        self.words = pool
+        self.words = list(words)
+        self._mix = 1.0 if len(self.words) >= 12 else 0.6 if self.words else 0.0  # share of prompt words
 
     def word(self) -> str:
-        return self.rng.choice(self.words)
+        if self._mix and (self._mix == 1.0 or self.rng.random() < self._mix):
+            return self.rng.choice(self.words)
+        return self.rng.choice(FALLBACK_WORDS)
 
     def phrase(self, low: int = 1, high: int = 4) -> str:
         return " ".join(self.word() for _ in range(self.rng.randint(low, high)))

@@ -52,9 +52,7 @@ def _check_line(obj: Any, seen: dict[str, int], number: int) -> dict[str, Any] |
     seen[custom_id] = number
     method = obj.get("method")
     if method != "POST":
-        return _error(
-            "invalid_method", f"Invalid value: '{method}'. Supported values are: 'POST'", "method", number
-        )
+        return _error("invalid_method", f"Invalid value: '{method}'. Supported values are: 'POST'", "method", number)
     url = obj.get("url")
     if url != CHAT_ENDPOINT:
         message = f"Invalid value: '{url}'. Supported values are: '{CHAT_ENDPOINT}'"

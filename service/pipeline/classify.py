@@ -118,9 +118,7 @@ def _provider_error_code_and_message(error: Mapping[str, Any], status_code: int)
     return provider_code, message
 
 
-def _classify_completion(
-    custom_id: str, response: Mapping[str, Any], expectation: OutputExpectation
-) -> Outcome:
+def _classify_completion(custom_id: str, response: Mapping[str, Any], expectation: OutputExpectation) -> Outcome:
     """Rule 3: a 200 response, which still fails when cut off or when its JSON is not as expected."""
     body = _mapping(response.get("body"), "response.body")
     choice = _first_choice(body)
@@ -190,9 +188,7 @@ def _schema_mismatch(instance: Any, schema: Mapping[str, Any]) -> str | None:
 def _usage(raw: Any) -> Usage:
     if not isinstance(raw, Mapping):
         return Usage()
-    return Usage(
-        input_tokens=_count(raw.get("prompt_tokens")), output_tokens=_count(raw.get("completion_tokens"))
-    )
+    return Usage(input_tokens=_count(raw.get("prompt_tokens")), output_tokens=_count(raw.get("completion_tokens")))
 
 
 def _count(value: Any) -> int:

@@ -100,9 +100,5 @@ def _message_texts(message: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-        ]
+        return [part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)]
     return []

@@ -56,9 +56,7 @@ def _validated_custom_id(item: Any, index: int) -> str:
         raise SubmissionError(f"items[{index}] must be a JSON object", field=f"items[{index}]")
     custom_id = item.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id.strip():
-        raise SubmissionError(
-            f"items[{index}].custom_id must be a non-empty string", field=f"items[{index}].custom_id"
-        )
+        raise SubmissionError(f"items[{index}].custom_id must be a non-empty string", field=f"items[{index}].custom_id")
     return custom_id
 
 

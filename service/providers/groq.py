@@ -11,14 +11,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import groq
 import httpx
 from groq import AsyncGroq
 
 PROVIDER_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
-BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 LIST_PAGE_LIMIT = 100
 
 T = TypeVar("T")
@@ -114,9 +114,7 @@ def map_sdk_error(error: Exception) -> ProviderError:
         status = error.status_code
         message = _describe(error)
         if status in (408, 409, 429) or status >= 500:
-            return RetryableProviderError(
-                message, status_code=status, retry_after=_retry_after_seconds(error.response)
-            )
+            return RetryableProviderError(message, status_code=status, retry_after=_retry_after_seconds(error.response))
         if status == 404:
             return ProviderNotFound(message, status_code=status)
         return PermanentProviderError(message, status_code=status)
@@ -204,9 +202,7 @@ class GroqBatchProvider:
         """Upload a batch input file, streamed from disk in 64 KiB parts (never loaded whole)."""
         with path.open("rb") as handle:
             created = await self._call(
-                lambda: self._client.files.create(
-                    file=(filename, handle, "application/jsonl"), purpose="batch"
-                )
+                lambda: self._client.files.create(file=(filename, handle, "application/jsonl"), purpose="batch")
             )
         return str(created.id)
 

@@ -13,8 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlmodel import col
 
-from service.db import transaction
+from service.db import rows_affected, transaction
 from service.models import Batch, ChunkState, Pass, ProviderBatch, utcnow
 from service.pipeline import failure_codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
@@ -34,8 +35,7 @@ def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
         return failure_codes.CANCELLED, "the provider batch was cancelled before this request was processed"
     if info.status == "failed":
         details = "; ".join(
-            f"line {error.get('line')}: {error.get('code')}: {error.get('message')}"
-            for error in info.errors[:3]
+            f"line {error.get('line')}: {error.get('code')}: {error.get('message')}" for error in info.errors[:3]
         )
         return failure_codes.BATCH_FAILED, f"the provider batch failed validation: {details or 'no details'}"
     return failure_codes.MISSING_RESULT, "the request appears in neither the output nor the error file"
@@ -61,9 +61,9 @@ async def _mark_polled(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo)
         result = await session.execute(
             update(ProviderBatch)
             .where(
-                ProviderBatch.id == row_id,  # type: ignore[arg-type]
-                ProviderBatch.state == ChunkState.SUBMITTED,  # type: ignore[arg-type]
-                ProviderBatch.lease_owner == ctx.worker_id,  # type: ignore[arg-type]
+                col(ProviderBatch.id) == row_id,
+                col(ProviderBatch.state) == ChunkState.SUBMITTED,
+                col(ProviderBatch.lease_owner) == ctx.worker_id,
             )
             .values(
                 next_action_at=utcnow() + timedelta(seconds=ctx.settings.poll_interval_seconds),
@@ -71,7 +71,7 @@ async def _mark_polled(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo)
                 last_error=None,
             )
         )
-        if result.rowcount:  # type: ignore[attr-defined]
+        if rows_affected(result):
             await record_provider_batch(session, row_id, info)
 
 
@@ -94,9 +94,7 @@ async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, path
             if entry is None:
                 continue  # not ours, or a repeated line: the first one decides
             attempt_id, item_id, body = entry
-            expectation = expectation_for(
-                merge_request(body, batch.params, pass_.params), batch.output_schema
-            )
+            expectation = expectation_for(merge_request(body, batch.params, pass_.params), batch.output_schema)
             outcomes.append((attempt_id, item_id, classify_result(line, expectation)))
         code, message = _unprocessed_reason(info)
         if malformed and code == failure_codes.MISSING_RESULT:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlmodel import col
 
 from service.models import Batch, ProviderBatch, utcnow
 
@@ -35,7 +36,7 @@ def claim_chunk(row_id: int, owner: str, lease_seconds: float) -> Any:
 def release_batch(batch_id: str, owner: str) -> Any:
     return (
         update(Batch)
-        .where(Batch.id == batch_id, Batch.lease_owner == owner)  # type: ignore[arg-type]
+        .where(col(Batch.id) == batch_id, col(Batch.lease_owner) == owner)
         .values(lease_owner=None, lease_expires_at=None)
     )
 
@@ -43,6 +44,6 @@ def release_batch(batch_id: str, owner: str) -> Any:
 def release_chunk(row_id: int, owner: str) -> Any:
     return (
         update(ProviderBatch)
-        .where(ProviderBatch.id == row_id, ProviderBatch.lease_owner == owner)  # type: ignore[arg-type]
+        .where(col(ProviderBatch.id) == row_id, col(ProviderBatch.lease_owner) == owner)
         .values(lease_owner=None, lease_expires_at=None)
     )

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlmodel import select
+from sqlmodel import col, select
 
-from service.db import transaction
+from service.db import rows_affected, transaction
 from service.models import Batch, BatchStatus, ChunkState, ProviderBatch, utcnow
 from service.providers.groq import ProviderError, RetryableProviderError
 from service.workers.context import WorkerContext
@@ -59,10 +59,11 @@ class ProviderHealth:
 
 def backoff_seconds(ctx: WorkerContext, retry_count: int, retry_after: float | None) -> float:
     if retry_after is not None:
-        return min(retry_after, ctx.settings.provider_backoff_max_seconds)
+        return float(min(retry_after, ctx.settings.provider_backoff_max_seconds))
     base = min(1.0, ctx.settings.poll_interval_seconds)
     delay = min(base * 2**retry_count, ctx.settings.provider_backoff_max_seconds)
-    return delay * random.uniform(0.8, 1.2)
+    jitter: float = random.uniform(0.8, 1.2)
+    return float(delay * jitter)
 
 
 async def _due_chunk_ids(ctx: WorkerContext, states: tuple[str, ...]) -> list[int]:
@@ -71,11 +72,11 @@ async def _due_chunk_ids(ctx: WorkerContext, states: tuple[str, ...]) -> list[in
         ids = await session.scalars(
             select(ProviderBatch.id)
             .where(
-                ProviderBatch.state.in_(states),  # type: ignore[attr-defined]
-                ProviderBatch.next_action_at <= now,  # type: ignore[arg-type]
-                or_(ProviderBatch.lease_owner.is_(None), ProviderBatch.lease_expires_at < now),  # type: ignore[union-attr]
+                col(ProviderBatch.state).in_(states),
+                ProviderBatch.next_action_at <= now,
+                or_(col(ProviderBatch.lease_owner).is_(None), col(ProviderBatch.lease_expires_at) < now),
             )
-            .order_by(ProviderBatch.next_action_at)
+            .order_by(col(ProviderBatch.next_action_at))
             .limit(CLAIM_BATCH_SIZE)
         )
         return [row_id for row_id in ids if row_id is not None]
@@ -85,12 +86,12 @@ async def _open_batch_ids(ctx: WorkerContext) -> list[tuple[str, bool]]:
     now = utcnow()
     async with ctx.sessions() as session:
         rows = await session.execute(
-            select(Batch.id, Batch.cancel_requested)  # type: ignore[call-overload]
+            select(Batch.id, Batch.cancel_requested)
             .where(
-                Batch.status.in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),  # type: ignore[attr-defined]
-                or_(Batch.lease_owner.is_(None), Batch.lease_expires_at < now),  # type: ignore[union-attr]
+                col(Batch.status).in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),
+                or_(col(Batch.lease_owner).is_(None), col(Batch.lease_expires_at) < now),
             )
-            .order_by(Batch.created_at)
+            .order_by(col(Batch.created_at))
         )
         return [(batch_id, bool(cancel)) for batch_id, cancel in rows]
 
@@ -103,7 +104,7 @@ async def _run_chunk_step(
 ) -> None:
     async with transaction(ctx.sessions) as session:
         claimed = await session.execute(claim_chunk(row_id, ctx.worker_id, ctx.lease_seconds))
-        if not claimed.rowcount:  # type: ignore[attr-defined]
+        if not rows_affected(claimed):
             return
     try:
         await step(ctx, row_id)
@@ -126,7 +127,7 @@ async def _defer_chunk(ctx: WorkerContext, health: ProviderHealth, row_id: int, 
         until = utcnow() + timedelta(seconds=delay)
         await session.execute(
             update(ProviderBatch)
-            .where(ProviderBatch.id == row_id, ProviderBatch.lease_owner == ctx.worker_id)  # type: ignore[arg-type]
+            .where(col(ProviderBatch.id) == row_id, col(ProviderBatch.lease_owner) == ctx.worker_id)
             .values(next_action_at=until, retry_count=row.retry_count + 1, last_error=str(error)[:2000])
         )
     if isinstance(error, ProviderError):

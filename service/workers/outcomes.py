@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import Attempt, AttemptStatus, Item, ItemStatus, Pass, ProviderBatch, utcnow
@@ -18,7 +18,7 @@ from service.workers.context import WorkerContext
 async def record_provider_batch(session: AsyncSession, row_id: int, info: ProviderBatchInfo) -> None:
     await session.execute(
         update(ProviderBatch)
-        .where(ProviderBatch.id == row_id)  # type: ignore[arg-type]
+        .where(col(ProviderBatch.id) == row_id)
         .values(
             provider_batch_id=info.id,
             input_file_id=info.input_file_id,
@@ -36,8 +36,8 @@ async def record_provider_batch(session: AsyncSession, row_id: int, info: Provid
 async def pending_attempts(session: AsyncSession, row_id: int) -> dict[str, tuple[int, int, dict[str, Any]]]:
     """custom_id -> (attempt id, item id, item body) for the chunk's unfinished attempts."""
     rows = await session.execute(
-        select(Item.custom_id, Attempt.id, Item.id, Item.body)  # type: ignore[call-overload]
-        .join(Attempt, Attempt.item_id == Item.id)
+        select(Item.custom_id, Attempt.id, Item.id, Item.body)
+        .join(Attempt, col(Attempt.item_id) == col(Item.id))
         .where(Attempt.provider_batch_row_id == row_id, Attempt.status == AttemptStatus.PENDING)
     )
     return {custom_id: (attempt_id, item_id, body) for custom_id, attempt_id, item_id, body in rows}

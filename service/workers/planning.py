@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import (
@@ -25,9 +25,7 @@ from service.pipeline.requests import adapt_to_model, jsonl_line, merge_request
 from service.workers.context import WorkerContext
 
 
-def request_line(
-    ctx: WorkerContext, batch: Batch, pass_: Pass, custom_id: str, body: Mapping[str, Any]
-) -> bytes:
+def request_line(ctx: WorkerContext, batch: Batch, pass_: Pass, custom_id: str, body: Mapping[str, Any]) -> bytes:
     """The JSONL line sent for one item in one pass; planning and submission must build the same bytes."""
     request = merge_request(body, batch.params, pass_.params)
     final = adapt_to_model(
@@ -40,11 +38,11 @@ def request_line(
 
 
 async def _selected_items(session: AsyncSession, batch: Batch, pass_: Pass) -> list[Any]:
-    query = select(Item.id, Item.custom_id, Item.body).where(Item.batch_id == batch.id)  # type: ignore[call-overload]
+    query = select(Item.id, Item.custom_id, Item.body).where(Item.batch_id == batch.id)
     if pass_.kind != PassKind.PRIMARY:
         # Later passes only ever take items that failed: passing items are never sent again.
         query = query.where(Item.status == ItemStatus.FAILED)
-    rows = (await session.execute(query.order_by(Item.position))).all()
+    rows = (await session.execute(query.order_by(col(Item.position)))).all()
     if pass_.selected_custom_ids is not None:
         wanted = set(pass_.selected_custom_ids)
         rows = [row for row in rows if row.custom_id in wanted]

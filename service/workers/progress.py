@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.db import transaction
+from service.db import rows_affected, transaction
 from service.models import (
     Batch,
     BatchStatus,
@@ -32,9 +32,7 @@ logger = logging.getLogger(__name__)
 
 async def item_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
     rows = await session.execute(
-        select(Item.status, func.count())  # type: ignore[call-overload]
-        .where(Item.batch_id == batch_id)
-        .group_by(Item.status)
+        select(Item.status, func.count()).where(Item.batch_id == batch_id).group_by(Item.status)
     )
     return {status: count for status, count in rows}
 
@@ -43,13 +41,13 @@ async def _open_chunks(session: AsyncSession, pass_id: int) -> int:
     count = await session.scalar(
         select(func.count())
         .select_from(ProviderBatch)
-        .where(ProviderBatch.pass_id == pass_id, ProviderBatch.state != ChunkState.DONE)  # type: ignore[arg-type]
+        .where(ProviderBatch.pass_id == pass_id, ProviderBatch.state != ChunkState.DONE)
     )
     return int(count or 0)
 
 
 async def _advance(session: AsyncSession, ctx: WorkerContext, batch: Batch) -> None:
-    passes = list((await session.exec(select(Pass).where(Pass.batch_id == batch.id))).all())  # type: ignore[call-overload]
+    passes = list((await session.exec(select(Pass).where(Pass.batch_id == batch.id))).all())
     for pass_ in sorted(passes, key=lambda p: p.number):
         if pass_.status == PassStatus.PLANNED:
             if batch.cancel_requested:
@@ -61,11 +59,7 @@ async def _advance(session: AsyncSession, ctx: WorkerContext, batch: Batch) -> N
                 logger.info("batch %s: pass %d laid out with %d items", batch.id, pass_.number, count)
                 if batch.status == BatchStatus.QUEUED:
                     batch.status = BatchStatus.RUNNING
-        elif (
-            pass_.status == PassStatus.RUNNING
-            and pass_.id is not None
-            and await _open_chunks(session, pass_.id) == 0
-        ):
+        elif pass_.status == PassStatus.RUNNING and pass_.id is not None and await _open_chunks(session, pass_.id) == 0:
             pass_.status = PassStatus.CANCELLED if batch.cancel_requested else PassStatus.COMPLETED
             pass_.finished_at = utcnow()
             session.add(pass_)
@@ -109,7 +103,7 @@ async def _advance(session: AsyncSession, ctx: WorkerContext, batch: Batch) -> N
 async def advance_batch(ctx: WorkerContext, batch_id: str) -> None:
     async with transaction(ctx.sessions) as session:
         claimed = await session.execute(claim_batch(batch_id, ctx.worker_id, ctx.lease_seconds))
-        if not claimed.rowcount:  # type: ignore[attr-defined]
+        if not rows_affected(claimed):
             return
     try:
         async with transaction(ctx.sessions) as session:
@@ -129,7 +123,7 @@ async def send_cancellations(ctx: WorkerContext, batch_id: str) -> None:
     async with ctx.sessions() as session:
         rows = (
             await session.exec(
-                select(ProviderBatch).where(  # type: ignore[call-overload]
+                select(ProviderBatch).where(
                     ProviderBatch.batch_id == batch_id,
                     ProviderBatch.state == ChunkState.SUBMITTED,
                 )

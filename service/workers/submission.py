@@ -12,10 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.db import transaction
+from service.db import rows_affected, transaction
 from service.models import Attempt, Batch, ChunkState, Item, Pass, ProviderBatch, utcnow
 from service.pipeline import failure_codes
 from service.providers.groq import PermanentProviderError, ProviderBatchInfo
@@ -45,15 +45,12 @@ def chunk_metadata(batch: Batch, pass_: Pass, row: ProviderBatch) -> dict[str, s
 async def _write_spool_file(
     session: AsyncSession, ctx: WorkerContext, batch: Batch, pass_: Pass, row: ProviderBatch
 ) -> Path:
-    path = (
-        ctx.spool_dir
-        / f"{batch.id}-p{pass_.number}-c{row.chunk_index}-{ctx.worker_id.replace(':', '_')}.jsonl"
-    )
+    path = ctx.spool_dir / f"{batch.id}-p{pass_.number}-c{row.chunk_index}-{ctx.worker_id.replace(':', '_')}.jsonl"
     query = (
-        select(Item.custom_id, Item.body)  # type: ignore[call-overload]
-        .join(Attempt, Attempt.item_id == Item.id)
+        select(Item.custom_id, Item.body)
+        .join(Attempt, col(Attempt.item_id) == col(Item.id))
         .where(Attempt.provider_batch_row_id == row.id)
-        .order_by(Item.position)
+        .order_by(col(Item.position))
         .execution_options(yield_per=1000)
     )
     result = await session.stream(query)
@@ -76,13 +73,13 @@ async def _fenced_update(
     result = await session.execute(
         update(ProviderBatch)
         .where(
-            ProviderBatch.id == row_id,  # type: ignore[arg-type]
-            ProviderBatch.state == expected_state,  # type: ignore[arg-type]
-            ProviderBatch.lease_owner == ctx.worker_id,  # type: ignore[arg-type]
+            col(ProviderBatch.id) == row_id,
+            col(ProviderBatch.state) == expected_state,
+            col(ProviderBatch.lease_owner) == ctx.worker_id,
         )
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return rows_affected(result) > 0
 
 
 async def _adopt(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> None:
@@ -99,9 +96,7 @@ async def _adopt(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> No
             await record_provider_batch(session, row_id, info)
 
 
-async def abandon_chunk(
-    ctx: WorkerContext, row_id: int, expected_state: str, code: str, message: str
-) -> None:
+async def abandon_chunk(ctx: WorkerContext, row_id: int, expected_state: str, code: str, message: str) -> None:
     """Give up on a chunk before it reached Groq: every item in it fails with `code` (never lost)."""
     async with transaction(ctx.sessions) as session:
         if await _fenced_update(

@@ -41,9 +41,7 @@ def assert_each_item_once(rows: list[dict[str, Any]], expected_ids: set[str]) ->
             assert row["output"] is not None and row["error"] is None
 
 
-async def test_fallback_sends_exactly_the_pass1_failures_and_merges(
-    start_service: Any, database_url: str
-) -> None:
+async def test_fallback_sends_exactly_the_pass1_failures_and_merges(start_service: Any, database_url: str) -> None:
     service: Service = await start_service(database_url)
     created = await service.submit(pr_batch(300), fallback=True)
     summary = await service.wait(created["id"])
@@ -64,7 +62,7 @@ async def test_fallback_sends_exactly_the_pass1_failures_and_merges(
     assert len(pass2_ids) == first["failed"]
     assert sorted(pass2_ids) == sorted(decided_in_pass2), "pass 2 must be exactly the pass-1 failures"
     sample = await item(service, created["id"], pass2_ids[0])
-    assert [a["status"] for a in sample["attempts"]][0] == "failed"
+    assert sample["attempts"][0]["status"] == "failed"
     succeeded_in_pass1 = {r["custom_id"] for r in rows if r["pass"] == 1 and r["status"] == "succeeded"}
     assert not succeeded_in_pass1 & set(pass2_ids), "an item that passed in pass 1 was sent again"
 
@@ -242,13 +240,9 @@ async def test_results_stream_as_ndjson(start_service: Any, sqlite_url: str) -> 
     service: Service = await start_service(sqlite_url)
     created = await service.submit(pr_batch(30), fallback=True)
     await service.wait(created["id"])
-    response = await service.client.get(
-        f"/batches/{created['id']}/results", headers={"Accept": "application/x-ndjson"}
-    )
+    response = await service.client.get(f"/batches/{created['id']}/results", headers={"Accept": "application/x-ndjson"})
     assert response.headers["content-type"].startswith("application/x-ndjson")
     rows = [orjson.loads(line) for line in response.content.splitlines()]
     assert [r["custom_id"] for r in rows] == [f"pr-{n}" for n in range(1, 31)]
-    failed_only = await service.client.get(
-        f"/batches/{created['id']}/results", params={"status": "failed", "limit": 5}
-    )
+    failed_only = await service.client.get(f"/batches/{created['id']}/results", params={"status": "failed", "limit": 5})
     assert all(r["status"] == "failed" for r in failed_only.json()["data"])

@@ -182,9 +182,7 @@ async def test_create_refusals(asgi_emulator: AsgiEmulator) -> None:
         await client.batches.create(input_file_id="file_missing", endpoint=CHAT_URL, completion_window="24h")
     done = await run_batch(client, emulator, _lines(2))
     with pytest.raises(BadRequestError, match="purpose"):
-        await client.batches.create(
-            input_file_id=done.output_file_id, endpoint=CHAT_URL, completion_window="24h"
-        )
+        await client.batches.create(input_file_id=done.output_file_id, endpoint=CHAT_URL, completion_window="24h")
 
 
 async def test_list_paging_and_id_filter() -> None:

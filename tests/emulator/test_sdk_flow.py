@@ -74,9 +74,7 @@ async def test_quickstart_in_process(asgi_emulator: AsgiEmulator) -> None:
     client, clock = asgi_emulator.client, asgi_emulator.clock
     lines = [chat_line(f"c{i}", model="llama-3.3-70b-versatile") for i in range(25)]
     uploaded = await client.files.create(file=("x.jsonl", to_jsonl(lines)), purpose="batch")
-    batch = await client.batches.create(
-        input_file_id=uploaded.id or "", endpoint=CHAT_URL, completion_window="7d"
-    )
+    batch = await client.batches.create(input_file_id=uploaded.id or "", endpoint=CHAT_URL, completion_window="7d")
     assert batch.expires_at == batch.created_at + 7 * 86400
     clock.advance(2 + 10 + 2)
     batch = await client.batches.retrieve(batch.id)

@@ -322,8 +322,7 @@ def test_json_validate_failed_for_max_tokens_becomes_max_tokens(failed_generatio
     line = error_line(
         400,
         {
-            "message": "Failed to generate JSON. Please adjust your prompt. "
-            "See 'failed_generation' for more details.",
+            "message": "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details.",
             "type": "invalid_request_error",
             "code": "json_validate_failed",
             "failed_generation": failed_generation,
@@ -340,8 +339,7 @@ def test_json_validate_failed_with_partial_generation_stays_json_validate_failed
     line = error_line(
         400,
         {
-            "message": "Failed to generate JSON. Please adjust your prompt. "
-            "See 'failed_generation' for more details.",
+            "message": "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details.",
             "type": "invalid_request_error",
             "code": "json_validate_failed",
             "failed_generation": '{"summary": "The PR',

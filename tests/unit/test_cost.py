@@ -38,9 +38,7 @@ def test_usages_sum_from_zero() -> None:
         ("openai/gpt-oss-20b", Usage(), 0.0),
     ],
 )
-def test_cost_is_tokens_times_price(
-    prices: PriceTable, model: str, usage: Usage, expected_usd: float
-) -> None:
+def test_cost_is_tokens_times_price(prices: PriceTable, model: str, usage: Usage, expected_usd: float) -> None:
     assert prices.cost_usd(model, usage) == pytest.approx(expected_usd, rel=1e-12, abs=1e-15)
 
 

@@ -39,16 +39,12 @@ def test_merge_precedence_params_then_body_then_pass_params() -> None:
 
 
 def test_body_overrides_params_without_pass_params() -> None:
-    merged = merge_request(
-        {"messages": [USER], "max_completion_tokens": 2048}, {"max_completion_tokens": 1}, {}
-    )
+    merged = merge_request({"messages": [USER], "max_completion_tokens": 2048}, {"max_completion_tokens": 1}, {})
     assert merged["max_completion_tokens"] == 2048
 
 
 @pytest.mark.parametrize(("params", "pass_params"), [(None, None), ({}, {})])
-def test_merge_accepts_empty_params(
-    params: dict[str, Any] | None, pass_params: dict[str, Any] | None
-) -> None:
+def test_merge_accepts_empty_params(params: dict[str, Any] | None, pass_params: dict[str, Any] | None) -> None:
     assert merge_request({"messages": [USER]}, params, pass_params) == {"messages": [USER]}
 
 
@@ -130,9 +126,7 @@ def test_emulator_can_find_the_schema_after_the_marker() -> None:
 
 
 def test_output_schema_becomes_json_schema_when_supported() -> None:
-    body = adapt_to_model(
-        {"messages": [USER]}, model=GPT_OSS, supports_json_schema=True, output_schema=SCHEMA
-    )
+    body = adapt_to_model({"messages": [USER]}, model=GPT_OSS, supports_json_schema=True, output_schema=SCHEMA)
     assert body == {
         "model": GPT_OSS,
         "messages": [USER],
@@ -217,9 +211,7 @@ def test_adapt_never_mutates_inputs(supports_json_schema: bool, output_schema: d
     request = {"messages": [SYSTEM, USER], "response_format": JSON_SCHEMA_FORMAT}
     request_before = copy.deepcopy(request)
     schema_before = copy.deepcopy(output_schema)
-    body = adapt_to_model(
-        request, model=LLAMA, supports_json_schema=supports_json_schema, output_schema=output_schema
-    )
+    body = adapt_to_model(request, model=LLAMA, supports_json_schema=supports_json_schema, output_schema=output_schema)
     body["messages"][1]["content"] = "changed"
     body["response_format"]["type"] = "changed"
     assert request == request_before

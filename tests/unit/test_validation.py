@@ -109,9 +109,7 @@ def test_duplicate_check_is_fast_for_a_backfill() -> None:
 # --- validate_output_schema ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "schema", [None, {}, SCHEMA, {"$defs": {"a": {"type": "string"}}, "$ref": "#/$defs/a"}]
-)
+@pytest.mark.parametrize("schema", [None, {}, SCHEMA, {"$defs": {"a": {"type": "string"}}, "$ref": "#/$defs/a"}])
 def test_valid_output_schemas(schema: dict[str, Any] | None) -> None:
     validate_output_schema(schema)
 
@@ -161,8 +159,7 @@ def test_valid_params(params: dict[str, Any]) -> None:
         (
             {"model": "llama-3.3-70b-versatile"},
             "fallback_params.model",
-            'fallback_params must not contain "model": '
-            'the batch-level "model" (or "fallback_model") chooses it',
+            'fallback_params must not contain "model": the batch-level "model" (or "fallback_model") chooses it',
         ),
         ({"messages": [USER]}, "fallback_params.messages", "messages belong in each item's body"),
         ({"stream": True}, "fallback_params.stream", "not supported in a batch"),
