@@ -100,10 +100,14 @@ def test_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
 class Service:
     """The app with its workers running, an HTTP client on it, and the emulator behind it."""
 
-    def __init__(self, client: httpx.AsyncClient, emulator: Emulator, settings: Settings) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, emulator: Emulator, settings: Settings, emulator_app: Any, app: Any
+    ) -> None:
         self.client = client
         self.emulator = emulator
         self.settings = settings
+        self.emulator_app = emulator_app
+        self.app = app
 
     async def submit(self, payload: dict[str, Any], *, fallback: bool = False) -> dict[str, Any]:
         response = await self.client.post("/batches", params={"fallback": str(fallback).lower()}, json=payload)
@@ -147,12 +151,13 @@ async def start_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
     async def start(database_url: str, *, emulator_config: EmulatorConfig | None = None, **overrides: Any) -> Service:
         emulator = Emulator(emulator_config or fast_emulator_config())
         settings = test_settings(database_url, tmp_path, **overrides)
-        app = create_app(settings, emulator=create_emulator_app(emulator=emulator))
+        emulator_app = create_emulator_app(emulator=emulator)
+        app = create_app(settings, emulator=emulator_app)
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://llm-batch.test")
         stacks.append((manager, client))
-        return Service(client, emulator, settings)
+        return Service(client, emulator, settings, emulator_app, app)
 
     yield start
     for manager, client in reversed(stacks):
