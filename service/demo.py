@@ -5,8 +5,9 @@ Starts the app (workers included) with uvicorn on a free local port, submits the
 same run would have cost on the primary model only or on the fallback model only.
 
 Without ``GROQ_API_KEY`` the app runs against its built-in Groq emulator, with emulated time 20x
-faster than real time, so the demo takes a few seconds. With a key it sends real batches to Groq
-(which may take minutes to hours; Ctrl-C leaves the batch in the database for the next start).
+faster than real time, so the demo takes a few seconds; Ctrl-C cancels the batch, since the
+emulator's state ends with the process. With a key it sends real batches to Groq, which may take
+minutes to hours; Ctrl-C then leaves the batch to the service's next start.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import httpx
+import uvicorn
+from sqlalchemy.engine import make_url
 
 from service.demo_data import DEFAULT_COUNT, DEFAULT_SEED, demo_payload
+from service.settings import Settings
 
 # Environment defaults for the demo only; anything the user set wins.
 DEMO_ENV_DEFAULTS = {
@@ -37,6 +41,7 @@ POLL_EVERY_SECONDS = 0.5
 STARTUP_TIMEOUT_SECONDS = 30.0
 DEFAULT_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_TIMEOUT_SECONDS = 40.0
+CANCEL_WAIT_SECONDS = 10.0
 TERMINAL = ("completed", "failed", "cancelled")
 TOKENS_PER_PRICE_UNIT = 1_000_000
 
@@ -134,7 +139,8 @@ def whatif_costs(
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
-    """Columns padded to their widest cell; ``right[i]`` aligns column i to the right (numbers)."""
+    """Columns padded to their widest cell, ``right[i]`` aligning column i to the right (numbers); the last
+    row is ruled off as the total."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -152,23 +158,22 @@ def money(usd: float) -> str:
     return f"${usd:,.6f}"
 
 
+def price(usd_per_million: float) -> str:
+    """$0.30, $0.0375: at least two decimals, more when the price has them."""
+    text = f"{usd_per_million:.6f}".rstrip("0")
+    decimals = max(2, len(text.split(".")[1]))
+    return f"${usd_per_million:.{decimals}f}"
+
+
 def reasons_text(reasons: Mapping[str, int]) -> str:
     ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     return ", ".join(f"{code} {count}" for code, count in ordered) or "-"
 
 
 def pass_table(summary: Mapping[str, Any]) -> list[str]:
-    headers = [
-        "pass",
-        "model",
-        "items",
-        "succeeded",
-        "failed",
-        "failures by reason",
-        "input tok",
-        "output tok",
-    ]
-    headers.append("cost USD")
+    """One row per pass, then the merged outcome: final counts and failures, total tokens and cost."""
+    headers = ["pass", "model", "items", "succeeded", "failed", "failures by reason", "input tok", "output tok"]
+    headers += ["cost USD"]
     rows: list[list[str]] = []
     for p in sorted(summary["passes"], key=lambda p: p["number"]):
         rows.append(
@@ -206,7 +211,7 @@ def whatif_lines(summary: Mapping[str, Any], whatif: WhatIf, prices: Mapping[str
     counts = summary["counts"]
     total = counts["total"]
     models = [whatif.primary_model] + ([whatif.fallback_model] if whatif.fallback_model != whatif.primary_model else [])
-    price_text = "; ".join(f"{m} ${prices[m][0]:g} in / ${prices[m][1]:g} out" for m in models)
+    price_text = "; ".join(f"{m} {price(prices[m][0])} in / {price(prices[m][1])} out" for m in models)
     share = whatif.primary_only_failed / total * 100 if total else 0.0
     rows = [
         [
@@ -260,10 +265,10 @@ def pass_line(p: Mapping[str, Any], model_width: int) -> str:
         statuses = sorted({c.get("status") or c.get("state") or "?" for c in chunks})
         done = sum(c["request_counts"]["completed"] + c["request_counts"]["failed"] for c in chunks)
         lines = sum(c.get("lines") or 0 for c in chunks)
-        provider = f"  provider: {'/'.join(statuses)} {done}/{lines}"
+        provider = f"  [{'/'.join(statuses)} {done}/{lines}]"
     return (
-        f"pass {p['number']}  {p['model'].ljust(model_width)}  {p['status']:<10}"
-        f"{p['items']:>5} items {p['succeeded']:>5} ok {p['failed']:>4} failed {p['pending']:>5} pending"
+        f"pass {p['number']}  {p['model'].ljust(model_width)}  {p['status']:<9}"
+        f"{p['items']:>5} items {p['succeeded']:>4} ok {p['failed']:>4} failed {p['pending']:>4} pending"
         f"  {money(p['cost']['usd'])}{provider}"
     )
 
@@ -306,10 +311,10 @@ class ProgressView:
 # -- the service -------------------------------------------------------------------------------------
 
 
-def apply_env_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Set the demo's defaults where the user set nothing; returns what was set."""
-    env = os.environ if environ is None else environ
-    applied = {}
+def apply_env_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set the demo's defaults (in ``os.environ`` by default) where the user set nothing; returns them."""
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    applied: dict[str, str] = {}
     for key, value in DEMO_ENV_DEFAULTS.items():
         if key not in env:
             env[key] = value
@@ -321,8 +326,6 @@ class BackgroundServer:
     """The app served by uvicorn on a free 127.0.0.1 port, in a daemon thread."""
 
     def __init__(self, app: Any) -> None:
-        import uvicorn
-
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -355,8 +358,6 @@ class BackgroundServer:
 
 
 def describe_database(url: str, from_env: bool) -> str:
-    from sqlalchemy.engine import make_url
-
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: the service will say so; show it as given
@@ -377,14 +378,17 @@ def fetch_results(client: httpx.Client, batch_id: str) -> list[dict[str, Any]]:
         params["after"] = page["next_cursor"]
 
 
-def run_batch(client: httpx.Client, payload: dict[str, Any], timeout: float, out: TextIO) -> dict[str, Any] | None:
-    """Submit, then poll until a terminal status; the final summary, or None on timeout."""
+def submit(client: httpx.Client, payload: dict[str, Any], out: TextIO) -> dict[str, Any]:
     response = client.post("/batches", params={"fallback": "true"}, json=payload)
     if response.status_code != 202:
         raise RuntimeError(f"POST /batches answered {response.status_code}: {response.text}")
     created: dict[str, Any] = response.json()
-    batch_id = created["id"]
-    print(f"accepted: batch {batch_id} ({response.headers.get('location', '')})", file=out)
+    print(f"Accepted: batch {created['id']} ({response.headers.get('location', '')})", file=out)
+    return created
+
+
+def watch(client: httpx.Client, created: dict[str, Any], timeout: float, out: TextIO) -> dict[str, Any] | None:
+    """Poll until a terminal status, drawing progress; the final summary, or None on timeout."""
     view = ProgressView(out)
     deadline = time.monotonic() + timeout
     summary = created
@@ -395,9 +399,26 @@ def run_batch(client: httpx.Client, payload: dict[str, Any], timeout: float, out
         if time.monotonic() > deadline:
             return None
         time.sleep(POLL_EVERY_SECONDS)
-        response = client.get(f"/batches/{batch_id}")
+        response = client.get(f"/batches/{created['id']}")
         response.raise_for_status()
         summary = response.json()
+
+
+def cancel(client: httpx.Client, batch_id: str, out: TextIO) -> None:
+    """Cancel the batch and wait a little for it to settle (the emulator's batches die with this process)."""
+    print(f"Cancelling batch {batch_id}, whose emulated provider batches end with this process ...", file=out)
+    try:
+        client.post(f"/batches/{batch_id}/cancel")
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        status = "?"
+        while time.monotonic() < deadline:
+            status = client.get(f"/batches/{batch_id}").json()["status"]
+            if status in TERMINAL:
+                break
+            time.sleep(POLL_EVERY_SECONDS)
+        print(f"Batch {batch_id} is {status}.", file=out)
+    except (httpx.HTTPError, KeyboardInterrupt):
+        print("Could not cancel it; it stays in the database.", file=out)
 
 
 def report(
@@ -442,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from service.settings import get_settings
 
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # settings are read once per process; the environment has just changed
     settings = get_settings()
     from service.app import create_app  # after the environment is final: it reads settings at import
 
@@ -463,33 +484,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     if applied:
         print("  demo defaults: " + ", ".join(f"{k}={v}" for k, v in applied.items()), file=out)
 
-    prices = settings.prices()
     payload = demo_payload(args.count, args.seed)
     server = BackgroundServer(create_app(settings))
-    headers = {"Authorization": f"Bearer {settings.api_tokens[0]}"} if settings.api_tokens else {}
-    summary: dict[str, Any] | None = None
     try:
         server.start()
         print(f"  service:  {server.url}", file=out)
-        print(
-            f"Submitting {len(payload['items'])} PR analyses: pass 1 on {settings.primary_model}, "
-            f"failures to {settings.fallback_model} (?fallback=true)",
-            file=out,
-        )
-        with httpx.Client(base_url=server.url, headers=headers, timeout=60.0) as client:
-            summary = run_batch(client, payload, args.timeout, out)
-            if summary is None:
-                print(f"\nStill running after {args.timeout:g}s; it carries on at the next start.", file=out)
-                return 1
-            report(client, summary, prices, out)
+        return run(server.url, settings, payload, args.timeout, out)
     except KeyboardInterrupt:
-        print("\nInterrupted; stopping the service (the batch stays in the database).", file=out)
+        print("\nInterrupted.", file=out)
         return 130
     except (RuntimeError, httpx.HTTPError) as error:
         print(f"\ndemo failed: {error}", file=sys.stderr)
         return 1
     finally:
+        if server.thread.is_alive():
+            print("Stopping the service ...", file=out)
         server.stop()
+
+
+def run(url: str, settings: Settings, payload: dict[str, Any], timeout: float, out: TextIO) -> int:
+    """Submit, watch, report: the part of the demo that talks to the running service."""
+    headers = {"Authorization": f"Bearer {settings.api_tokens[0]}"} if settings.api_tokens else {}
+    print(
+        f"Submitting {len(payload['items'])} PR analyses: pass 1 on {settings.primary_model}, "
+        f"failures to {settings.fallback_model} (?fallback=true)",
+        file=out,
+    )
+    with httpx.Client(base_url=url, headers=headers, timeout=60.0) as client:
+        created = submit(client, payload, out)
+        try:
+            summary = watch(client, created, timeout, out)
+        except KeyboardInterrupt:
+            print("\nInterrupted.", file=out)
+            if settings.uses_emulator:
+                cancel(client, created["id"], out)
+            else:
+                print(f"Batch {created['id']} carries on at Groq; the service resumes it on its next start.", file=out)
+            return 130
+        if summary is None:
+            print(f"\nBatch {created['id']} is still running after {timeout:g}s; see GET /batches/{{id}}.", file=out)
+            return 1
+        report(client, summary, settings.prices(), out)
     print(f"\nBatch {summary['id']} {summary['status']}.", file=out)
     return 0 if summary["status"] == "completed" else 1
 

@@ -143,6 +143,15 @@ class Service:
 ServiceFactory = Callable[..., Any]
 
 
+async def wait_until(predicate: Callable[[], bool], *, within: float = 30.0, what: str = "condition") -> None:
+    """Poll something the test cannot subscribe to (the emulator's state) until it holds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} did not happen within {within}s")
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def start_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
     """start_service(database_url, settings overrides..., emulator_config=...) -> async context of a Service."""

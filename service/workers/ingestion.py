@@ -21,11 +21,14 @@ from service.pipeline import failure_codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
 from service.pipeline.expectations import expectation_for
 from service.pipeline.requests import merge_request
-from service.providers.groq import ProviderBatchInfo
+from service.providers.groq import ProviderBatchInfo, ProviderNotFound, RequestCounts
 from service.workers.context import WorkerContext
 from service.workers.outcomes import apply_outcomes, pending_attempts, record_provider_batch
 
 logger = logging.getLogger(__name__)
+
+# Our own status for a provider batch that Groq answers 404 for (e.g. the built-in emulator restarted).
+LOST_STATUS = "lost"
 
 
 def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
@@ -33,6 +36,8 @@ def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
         return failure_codes.BATCH_EXPIRED, "the provider batch expired before this request was processed"
     if info.status == "cancelled":
         return failure_codes.CANCELLED, "the provider batch was cancelled before this request was processed"
+    if info.status == LOST_STATUS:
+        return failure_codes.BATCH_FAILED, f"Groq no longer knows provider batch {info.id} (404); its results are lost"
     if info.status == "failed":
         details = "; ".join(
             f"line {error.get('line')}: {error.get('code')}: {error.get('message')}" for error in info.errors[:3]
@@ -122,7 +127,13 @@ async def poll_chunk(ctx: WorkerContext, row_id: int) -> None:
         provider_batch_id = row.provider_batch_id
     if provider_batch_id is None or row.state != ChunkState.SUBMITTED:
         return
-    info = await ctx.provider.retrieve(provider_batch_id)
+    try:
+        info = await ctx.provider.retrieve(provider_batch_id)
+    except ProviderNotFound:
+        logger.warning("provider batch %s is unknown to Groq; failing its items", provider_batch_id)
+        lost = ProviderBatchInfo(provider_batch_id, LOST_STATUS, row.input_file_id, None, None, RequestCounts())
+        await _ingest(ctx, row_id, lost, [])
+        return
     if not info.is_terminal:
         await _mark_polled(ctx, row_id, info)
         return

@@ -4,6 +4,7 @@ its commit, and with several workers claiming work from one PostgreSQL database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -60,10 +61,8 @@ async def test_worker_killed_after_create_is_adopted_not_recreated(start_service
     doomed, doomed_engine = worker_context(service, dying, "doomed-worker")
 
     await advance_batch(doomed, created["id"])
-    try:
+    with contextlib.suppress(WorkerKilled):
         await run_once(doomed, ProviderHealth())
-    except WorkerKilled:
-        pass
     assert len(provider_batches(service.emulator)) == 1, "the dead worker did create the provider batch"
     async with transaction(doomed.sessions) as session:
         row = (await session.exec(select(ProviderBatch))).one()
@@ -93,9 +92,7 @@ async def test_worker_killed_after_create_is_adopted_not_recreated(start_service
 
 async def test_several_workers_never_duplicate_provider_batches(start_service: Any, postgres_url: str) -> None:
     service: Service = await start_service(postgres_url, workers_enabled=False, max_lines_per_provider_batch=25)
-    batch_ids = [
-        (await service.submit(pr_batch(100, start=1000 * n), fallback=True))["id"] for n in range(1, 4)
-    ]
+    batch_ids = [(await service.submit(pr_batch(100, start=1000 * n), fallback=True))["id"] for n in range(1, 4)]
     workers = [worker_context(service, real_provider(service), f"worker-{n}") for n in range(3)]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(run_worker(ctx, ProviderHealth(), stop)) for ctx, _engine in workers]

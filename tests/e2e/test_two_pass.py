@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from service.emulator import ModelBehaviour
 from service.settings import DEFAULT_BATCH_PRICES
-from tests.conftest import Service, fast_emulator_config
+from tests.conftest import Service, fast_emulator_config, wait_until
 from tests.emulator_inspection import provider_batches
 from tests.payloads import pr_batch
 
@@ -217,7 +218,6 @@ async def test_cancel_mid_pass_keeps_finished_results(start_service: Any, databa
         chunks = body["passes"][0]["provider_batches"] if body["passes"] else []
         if chunks and chunks[0]["id"]:
             break
-    import asyncio
 
     await asyncio.sleep(1.0)
     response = await service.client.post(f"/batches/{created['id']}/cancel")
@@ -246,3 +246,20 @@ async def test_results_stream_as_ndjson(start_service: Any, sqlite_url: str) -> 
     assert [r["custom_id"] for r in rows] == [f"pr-{n}" for n in range(1, 31)]
     failed_only = await service.client.get(f"/batches/{created['id']}/results", params={"status": "failed", "limit": 5})
     assert all(r["status"] == "failed" for r in failed_only.json()["data"])
+
+
+async def test_provider_batch_lost_by_groq_fails_its_items_instead_of_waiting_forever(
+    start_service: Any, sqlite_url: str
+) -> None:
+    config = fast_emulator_config(processing_seconds=2.0)
+    service: Service = await start_service(sqlite_url, emulator_config=config)
+    created = await service.submit(pr_batch(20), fallback=True)
+    await wait_until(lambda: bool(provider_batches(service.emulator)), what="a provider batch")
+    service.emulator.reset()  # Groq forgets the batch: every read of it answers 404
+    summary = await service.wait(created["id"])
+    first, second = summary["passes"]
+    assert first["failure_reasons"] == {"batch_failed": 20}
+    assert first["provider_batches"][0]["status"] == "lost"
+    assert second["items"] == 20
+    rows = await service.results(created["id"])
+    assert_each_item_once(rows, {f"pr-{n}" for n in range(1, 21)})
