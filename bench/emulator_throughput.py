@@ -114,7 +114,7 @@ def main() -> None:
         upload_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        batch = client.batches.create(
+        batch: Any = client.batches.create(
             input_file_id=uploaded.id or "", endpoint="/v1/chat/completions", completion_window="24h"
         )
         create_s = time.perf_counter() - started
@@ -148,9 +148,8 @@ def main() -> None:
         f"until completed      {complete_s:8.2f} s  ({polls} polls; schedule {emulated_s:g} emulated s "
         f"= {emulated_s * args.time_scale:.3f} real s)"
     )
-    print(
-        f"download out+err     {download_s:8.2f} s  {len(output) / mib:7.1f} MiB output, {len(errors) / mib:.1f} MiB errors"
-    )
+    sizes = f"{len(output) / mib:7.1f} MiB output, {len(errors) / mib:.1f} MiB errors"
+    print(f"download out+err     {download_s:8.2f} s  {sizes}")
     total = upload_s + create_s + complete_s + download_s
     print(f"end to end           {total:8.2f} s  {args.lines / total:,.0f} lines/s")
     print(f"simulation           {args.lines / complete_s:,.0f} lines/s (create -> completed)")

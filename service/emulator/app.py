@@ -1,4 +1,8 @@
-"""HTTP routes: Groq's Files + Batches API under ``/openai/v1`` plus ``/_emulator`` control routes."""
+"""HTTP routes: Groq's Files + Batches API under ``/openai/v1`` plus ``/_emulator`` control routes.
+
+Work that can take a while (validating or simulating tens of thousands of lines) runs in the thread
+pool, so the event loop keeps answering other requests meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -86,7 +91,7 @@ async def upload_file(request: Request, emulator: Emulator) -> Response:
         raise
     except Exception as exc:  # malformed multipart
         raise ApiError(400, f"Could not parse the multipart body: {exc}") from exc
-    return json_response(emulator.upload_file(filename, purpose, data))
+    return json_response(await run_in_threadpool(emulator.upload_file, filename, purpose, data))
 
 
 async def list_files(request: Request, emulator: Emulator) -> Response:
@@ -108,11 +113,11 @@ async def file_content(request: Request, emulator: Emulator) -> Response:
 
 # -- batches -----------------------------------------------------------------------------------
 async def create_batch(request: Request, emulator: Emulator) -> Response:
-    return json_response(emulator.create_batch(await _json_body(request)))
+    return json_response(await run_in_threadpool(emulator.create_batch, await _json_body(request)))
 
 
 async def retrieve_batch(request: Request, emulator: Emulator) -> Response:
-    return json_response(emulator.retrieve_batch(request.path_params["batch_id"]))
+    return json_response(await run_in_threadpool(emulator.retrieve_batch, request.path_params["batch_id"]))
 
 
 async def list_batches(request: Request, emulator: Emulator) -> Response:
@@ -123,11 +128,11 @@ async def list_batches(request: Request, emulator: Emulator) -> Response:
         limit = int(limit_text) if limit_text is not None else None
     except ValueError as exc:
         raise ApiError(400, f"Invalid value for limit: '{limit_text}'", param="limit") from exc
-    return json_response(emulator.list_batches(ids, query.get("cursor") or None, limit))
+    return json_response(await run_in_threadpool(emulator.list_batches, ids, query.get("cursor") or None, limit))
 
 
 async def cancel_batch(request: Request, emulator: Emulator) -> Response:
-    return json_response(emulator.cancel_batch(request.path_params["batch_id"]))
+    return json_response(await run_in_threadpool(emulator.cancel_batch, request.path_params["batch_id"]))
 
 
 # -- control routes (no auth, not logged, no faults) ---------------------------------------------
@@ -155,7 +160,8 @@ async def reset(request: Request) -> Response:
 
 
 async def all_batches(request: Request) -> Response:
-    return json_response({"object": "list", "data": list(_emulator(request).batches.values())})
+    batches = await run_in_threadpool(lambda: _emulator(request).batches)
+    return json_response({"object": "list", "data": list(batches.values())})
 
 
 async def request_log(request: Request) -> Response:

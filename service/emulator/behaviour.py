@@ -6,6 +6,7 @@ seed always gives the same outcome and content for the same request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -59,19 +60,24 @@ def _fingerprint(model: str) -> str:
     return "fp_" + hashlib.sha256(model.encode()).hexdigest()[:10]
 
 
+@functools.lru_cache(maxsize=256)
+def _schema_in(text: str) -> Any:
+    at = text.find(SCHEMA_MARKER)
+    if at < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[at + len(SCHEMA_MARKER) :].lstrip())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _prompt_schema(texts: list[str]) -> Any:
-    """The JSON Schema the service embeds in a message after ``JSON Schema:``, if any."""
+    """The JSON Schema the service embeds in a message after ``JSON Schema:``, if any (do not mutate)."""
     for text in texts:
-        at = text.find(SCHEMA_MARKER)
-        if at < 0:
-            continue
-        rest = text[at + len(SCHEMA_MARKER) :].lstrip()
-        try:
-            value, _ = json.JSONDecoder().raw_decode(rest)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
+        schema = _schema_in(text)
+        if schema is not None:
+            return schema
     return None
 
 
@@ -81,6 +87,7 @@ class _Request:
 
     model: str
     texts: list[str]
+    words: list[str]
     rf_type: str | None
     schema: Any
     strict: bool
@@ -121,7 +128,8 @@ def _parse(body: dict[str, Any], config: EmulatorConfig) -> _Request | tuple[int
         schema = _prompt_schema(texts)
     elif rf_type not in (None, "text"):
         return 400, error_body(f"response_format.type `{rf_type}` is not supported", param="response_format")
-    return _Request(model, texts, rf_type if rf_type != "text" else None, schema, strict, budget)
+    words = prompt_words(texts)
+    return _Request(model, texts, words, rf_type if rf_type != "text" else None, schema, strict, budget)
 
 
 def _outcome(u: float, req: _Request, behaviour: ModelBehaviour) -> str:
@@ -157,13 +165,12 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
     req = parsed
     behaviour = config.behaviour(req.model)
     outcome = _outcome(u, req, behaviour)
-    words = prompt_words(req.texts)
-    generator = InstanceGenerator(req.schema if req.schema is not None else {"type": "object"}, rng, words)
     if req.rf_type is None:
-        content = TextMaker(rng, words).paragraph()
+        content = TextMaker(rng, req.words).paragraph()
         instance: Any = None
     else:
-        instance = generator.generate()
+        schema = req.schema if req.schema is not None else {"type": "object"}
+        instance = InstanceGenerator(schema, rng, req.words).generate()
         content = orjson.dumps(instance).decode()
     low, high = behaviour.reasoning_tokens
     reasoning = rng.randint(low, high) if high > 0 else 0
@@ -228,7 +235,7 @@ def _completion(
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if reasoning:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-        message["reasoning"] = TextMaker(rng, prompt_words(req.texts)).sentence(10, 25)
+        message["reasoning"] = TextMaker(rng, req.words).sentence(10, 25)
     return {
         "id": f"chatcmpl-{uuid.UUID(int=rng.getrandbits(128), version=4)}",
         "object": "chat.completion",

@@ -13,6 +13,7 @@ ends ``expired`` when its processing would have finished. A cancel request moves
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +41,12 @@ class BatchRecord:
     errors: list[dict[str, Any]] | None = None  # set: the batch fails validation
     expire_fraction: float | None = None  # set: forced expiry after this fraction
     cancel_requested_at: float | None = None
-    results: list[LineResult] = field(default_factory=list)  # simulated so far, file order
+    results: list[LineResult] = field(default_factory=list)  # simulated so far, file order; [] once finished
     ok_prefix: list[int] = field(default_factory=lambda: [0])  # successes among the first k results
     output_file_id: str | None = None
     error_file_id: str | None = None
     finished: bool = False  # result files written
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def total(self) -> int:
@@ -145,7 +147,7 @@ def render(rec: BatchRecord, phase: Phase) -> dict[str, Any]:
     if phase.status in ("validating", "failed"):
         counts = {"total": 0, "completed": 0, "failed": 0}
     else:
-        done = min(phase.processed, len(rec.results))
+        done = min(phase.processed, len(rec.ok_prefix) - 1)
         succeeded = rec.ok_prefix[done]
         failed = done - succeeded
         if phase.status in ("expired", "cancelled"):

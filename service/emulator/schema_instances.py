@@ -14,7 +14,7 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -24,8 +24,28 @@ from jsonschema.exceptions import best_match
 
 from service.emulator.text import TextMaker
 
-_SCALARS = ("string", "integer", "number", "boolean")
 _LONG_TEXT_HINTS = ("summary", "description", "explanation", "reason", "rationale", "comment", "note", "text")
+
+
+def _day(t: TextMaker) -> str:
+    return f"2026-{t.count(1, 12):02d}-{t.count(1, 28):02d}"
+
+
+def _clock(t: TextMaker) -> str:
+    return f"{t.count(0, 23):02d}:{t.count(0, 59):02d}:{t.count(0, 59):02d}Z"
+
+
+_FORMATS: dict[str, Callable[[TextMaker], str]] = {
+    "date-time": lambda t: f"{_day(t)}T{_clock(t)}",
+    "date": _day,
+    "time": _clock,
+    "email": lambda t: f"{t.word()}@example.com",
+    "uri": lambda t: f"https://example.com/{t.word()}/{t.count(1, 9999)}",
+    "url": lambda t: f"https://example.com/{t.word()}",
+    "uuid": lambda t: str(uuid.UUID(int=t.rng.getrandbits(128), version=4)),
+    "hostname": lambda t: f"{t.word()}.example.com",
+    "ipv4": lambda t: f"10.{t.count(0, 255)}.{t.count(0, 255)}.{t.count(1, 254)}",
+}
 
 
 @functools.lru_cache(maxsize=256)
@@ -258,33 +278,20 @@ class InstanceGenerator:
         return value
 
     def _formatted(self, fmt: Any, hint: str) -> str:
-        rng, name = self.rng, hint.lower()
-        day = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        clock = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"
-        by_format = {
-            "date-time": f"{day}T{clock}",
-            "date": day,
-            "time": clock,
-            "email": f"{self.text.word()}@example.com",
-            "uri": f"https://example.com/{self.text.word()}/{rng.randint(1, 9999)}",
-            "url": f"https://example.com/{self.text.word()}",
-            "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "hostname": f"{self.text.word()}.example.com",
-            "ipv4": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-        }
-        if isinstance(fmt, str) and fmt in by_format:
-            return by_format[fmt]
+        text, name = self.text, hint.lower()
+        if isinstance(fmt, str) and fmt in _FORMATS:
+            return _FORMATS[fmt](text)
         if any(h in name for h in _LONG_TEXT_HINTS):
-            return self.text.sentence()
+            return text.sentence()
         if "path" in name or "file" in name:
-            return self.text.path()
+            return text.path()
         if name.endswith("id"):
-            return self.text.identifier()
+            return text.identifier()
         if "title" in name or "name" in name:
-            return self.text.title()
+            return text.title()
         if "url" in name or "link" in name:
-            return by_format["url"]
-        return self.text.phrase(1, 4)
+            return _FORMATS["url"](text)
+        return text.phrase(1, 4)
 
     def _matching(self, pattern: str, value: str) -> str:
         try:

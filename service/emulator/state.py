@@ -85,7 +85,8 @@ class Emulator:
     def batches(self) -> dict[str, dict[str, Any]]:
         """Every batch as its current Batch object (incl. metadata and status), by id."""
         with self._lock:
-            return {bid: self._refresh(rec) for bid, rec in self.batch_records.items()}
+            records = list(self.batch_records.values())
+        return {rec.id: self._refresh(rec) for rec in records}
 
     def reset(self) -> None:
         """Forget all files, batches and logged requests, and clear the faults."""
@@ -180,10 +181,11 @@ class Emulator:
         cfg = self.config
         with self._lock:
             stored = self._file(file_id)
-            if stored.purpose != "batch":
-                message = f"File '{file_id}' has purpose '{stored.purpose}'; a batch needs purpose 'batch'"
-                raise ApiError(400, message, param="input_file_id")
-            checked = validate_input(stored.content, cfg.max_reported_errors)
+        if stored.purpose != "batch":
+            message = f"File '{file_id}' has purpose '{stored.purpose}'; a batch needs purpose 'batch'"
+            raise ApiError(400, message, param="input_file_id")
+        checked = validate_input(stored.content, cfg.max_reported_errors)
+        with self._lock:
             now = self.clock.now()
             rec = BatchRecord(
                 id=new_id("batch_", now),
@@ -215,78 +217,70 @@ class Emulator:
                 self.faults.expire_next_batches -= 1
                 rec.expire_fraction = self.faults.expire_after_fraction
             self.batch_records[rec.id] = rec
-            return self._refresh(rec)
+        return self._refresh(rec)
 
     def _record(self, batch_id: str) -> BatchRecord:
-        rec = self.batch_records.get(batch_id)
+        with self._lock:
+            rec = self.batch_records.get(batch_id)
         if rec is None:
             raise not_found("Batch", batch_id)
         return rec
 
     def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
-        with self._lock:
-            return self._refresh(self._record(batch_id))
+        return self._refresh(self._record(batch_id))
 
     def list_batches(self, ids: list[str], cursor: str | None, limit: int | None) -> dict[str, Any]:
         cfg = self.config
-        with self._lock:
-            if ids:
-                wanted = list(dict.fromkeys(ids))
-                if len(wanted) > cfg.max_ids_per_list:
-                    message = f"At most {cfg.max_ids_per_list} ids may be requested at once"
-                    raise ApiError(400, message, param="id")
+        if ids:
+            wanted = list(dict.fromkeys(ids))
+            if len(wanted) > cfg.max_ids_per_list:
+                raise ApiError(400, f"At most {cfg.max_ids_per_list} ids may be requested at once", param="id")
+            with self._lock:
                 recs = [self.batch_records[i] for i in wanted if i in self.batch_records]
-                return {
-                    "object": "list",
-                    "data": [self._refresh(r) for r in recs],
-                    "paging": {"next_cursor": None},
-                }
-            size = cfg.list_default_limit if limit is None else limit
-            if not 1 <= size <= cfg.list_max_limit:
-                raise ApiError(400, f"limit must be between 1 and {cfg.list_max_limit}", param="limit")
+            return _page([self._refresh(r) for r in recs], None)
+        size = cfg.list_default_limit if limit is None else limit
+        if not 1 <= size <= cfg.list_max_limit:
+            raise ApiError(400, f"limit must be between 1 and {cfg.list_max_limit}", param="limit")
+        with self._lock:
             ordered = list(reversed(self.batch_records.values()))  # newest first
-            start = 0
-            if cursor:
-                after = cursor.removeprefix("cursor_")
-                positions = [i for i, r in enumerate(ordered) if r.id == after]
-                if not positions:
-                    raise ApiError(400, f"Invalid cursor: '{cursor}'", param="cursor")
-                start = positions[0] + 1
-            page = ordered[start : start + size]
-            more = start + size < len(ordered)
-            next_cursor = f"cursor_{page[-1].id}" if page and more else None
-            return {
-                "object": "list",
-                "data": [self._refresh(r) for r in page],
-                "paging": {"next_cursor": next_cursor},
-            }
+        start = 0
+        if cursor:
+            after = cursor.removeprefix("cursor_")
+            positions = [i for i, r in enumerate(ordered) if r.id == after]
+            if not positions:
+                raise ApiError(400, f"Invalid cursor: '{cursor}'", param="cursor")
+            start = positions[0] + 1
+        page = ordered[start : start + size]
+        next_cursor = f"cursor_{page[-1].id}" if page and start + size < len(ordered) else None
+        return _page([self._refresh(r) for r in page], next_cursor)
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
-        with self._lock:
-            rec = self._record(batch_id)
+        rec = self._record(batch_id)
+        with rec.lock:
             now = self.clock.now()
             current = phase_at(rec, now)
-            if current.status == "cancelling":
-                return self._refresh(rec)
-            if current.status not in CANCELLABLE:
+            if current.status not in CANCELLABLE and current.status != "cancelling":
                 message = f"Batch {batch_id} cannot be cancelled because its status is '{current.status}'"
                 raise ApiError(400, message)
-            rec.cancel_requested_at = now
+            if current.status != "cancelling":
+                rec.cancel_requested_at = now
             return self._refresh(rec)
 
     # -- lazy progress -----------------------------------------------------------------------
-    def _simulate_until(self, rec: BatchRecord, count: int) -> None:
-        for index in range(len(rec.results), count):
-            result = behaviour.simulate(self.config, rec.requests[index], rec.line_time(index))
-            rec.results.append(result)
-            rec.ok_prefix.append(rec.ok_prefix[-1] + (1 if result.success else 0))
-
     def _refresh(self, rec: BatchRecord) -> dict[str, Any]:
-        phase = phase_at(rec, self.clock.now())
-        self._simulate_until(rec, phase.processed)
-        if phase.terminal and phase.status != "failed" and not rec.finished:
-            self._finish(rec, phase)
-        return render(rec, phase)
+        """Bring ``rec`` up to the clock (simulating newly finished lines) and render it.
+
+        Locking: a batch's own lock first, then (briefly) the store lock; never the other way round.
+        """
+        with rec.lock:
+            phase = phase_at(rec, self.clock.now())
+            for index in range(len(rec.ok_prefix) - 1, phase.processed):
+                result = behaviour.simulate(self.config, rec.requests[index], rec.line_time(index))
+                rec.results.append(result)
+                rec.ok_prefix.append(rec.ok_prefix[-1] + (1 if result.success else 0))
+            if phase.terminal and phase.status != "failed" and not rec.finished:
+                self._finish(rec, phase)
+            return render(rec, phase)
 
     def _finish(self, rec: BatchRecord, phase: Phase) -> None:
         """Write the output and error files once the batch reaches a terminal state."""
@@ -296,22 +290,26 @@ class Emulator:
         ok = [r.data for r in rec.results[: phase.processed] if r.success]
         bad = [r.data for r in rec.results[: phase.processed] if not r.success]
         code = "batch_expired" if phase.status == "expired" else "batch_cancelled"
-        bad += [behaviour.unprocessed_line(q.custom_id, code, order, ended) for q in rec.requests[phase.processed :]]
+        for request in rec.requests[phase.processed :]:
+            bad.append(behaviour.unprocessed_line(request.custom_id, code, order, ended))
         order.shuffle(ok)
         order.shuffle(bad)
-        if phase.status == "completed" and ok and self.faults.malformed_output_lines > 0:
-            for index in order.sample(range(len(ok)), min(len(ok), self.faults.malformed_output_lines)):
-                ok[index] = ok[index][: len(ok[index]) // 2]  # cut mid-object: not JSON
-            self.faults.malformed_output_lines = 0
+        with self._lock:
+            corrupt = self.faults.malformed_output_lines if phase.status == "completed" and ok else 0
+            if corrupt:
+                self.faults.malformed_output_lines = 0
+        for index in order.sample(range(len(ok)), min(len(ok), corrupt)):
+            ok[index] = ok[index][: len(ok[index]) // 2]  # cut mid-object: not JSON
         if ok:
             rec.output_file_id = self._store_output(rec, "output", ok, ended)
         if bad:
             rec.error_file_id = self._store_output(rec, "error", bad, ended)
+        rec.results = []  # the files hold the lines now; counts stay in ok_prefix
         rec.finished = True
 
     def _store_output(self, rec: BatchRecord, kind: str, lines: list[bytes], at: float) -> str:
-        stored = StoredFile(
-            new_id("file_", at), f"{rec.id}_{kind}.jsonl", "batch_output", at, b"\n".join(lines) + b"\n"
-        )
-        self.files[stored.id] = stored
+        content = b"\n".join(lines) + b"\n"
+        stored = StoredFile(new_id("file_", at), f"{rec.id}_{kind}.jsonl", "batch_output", at, content)
+        with self._lock:
+            self.files[stored.id] = stored
         return stored.id

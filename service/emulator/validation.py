@@ -12,9 +12,17 @@ from service.emulator.config import CHAT_ENDPOINT
 
 @dataclass(frozen=True)
 class InputRequest:
+    """A valid input line. Only the raw bytes are kept (parsed again when run): thousands of
+    parsed dicts would make the garbage collector crawl."""
+
     line: int  # 1-based line in the input file
     custom_id: str
-    body: dict[str, Any]
+    raw: bytes
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(self.raw)["body"]
+        return body
 
 
 @dataclass
@@ -84,7 +92,7 @@ def validate_input(data: bytes, max_errors: int = 1000) -> ValidationResult:
         else:
             problem = _check_line(obj, seen, index)
         if problem is None:
-            result.requests.append(InputRequest(index, obj["custom_id"], obj["body"]))
+            result.requests.append(InputRequest(index, obj["custom_id"], raw))
             continue
         result.error_count += 1
         if len(result.errors) < max_errors:

@@ -7,6 +7,7 @@ lost) and PermanentProviderError (the request itself is wrong; retrying cannot h
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,17 +78,24 @@ def _retry_after_seconds(response: httpx.Response | None) -> float | None:
     header_ms = response.headers.get("retry-after-ms")
     if header_ms:
         try:
-            return float(header_ms) / 1000
+            value = float(header_ms) / 1000
         except ValueError:
-            pass
+            value = math.nan
+        if math.isfinite(value):
+            return max(0.0, value)
     header = response.headers.get("retry-after")
     if not header:
         return None
     try:
-        return max(0.0, float(header))
+        seconds = float(header)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
+        pass
+    try:
         parsed = email.utils.parsedate_to_datetime(header)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None  # unparseable: fall back to our own back-off
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _describe(error: groq.APIStatusError) -> str:
@@ -248,12 +256,21 @@ class GroqBatchProvider:
         return None
 
     async def iter_file_lines(self, file_id: str) -> AsyncIterator[bytes]:
-        """The lines of an output or error file, streamed; memory stays flat for any file size."""
+        """The lines of an output or error file, streamed; memory stays flat for any file size.
+
+        Split on b"\n" only: JSON strings may hold U+2028/U+2029/U+0085 unescaped, which a text
+        line splitter would cut, and the raw bytes go to the JSON parser untouched."""
         try:
             async with self._client.files.with_streaming_response.content(file_id) as response:
-                async for line in response.iter_lines():
-                    if line.strip():
-                        yield line.encode()
+                pending = b""
+                async for chunk in response.iter_bytes():
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield line.rstrip(b"\r")
+                if pending.strip():
+                    yield pending.rstrip(b"\r")
         except groq.GroqError as error:
             raise map_sdk_error(error) from error
         except httpx.HTTPError as error:  # the stream broke after the response started

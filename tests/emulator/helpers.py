@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from service.emulator import Emulator, EmulatorConfig, ManualClock
 
-CHAT_URL = "/v1/chat/completions"
+CHAT_URL: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 
 
 def chat_line(
@@ -60,7 +60,7 @@ async def run_batch(
     uploaded = await client.files.create(file=("input.jsonl", data), purpose="batch")
     assert uploaded.id is not None
     create.setdefault("completion_window", "24h")
-    batch = await client.batches.create(input_file_id=uploaded.id, endpoint=CHAT_URL, **create)
+    batch: Any = await client.batches.create(input_file_id=uploaded.id, endpoint=CHAT_URL, **create)
     for _ in range(max_steps):
         batch = await client.batches.retrieve(batch.id)
         if batch.status in ("completed", "failed", "expired", "cancelled"):

@@ -102,7 +102,8 @@ async def test_cancel_keeps_partial_output(asgi_emulator: AsgiEmulator) -> None:
     assert (await client.batches.retrieve(batch.id)).status == "cancelling"
     clock.advance(1)
     cancelled = await client.batches.retrieve(batch.id)
-    assert cancelled.status == "cancelled" and cancelled.cancelled_at == cancelled.cancelling_at + 5
+    assert cancelled.status == "cancelled" and cancelled.cancelling_at is not None
+    assert cancelled.cancelled_at == cancelled.cancelling_at + 5
     out = await read_lines(client, cancelled.output_file_id)
     err = await read_lines(client, cancelled.error_file_id)
     skipped = [line for line in err if line["error"] and line["error"]["code"] == "batch_cancelled"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import httpx
 import orjson
@@ -29,7 +30,7 @@ def test_quickstart_over_http(live_emulator: LiveEmulator) -> None:
     assert (uploaded.object, uploaded.purpose, uploaded.filename) == ("file", "batch", "batch_file.jsonl")
     assert uploaded.bytes == len(to_jsonl(lines))
 
-    batch = client.batches.create(
+    batch: Any = client.batches.create(
         input_file_id=uploaded.id, endpoint=CHAT_URL, completion_window="24h", metadata={"chunk": "7"}
     )
     assert re.fullmatch(f"batch_{ULID}", batch.id)
@@ -74,7 +75,7 @@ async def test_quickstart_in_process(asgi_emulator: AsgiEmulator) -> None:
     client, clock = asgi_emulator.client, asgi_emulator.clock
     lines = [chat_line(f"c{i}", model="llama-3.3-70b-versatile") for i in range(25)]
     uploaded = await client.files.create(file=("x.jsonl", to_jsonl(lines)), purpose="batch")
-    batch = await client.batches.create(input_file_id=uploaded.id or "", endpoint=CHAT_URL, completion_window="7d")
+    batch: Any = await client.batches.create(input_file_id=uploaded.id or "", endpoint=CHAT_URL, completion_window="7d")
     assert batch.expires_at == batch.created_at + 7 * 86400
     clock.advance(2 + 10 + 2)
     batch = await client.batches.retrieve(batch.id)
