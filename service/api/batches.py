@@ -28,6 +28,7 @@ from service.api.schemas import (
 )
 from service.db import rows_affected
 from service.models import TERMINAL_BATCH_STATUSES, Batch, BatchStatus, Pass, PassKind, PassStatus, utcnow
+from service.pipeline.requests import PassRequestSpec, check_line_sizes
 from service.pipeline.validation import validate_items, validate_output_schema, validate_params
 
 router = APIRouter(prefix="/batches", tags=["batches"])
@@ -51,6 +52,21 @@ def _check_model_priced(state: StateDep, model: str, field: str) -> None:
             f"no batch price is configured for model {model!r}; add it to MODEL_PRICES so costs can be shown",
             field=field,
         )
+
+
+def _check_line_sizes(
+    state: StateDep, payload: BatchCreate, items: list[dict[str, Any]], model: str, pass_params: dict[str, Any]
+) -> None:
+    spec = PassRequestSpec(
+        model=model,
+        supports_json_schema=model in state.settings.json_schema_models,
+        params=payload.params,
+        pass_params=pass_params,
+        output_schema=payload.output_schema,
+    )
+    check_line_sizes(
+        spec, ((item["custom_id"], item["body"]) for item in items), state.settings.max_bytes_per_provider_batch
+    )
 
 
 async def _get_batch(session: SessionDep, batch_id: str) -> Batch:
@@ -79,6 +95,9 @@ async def create_batch(
     _check_model_priced(state, model, "model")
     if fallback:
         _check_model_priced(state, fallback_model, "fallback_model")
+    _check_line_sizes(state, payload, items, model, {})
+    if fallback:
+        _check_line_sizes(state, payload, items, fallback_model, payload.fallback_params)
     batch = Batch(
         id=f"lb_{str(ULID()).lower()}",
         model=model,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from service.pipeline.errors import LineTooLarge
 from service.pipeline.expectations import compact_json, response_format_schema, response_format_type
 
 BATCH_URL = "/v1/chat/completions"
@@ -102,3 +104,34 @@ def _message_texts(message: Any) -> list[str]:
     if isinstance(content, list):
         return [part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)]
     return []
+
+
+@dataclass(frozen=True)
+class PassRequestSpec:
+    """Everything that shapes the lines of one pass, apart from the items themselves."""
+
+    model: str
+    supports_json_schema: bool
+    params: Mapping[str, Any]
+    pass_params: Mapping[str, Any]
+    output_schema: Mapping[str, Any] | None
+
+
+def request_line(spec: PassRequestSpec, custom_id: str, item_body: Mapping[str, Any]) -> bytes:
+    """The JSONL line sent for one item in one pass: planning, submission and size checks share it."""
+    request = merge_request(item_body, spec.params, spec.pass_params)
+    final = adapt_to_model(
+        request,
+        model=spec.model,
+        supports_json_schema=spec.supports_json_schema,
+        output_schema=spec.output_schema,
+    )
+    return jsonl_line(custom_id, final)
+
+
+def check_line_sizes(spec: PassRequestSpec, items: Iterable[tuple[str, Mapping[str, Any]]], max_bytes: int) -> None:
+    """Refuse up front an item whose line could never fit in a provider batch file."""
+    for index, (custom_id, body) in enumerate(items):
+        size = len(request_line(spec, custom_id, body))
+        if size > max_bytes:
+            raise LineTooLarge(line_index=index, size=size, max_bytes=max_bytes, custom_id=custom_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -21,20 +20,18 @@ from service.models import (
     ProviderBatch,
 )
 from service.pipeline.chunking import plan_chunks
-from service.pipeline.requests import adapt_to_model, jsonl_line, merge_request
+from service.pipeline.requests import PassRequestSpec, request_line
 from service.workers.context import WorkerContext
 
 
-def request_line(ctx: WorkerContext, batch: Batch, pass_: Pass, custom_id: str, body: Mapping[str, Any]) -> bytes:
-    """The JSONL line sent for one item in one pass; planning and submission must build the same bytes."""
-    request = merge_request(body, batch.params, pass_.params)
-    final = adapt_to_model(
-        request,
+def pass_spec(ctx: WorkerContext, batch: Batch, pass_: Pass) -> PassRequestSpec:
+    return PassRequestSpec(
         model=pass_.model,
         supports_json_schema=ctx.supports_json_schema(pass_.model),
+        params=batch.params,
+        pass_params=pass_.params,
         output_schema=batch.output_schema,
     )
-    return jsonl_line(custom_id, final)
 
 
 async def _selected_items(session: AsyncSession, batch: Batch, pass_: Pass) -> list[Any]:
@@ -53,7 +50,8 @@ async def lay_out_pass(session: AsyncSession, ctx: WorkerContext, batch: Batch, 
     """Create the chunks and attempts of `pass_` and mark it running. Returns the number of items."""
     assert pass_.id is not None
     items = await _selected_items(session, batch, pass_)
-    sizes = [len(request_line(ctx, batch, pass_, row.custom_id, row.body)) for row in items]
+    spec = pass_spec(ctx, batch, pass_)
+    sizes = [len(request_line(spec, row.custom_id, row.body)) for row in items]
     chunk_of = plan_chunks(
         sizes,
         max_lines=ctx.settings.max_lines_per_provider_batch,

@@ -18,10 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.db import rows_affected, transaction
 from service.models import Attempt, Batch, ChunkState, Item, Pass, ProviderBatch, utcnow
 from service.pipeline import failure_codes
+from service.pipeline.requests import request_line
 from service.providers.groq import PermanentProviderError, ProviderBatchInfo
 from service.workers.context import WorkerContext
 from service.workers.outcomes import fail_pending_attempts, record_provider_batch
-from service.workers.planning import request_line
+from service.workers.planning import pass_spec
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ async def _write_spool_file(
         .execution_options(yield_per=1000)
     )
     result = await session.stream(query)
+    spec = pass_spec(ctx, batch, pass_)
     with path.open("wb") as handle:
         async for custom_id, body in result:
-            handle.write(request_line(ctx, batch, pass_, custom_id, body))
+            handle.write(request_line(spec, custom_id, body))
     return path
 
 

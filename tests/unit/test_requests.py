@@ -244,3 +244,16 @@ def test_jsonl_line_round_trips_unicode() -> None:
         "url": "/v1/chat/completions",
         "body": body,
     }
+
+
+def test_check_line_sizes_names_the_item_that_cannot_fit() -> None:
+    from service.pipeline.errors import LineTooLarge
+    from service.pipeline.requests import PassRequestSpec, check_line_sizes, request_line
+
+    spec = PassRequestSpec("openai/gpt-oss-20b", True, {}, {}, None)
+    small = {"messages": [{"role": "user", "content": "hi"}]}
+    big = {"messages": [{"role": "user", "content": "x" * 500}]}
+    limit = len(request_line(spec, "big", big)) - 1
+    check_line_sizes(spec, [("small", small)], limit)
+    with pytest.raises(LineTooLarge, match="'big'"):
+        check_line_sizes(spec, [("small", small), ("big", big)], limit)
