@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo run emulator openapi fmt bench clean
+.PHONY: venv test lint demo run emulator openapi fmt bench clean migration-regen
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# Until the first release the schema has one migration, regenerated from service/models.py.
+# After a release, add new revisions instead: .venv/bin/alembic revision --autogenerate -m "..."
+migration-regen: $(STAMP)
+	rm -f alembic/versions/0001_initial_schema.py /tmp/llm_batch_autogen.db
+	DATABASE_URL=sqlite:////tmp/llm_batch_autogen.db $(BIN)/alembic revision --autogenerate -m "initial schema" --rev-id 0001
+	$(BIN)/ruff format alembic/versions
+	rm -f /tmp/llm_batch_autogen.db

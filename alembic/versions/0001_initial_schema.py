@@ -2,15 +2,15 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 03:10:00.230594
+Create Date: 2026-11-28 03:28:31.258005
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
-
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
