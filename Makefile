@@ -48,5 +48,6 @@ clean:
 migration-regen: $(STAMP)
 	rm -f alembic/versions/0001_initial_schema.py /tmp/llm_batch_autogen.db
 	DATABASE_URL=sqlite:////tmp/llm_batch_autogen.db $(BIN)/alembic revision --autogenerate -m "initial schema" --rev-id 0001
+	$(BIN)/ruff check --fix --quiet alembic/versions
 	$(BIN)/ruff format alembic/versions
 	rm -f /tmp/llm_batch_autogen.db
