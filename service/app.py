@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from service.api import batches, health
 from service.api.deps import AppState
 from service.api.errors import install_problem_handlers
+from service.api.openapi import install_openapi
 from service.db import create_engine, migrate, session_factory
 from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(batches.router)
     app.include_router(health.router)
     return app

@@ -37,6 +37,7 @@ NDJSON = "application/x-ndjson"
 WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 MIN_WINDOW_HOURS, MAX_WINDOW_HOURS = 24, 7 * 24
 RESULTS_STREAM_PAGE = 1000
+CURSOR_PATTERN = re.compile(r"[0-9]{1,9}")  # an item position; int32 on PostgreSQL
 
 
 def _check_window(window: str) -> None:
@@ -206,7 +207,7 @@ async def cancel_batch(batch_id: str, session: SessionDep) -> BatchOut:
 def _position_cursor(after: str | None) -> int:
     if after is None:
         return -1
-    if not after.isdigit():
+    if not CURSOR_PATTERN.fullmatch(after):
         raise Problem(400, "bad-cursor", "Bad cursor", "after must be a next_cursor returned by this endpoint")
     return int(after)
 
@@ -255,7 +256,7 @@ async def get_results(
     )
 
 
-@router.get("/{batch_id}/items/{custom_id}", response_model=ItemOut, summary="One item with every attempt")
+@router.get("/{batch_id}/items/{custom_id:path}", response_model=ItemOut, summary="One item with every attempt")
 async def get_item(batch_id: str, custom_id: str, session: SessionDep) -> ItemOut:
     await _get_batch(session, batch_id)
     item = await repository.find_item(session, batch_id, custom_id)

@@ -45,7 +45,10 @@ def problem_response(status: int, slug: str, title: str, detail: str, **extra: A
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(part) for part in loc if part != "body")
+    parts = list(loc)
+    if parts and parts[0] == "body":  # FastAPI's prefix for the request body, not a field of ours
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts)
 
 
 async def _problem(_request: Request, exc: Exception) -> JSONResponse:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 JSON_FORMAT_TYPES = frozenset({"json_object", "json_schema"})
 
@@ -69,8 +73,33 @@ def _mapping_as_dict(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# No retrieval: a client's "$ref": "http://..." must never make us fetch a URL (SSRF, hangs).
+_NO_RETRIEVAL = Registry()
+
+
 @lru_cache(maxsize=256)
 def _validator_for_key(schema_json: bytes) -> Draft202012Validator:
     schema = orjson.loads(schema_json)
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    validator = Draft202012Validator(schema, registry=_NO_RETRIEVAL)
+    resolver = _NO_RETRIEVAL.resolver_with_root(DRAFT202012.create_resource(schema))
+    for ref in _refs(schema):
+        if not ref.startswith("#"):
+            raise SchemaError(f"$ref {ref!r} points outside the schema; only local references (#/$defs/...) work")
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            raise SchemaError(f"$ref {ref!r} does not resolve within the schema") from None
+    return validator
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)

@@ -144,7 +144,10 @@ async def run_once(ctx: WorkerContext, health: ProviderHealth) -> None:
             except ProviderError as error:
                 health.failed(error, utcnow())
                 logger.warning("cancelling batch %s: %s", batch_id, error)
-        await advance_batch(ctx, batch_id)
+        try:
+            await advance_batch(ctx, batch_id)
+        except Exception:  # one broken batch must not stop every other batch's work
+            logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
     for row_id in await _due_chunk_ids(ctx, (ChunkState.PENDING, ChunkState.UPLOADING)):
         await _run_chunk_step(ctx, health, row_id, submit_chunk)
     for row_id in await _due_chunk_ids(ctx, (ChunkState.SUBMITTED,)):
