@@ -196,6 +196,11 @@ async def attempts_of(session: AsyncSession, item_id: int) -> list[tuple[Attempt
     return [(attempt, pass_, provider_id) for attempt, pass_, provider_id in rows]
 
 
-async def failed_custom_ids(session: AsyncSession, batch_id: str) -> set[str]:
-    rows = await session.scalars(select(Item.custom_id).where(Item.batch_id == batch_id, Item.status == "failed"))
-    return set(rows)
+async def failed_items(session: AsyncSession, batch_id: str) -> dict[str, dict[str, Any]]:
+    """custom_id -> body of every item that currently counts as failed."""
+    rows = await session.execute(
+        sa_select(col(Item.custom_id), col(Item.body)).where(
+            col(Item.batch_id) == batch_id, col(Item.status) == "failed"
+        )
+    )
+    return {custom_id: body for custom_id, body in rows}

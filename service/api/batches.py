@@ -55,16 +55,26 @@ def _check_model_priced(state: StateDep, model: str, field: str) -> None:
         )
 
 
+def _pass_spec(
+    state: StateDep,
+    params: dict[str, Any],
+    output_schema: dict[str, Any] | None,
+    model: str,
+    pass_params: dict[str, Any],
+) -> PassRequestSpec:
+    return PassRequestSpec(
+        model=model,
+        supports_json_schema=model in state.settings.json_schema_models,
+        params=params,
+        pass_params=pass_params,
+        output_schema=output_schema,
+    )
+
+
 def _check_line_sizes(
     state: StateDep, payload: BatchCreate, items: list[dict[str, Any]], model: str, pass_params: dict[str, Any]
 ) -> None:
-    spec = PassRequestSpec(
-        model=model,
-        supports_json_schema=model in state.settings.json_schema_models,
-        params=payload.params,
-        pass_params=pass_params,
-        output_schema=payload.output_schema,
-    )
+    spec = _pass_spec(state, payload.params, payload.output_schema, model, pass_params)
     check_line_sizes(
         spec, ((item["custom_id"], item["body"]) for item in items), state.settings.max_bytes_per_provider_batch
     )
@@ -150,7 +160,7 @@ async def retry_batch(
     batch = await _get_batch(session, batch_id)
     if batch.status not in TERMINAL_BATCH_STATUSES:
         raise conflict(f"batch {batch_id} is {batch.status}; retry once its passes have finished")
-    failed = await repository.failed_custom_ids(session, batch_id)
+    failed = await repository.failed_items(session, batch_id)
     if not failed:
         raise conflict(f"batch {batch_id} has no failed items to retry")
     if request.custom_ids is not None:
@@ -164,6 +174,12 @@ async def retry_batch(
     _check_model_priced(state, model, "model")
     params = request.params if request.params is not None else batch.fallback_params
     validate_params(params, "params")
+    selected = [(cid, body) for cid, body in failed.items() if request.custom_ids is None or cid in request.custom_ids]
+    check_line_sizes(
+        _pass_spec(state, batch.params, batch.output_schema, model, params),
+        selected,
+        state.settings.max_bytes_per_provider_batch,
+    )
     passes = await repository.passes_of(session, batch_id)
     reopened = await session.execute(
         update(Batch)

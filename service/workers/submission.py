@@ -158,6 +158,11 @@ async def submit_chunk(ctx: WorkerContext, row_id: int) -> None:
             path = await _write_spool_file(session, ctx, batch, pass_, row)
         try:
             input_file_id = await ctx.provider.upload_jsonl(path, filename=f"{key.replace('/', '_')}.jsonl")
+        except PermanentProviderError as error:
+            await abandon_chunk(
+                ctx, row_id, ChunkState.UPLOADING, failure_codes.BATCH_FAILED, f"Groq refused the input file: {error}"
+            )
+            return
         finally:
             path.unlink(missing_ok=True)
         async with transaction(ctx.sessions) as session:

@@ -263,3 +263,33 @@ async def test_provider_batch_lost_by_groq_fails_its_items_instead_of_waiting_fo
     assert second["items"] == 20
     rows = await service.results(created["id"])
     assert_each_item_once(rows, {f"pr-{n}" for n in range(1, 21)})
+
+
+async def test_lines_too_large_for_a_provider_file_are_refused_at_submit_and_retry(
+    start_service: Any, sqlite_url: str
+) -> None:
+    from service.pipeline.requests import PassRequestSpec, request_line
+
+    payload = pr_batch(5)
+    item = payload["items"][0]
+    primary = PassRequestSpec(PRIMARY, True, payload["params"], {}, None)
+    fallback = PassRequestSpec(FALLBACK, False, payload["params"], {}, None)
+    primary_size = len(request_line(primary, item["custom_id"], item["body"]))
+    fallback_size = len(request_line(fallback, item["custom_id"], item["body"]))
+    assert fallback_size > primary_size + 100, "llama lines carry the schema as an instruction"
+    always_fail = fast_emulator_config(behaviours={PRIMARY: ModelBehaviour(1.0, 0.0, 0.0, 0.0)})
+    service: Service = await start_service(
+        sqlite_url, emulator_config=always_fail, max_bytes_per_provider_batch=primary_size + 50
+    )
+
+    refused = await service.client.post("/batches", params={"fallback": "true"}, json=payload)
+    assert refused.status_code == 422
+    assert "pr-1" in refused.json()["detail"] and "bytes" in refused.json()["detail"]
+    assert (await service.client.get("/batches")).json()["data"] == []
+
+    created = await service.submit(payload)
+    summary = await service.wait(created["id"])
+    assert summary["counts"]["failed"] == 5
+    retry = await service.client.post(f"/batches/{created['id']}/retry")
+    assert retry.status_code == 422
+    assert (await service.client.get(f"/batches/{created['id']}")).json()["status"] == "failed"
