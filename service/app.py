@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
-from service.api import batches, health
+from service.api import batches, health, webhooks
+from service.api.auth import UNAUTHORIZED_RESPONSE, BearerAuthMiddleware, require_token
 from service.api.deps import AppState
 from service.api.errors import install_problem_handlers
+from service.api.limits import install_request_limits
 from service.api.openapi import install_openapi
 from service.db import create_engine, migrate, session_factory
+from service.observability import routes as observability_routes
+from service.observability.logging import configure_from_settings, settings_secrets
+from service.observability.redaction import register_secrets
 from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings, get_settings
-from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_worker
+from service.ui import routes as ui_routes
+from service.webhooks.ssrf import CallbackGuard
+from service.workers.loop import ProviderHealth
+from service.workers.runner import WorkerRunner, build_worker_context, default_loops
 
 logger = logging.getLogger("service")
 EMULATOR_BASE_URL = "http://groq-emulator.invalid"
-WORKER_STOP_GRACE_SECONDS = 25.0
 
 
 def _emulator_app(settings: Settings) -> ASGIApp:
@@ -59,6 +64,7 @@ def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple
 
 def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = None) -> FastAPI:
     settings = settings or get_settings()
+    register_secrets(settings_secrets(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,26 +74,24 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         provider, label = build_provider(settings, emulator)
         prices = PriceTable(settings.prices())
         provider_health = ProviderHealth()
-        state = AppState(settings, engine, sessions, prices, provider_health, label)
+        callback_guard = CallbackGuard(settings.callback_allowed_hosts)
+        state = AppState(settings, engine, sessions, prices, provider_health, label, callback_guard=callback_guard)
         app.state.llm_batch = state
         for warning in health.startup_warnings(state):
             logger.warning(warning)
-        stop = asyncio.Event()
-        worker: asyncio.Task[None] | None = None
+        runner: WorkerRunner | None = None
         if settings.workers_enabled:
-            context = WorkerContext(sessions=sessions, provider=provider, settings=settings, prices=prices)
-            worker = asyncio.create_task(run_worker(context, provider_health, stop), name="llm-batch-worker")
+            runner = WorkerRunner(
+                build_worker_context(settings, sessions, provider),
+                default_loops(provider_health, callback_guard),
+                grace_seconds=settings.worker_stop_grace_seconds,
+            )
+            await runner.start()
         try:
             yield
         finally:
-            stop.set()
-            if worker is not None:
-                try:
-                    await asyncio.wait_for(worker, timeout=WORKER_STOP_GRACE_SECONDS)
-                except TimeoutError:
-                    logger.warning(
-                        "worker did not stop within %.0fs; its leases will expire", WORKER_STOP_GRACE_SECONDS
-                    )
+            if runner is not None:
+                await runner.stop()
             await provider.close()
             await engine.dispose()
 
@@ -100,14 +104,18 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
     )
     install_problem_handlers(app)
     install_openapi(app)
-    app.include_router(batches.router)
+    install_request_limits(app, settings)
+    app.add_middleware(BearerAuthMiddleware, tokens=settings.api_tokens)  # outermost: before any body is read
+    for router in (batches.router, webhooks.router):
+        app.include_router(router, dependencies=[Depends(require_token)], responses=UNAUTHORIZED_RESPONSE)
     app.include_router(health.router)
+    app.include_router(observability_routes.router)
+    app.include_router(ui_routes.router)
     return app
 
 
 def _default_app() -> FastAPI:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_from_settings(get_settings())
     return create_app()
 
 

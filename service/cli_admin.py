@@ -1,4 +1,4 @@
-"""Operator commands: apply migrations, print the OpenAPI document."""
+"""Operator commands: apply migrations, print the OpenAPI document, run the workers alone."""
 
 from __future__ import annotations
 
@@ -27,14 +27,28 @@ def openapi_yaml() -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
+def _worker() -> int:
+    from service.app import build_provider
+    from service.observability.logging import configure_from_settings
+    from service.workers.runner import run_worker_process
+
+    settings = get_settings()
+    configure_from_settings(settings)
+    provider, label = build_provider(settings)
+    return asyncio.run(run_worker_process(settings, provider, label))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
     sub.add_parser("openapi", help="print the OpenAPI document as YAML")
+    sub.add_parser("worker", help="run only the workers (any number of them, beside API-only replicas)")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         asyncio.run(_migrate())
         print("database is at the newest migration", file=sys.stderr)
     elif args.command == "openapi":
         sys.stdout.write(openapi_yaml())
+    elif args.command == "worker":
+        sys.exit(_worker())

@@ -81,11 +81,14 @@ def _upgrade(connection: Connection) -> None:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest migration. Safe to run from several replicas at once on PostgreSQL."""
+    """Bring the schema to the newest migration. Safe to run from several processes at once."""
     async with engine.begin() as connection:
+        # Serialise concurrent start-ups: only one process runs the migrations at a time; the others then find
+        # the schema at the newest migration.
         if connection.dialect.name == "postgresql":
-            # Serialise concurrent start-ups: only one replica runs the migrations at a time.
             await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+        else:  # SQLite: the DDL runs inside a transaction that holds the write lock from its start
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.run_sync(_upgrade)
 
 

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -30,6 +29,9 @@ import uvicorn
 from sqlalchemy.engine import make_url
 
 from service.demo_data import DEFAULT_COUNT, DEFAULT_SEED, demo_payload
+from service.report import ProgressView, final_line, money, pass_table, price
+from service.report import format_table as format_table  # re-exported: tests/unit/test_demo_data.py imports them
+from service.report import reasons_text as reasons_text
 from service.settings import Settings
 
 # Environment defaults for the demo only; anything the user set wins.
@@ -135,76 +137,7 @@ def whatif_costs(
     )
 
 
-# -- plain-text tables ------------------------------------------------------------------------------
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
-    """Columns padded to their widest cell, ``right[i]`` aligning column i to the right (numbers); the last
-    row is ruled off as the total."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.rjust(width) if align else cell.ljust(width)
-            for cell, width, align in zip(cells, widths, right, strict=True)
-        ]
-        return "  ".join(padded).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return [line(headers), rule, *(line(row) for row in rows[:-1]), rule, line(rows[-1])] if rows else []
-
-
-def money(usd: float) -> str:
-    return f"${usd:,.6f}"
-
-
-def price(usd_per_million: float) -> str:
-    """$0.30, $0.0375: at least two decimals, more when the price has them."""
-    text = f"{usd_per_million:.6f}".rstrip("0")
-    decimals = max(2, len(text.split(".")[1]))
-    return f"${usd_per_million:.{decimals}f}"
-
-
-def reasons_text(reasons: Mapping[str, int]) -> str:
-    ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-    return ", ".join(f"{code} {count}" for code, count in ordered) or "-"
-
-
-def pass_table(summary: Mapping[str, Any]) -> list[str]:
-    """One row per pass, then the merged outcome: final counts and failures, total tokens and cost."""
-    headers = ["pass", "model", "items", "succeeded", "failed", "failures by reason", "input tok", "output tok"]
-    headers += ["cost USD"]
-    rows: list[list[str]] = []
-    for p in sorted(summary["passes"], key=lambda p: p["number"]):
-        rows.append(
-            [
-                str(p["number"]),
-                p["model"],
-                str(p["items"]),
-                str(p["succeeded"]),
-                str(p["failed"]),
-                reasons_text(p["failure_reasons"]),
-                f"{p['cost']['input_tokens']:,}",
-                f"{p['cost']['output_tokens']:,}",
-                money(p["cost"]["usd"]),
-            ]
-        )
-    counts, cost = summary["counts"], summary["cost"]
-    rows.append(
-        [
-            "total",
-            "(merged, one result per item)",
-            str(counts["total"]),
-            str(counts["succeeded"]),
-            str(counts["failed"]),
-            reasons_text(summary.get("failure_reasons") or {}),
-            f"{cost['input_tokens']:,}",
-            f"{cost['output_tokens']:,}",
-            money(cost["usd"]),
-        ]
-    )
-    right = [False, False, True, True, True, False, True, True, True]
-    return format_table(headers, rows, right)
+# -- plain-text tables (the per-pass table is service/report.py, shared with the llm-batch CLI) ---------
 
 
 def whatif_lines(summary: Mapping[str, Any], whatif: WhatIf, prices: Mapping[str, tuple[float, float]]) -> list[str]:
@@ -280,32 +213,6 @@ def progress_lines(summary: Mapping[str, Any]) -> list[str]:
     lines = [f"batch {summary['id']}  {summary['status']}"]
     lines += [pass_line(p, width) for p in passes]
     return lines
-
-
-class ProgressView:
-    """On a terminal: the lines are redrawn in place. Otherwise: a line is printed whenever it changes."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.shown: list[str] = []
-
-    def update(self, lines: list[str]) -> None:
-        if self.tty:
-            if lines == self.shown:
-                return
-            columns = shutil.get_terminal_size().columns - 1  # a wrapped line would break the redraw
-            if self.shown:
-                self.out.write(f"\x1b[{len(self.shown)}F")
-            for line in lines:
-                self.out.write(f"\x1b[2K{line[:columns]}\n")
-        else:
-            previous = set(self.shown)
-            for line in lines:
-                if line not in previous:
-                    self.out.write(line + "\n")
-        self.out.flush()
-        self.shown = lines
 
 
 # -- the service -------------------------------------------------------------------------------------
@@ -428,15 +335,8 @@ def report(
     print(file=out)
     for line in pass_table(summary):
         print(line, file=out)
-    counts = summary["counts"]
     print(file=out)
-    print(
-        f"Final: {counts['succeeded']} of {counts['total']} items succeeded, {counts['failed']} failed"
-        + (f" ({reasons_text(summary['failure_reasons'])})" if summary.get("failure_reasons") else "")
-        + (f", {counts['pending']} pending" if counts["pending"] else "")
-        + ".",
-        file=out,
-    )
+    print(final_line(summary), file=out)
     print(file=out)
     for line in whatif_lines(summary, whatif_costs(summary, rows, prices), prices):
         print(line, file=out)

@@ -160,6 +160,8 @@ class ProviderBatch(SQLModel, table=True):
     created_at: datetime = _timestamp(nullable=False)
     submitted_at: datetime | None = _timestamp()
     finished_at: datetime | None = _timestamp()
+    # When the chunk's files on Groq (input, results, stray uploads) were deleted (PROVIDER_FILE_CLEANUP).
+    files_deleted_at: datetime | None = _timestamp()
 
 
 class Attempt(SQLModel, table=True):
@@ -185,3 +187,103 @@ class Attempt(SQLModel, table=True):
     provider_request_id: str | None = Field(default=None, max_length=80)
     created_at: datetime = _timestamp(nullable=False)
     finished_at: datetime | None = _timestamp()
+
+
+class WebhookState(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt (or being attempted: see the lease)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # gave up after WEBHOOK_MAX_ATTEMPTS; POST .../webhook/redeliver queues it again
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one batch's callback_url, created in the transaction that made the batch terminal."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_state_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=40, unique=True)  # the webhook-id header, the same on every attempt
+    batch_id: str = Field(foreign_key="batches.id", max_length=40, index=True)
+    event: str = Field(max_length=32)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the exact body sent on every attempt
+    state: str = Field(default=WebhookState.PENDING, max_length=16)
+    attempts: int = 0
+    # Attempts since it was last queued (a redelivery starts a new schedule): drives back-off and giving up.
+    schedule_attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    next_attempt_at: datetime | None = _timestamp()
+    last_attempt_at: datetime | None = _timestamp()
+    delivered_at: datetime | None = _timestamp()
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_expires_at: datetime | None = _timestamp()
+    created_at: datetime = _timestamp(nullable=False)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="webhook_deliveries.id", index=True)
+    number: int
+    status_code: int | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime = _timestamp(nullable=False)
+    finished_at: datetime = _timestamp(nullable=False)
+
+
+class IdempotencyState(StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An Idempotency-Key and the answer it got. The primary key is what makes one key one request across
+    replicas; the answer is stored in the transaction that did the work."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)  # sha256 of method, path, query and body
+    method: str = Field(max_length=8)
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default=IdempotencyState.IN_PROGRESS, max_length=16)
+    owner: str = Field(max_length=40)  # the request that holds it while in progress
+    locked_until: datetime = _timestamp(nullable=False)  # a request that died holding it frees it then
+    response_status: int | None = None
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_location: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _timestamp(nullable=False)
+    expires_at: datetime = _timestamp(nullable=False)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """One row per running worker process, renewed while it lives and deleted when it stops cleanly.
+
+    /readyz counts the rows seen recently, so an API-only replica can tell whether any worker is alive."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: str = Field(primary_key=True, max_length=80)
+    hostname: str = Field(max_length=255)
+    pid: int
+    loops: str = Field(default="", max_length=255)
+    started_at: datetime = _timestamp(nullable=False)
+    last_seen_at: datetime = _timestamp(nullable=False)
+
+
+class ProviderHealthRecord(SQLModel, table=True):
+    """What the workers last saw of the provider, shared by every replica: the global back-off (circuit)
+    that keeps one outage from being hammered by every chunk, and what /readyz reports."""
+
+    __tablename__ = "provider_health"
+
+    provider: str = Field(primary_key=True, max_length=40)
+    consecutive_failures: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error_at: datetime | None = _timestamp()
+    last_success_at: datetime | None = _timestamp()
+    backoff_until: datetime | None = _timestamp()

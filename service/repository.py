@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import Attempt, Batch, Item, Pass, ProviderBatch
+from service.models import Attempt, Batch, Item, Pass, ProviderBatch, WebhookAttempt, WebhookDelivery
 
 
 async def insert_batch(session: AsyncSession, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
@@ -204,3 +204,24 @@ async def failed_items(session: AsyncSession, batch_id: str) -> dict[str, dict[s
         )
     )
     return {custom_id: body for custom_id, body in rows}
+
+
+async def latest_webhook_delivery(session: AsyncSession, batch_id: str) -> WebhookDelivery | None:
+    result = await session.exec(
+        select(WebhookDelivery)
+        .where(col(WebhookDelivery.batch_id) == batch_id)
+        .order_by(col(WebhookDelivery.id).desc())
+        .limit(1)
+    )
+    return result.first()
+
+
+async def webhook_attempts(session: AsyncSession, delivery_id: int, *, limit: int) -> list[WebhookAttempt]:
+    """The latest attempts of a delivery, newest first."""
+    result = await session.exec(
+        select(WebhookAttempt)
+        .where(col(WebhookAttempt.delivery_id) == delivery_id)
+        .order_by(col(WebhookAttempt.number).desc())
+        .limit(limit)
+    )
+    return list(result.all())

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.webhooks.signing import webhook_key_bytes
 
 DEFAULT_PRIMARY_MODEL = "openai/gpt-oss-20b"
 DEFAULT_FALLBACK_MODEL = "llama-3.3-70b-versatile"
@@ -38,7 +40,9 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a refused value (a mistyped WEBHOOK_SECRET, a DATABASE_URL with a password) never
+    # reaches the start-up error or the log.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     database_url: str = "sqlite:///./data/llm_batch.db"
     groq_api_key: SecretStr | None = None
@@ -49,6 +53,22 @@ class Settings(BaseSettings):
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     callback_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Absolute base of the results URL in webhook events (e.g. https://llm-batch.internal); unset: a path.
+    public_base_url: str | None = None
+    webhook_max_attempts: int = Field(default=30, ge=1)
+    webhook_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    idempotency_key_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+    idempotency_wait_seconds: float = Field(default=30.0, ge=0)
+
+    # Input limits (README explains the defaults: a 21,000-PR backfill of ~20 KB per item fits in one request).
+    max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_items_per_batch: int = Field(default=50_000, gt=0)
+    max_custom_id_length: int = Field(default=512, gt=0, le=512)
+    max_metadata_keys: int = Field(default=16, ge=0)
+    max_metadata_bytes: int = Field(default=4096, gt=0)
+    max_output_schema_bytes: int = Field(default=64 * 1024, gt=0)
 
     primary_model: str = DEFAULT_PRIMARY_MODEL
     fallback_model: str = DEFAULT_FALLBACK_MODEL
@@ -59,12 +79,24 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = 30.0
     workers_enabled: bool = True
     worker_idle_seconds: float = 1.0
+    # A claimed row is held this long and renewed every third of it while its step runs; a dead worker's
+    # rows are taken over once it expires.
+    worker_lease_seconds: float = Field(default=30.0, gt=0)
+    # On SIGTERM a worker stops claiming at once and gives its current step this long to finish.
+    worker_stop_grace_seconds: float = Field(default=25.0, ge=0)
     provider_backoff_max_seconds: float = 300.0
+    # Delete our files on Groq once they are no longer needed (inputs and results after ingest, orphaned
+    # uploads). Groq keeps them 30 days otherwise.
+    provider_file_cleanup: bool = True
 
     max_lines_per_provider_batch: int = 50_000
     max_bytes_per_provider_batch: int = 100 * 1024 * 1024
     completion_window: str = "24h"
     spool_dir: str = "./data/spool"
+
+    # json: one JSON object per line; text: for people. Unset: text on a terminal, json otherwise.
+    log_format: Literal["json", "text"] | None = None
+    log_level: str = "INFO"
 
     # Emulator knobs used when no GROQ_API_KEY is set (the built-in emulator is started in-process).
     emulator_seed: int = 0
@@ -74,6 +106,24 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("webhook_secret", mode="after")
+    @classmethod
+    def _whsec_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse at start-up a key the webhooks could not be signed with (the message never shows the key)."""
+        if value is None or not value.get_secret_value():
+            return None
+        webhook_key_bytes(value.get_secret_value())
+        return value
+
+    @field_validator("public_base_url", mode="after")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("PUBLIC_BASE_URL must be an http(s) URL such as https://llm-batch.internal")
+        return value.rstrip("/")
 
     @property
     def uses_emulator(self) -> bool:

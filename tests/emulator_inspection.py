@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-
 from service.emulator import Emulator
 
 
@@ -20,7 +18,7 @@ class SentBatch:
 def provider_batches(emulator: Emulator) -> list[SentBatch]:
     sent = []
     for batch_id, batch in emulator.batches.items():
-        content = emulator.files[batch["input_file_id"]].content
-        custom_ids = [orjson.loads(line)["custom_id"] for line in content.splitlines() if line.strip()]
+        # From the batch's own copy of its requests: the service deletes input files once it has the results.
+        custom_ids = [request.custom_id for request in emulator.batch_records[batch_id].requests]
         sent.append(SentBatch(batch_id, batch["status"], dict(batch["metadata"] or {}), custom_ids))
     return sent

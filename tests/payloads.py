@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 PR_ANALYSIS_SCHEMA: dict[str, Any] = {
@@ -47,7 +48,8 @@ def pr_batch(count: int, *, start: int = 1, **extra: Any) -> dict[str, Any]:
             "temperature": 0,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "pr_analysis", "schema": PR_ANALYSIS_SCHEMA},
+                # a copy: tests edit payloads in place and must not change the schema for later tests
+                "json_schema": {"name": "pr_analysis", "schema": copy.deepcopy(PR_ANALYSIS_SCHEMA)},
             },
         },
     }

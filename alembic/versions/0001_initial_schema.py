@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 03:28:31.258005
+Create Date: 2026-11-28 04:15:15.373000
 """
 
 from collections.abc import Sequence
@@ -44,6 +44,45 @@ def upgrade() -> None:
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.create_index("ix_batches_status_created", ["status", "created_at"], unique=False)
 
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("request_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("owner", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=False),
+        sa.Column("response_status", sa.Integer(), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("response_location", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.create_index("ix_idempotency_keys_expires_at", ["expires_at"], unique=False)
+
+    op.create_table(
+        "provider_health",
+        sa.Column("provider", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_error_at", sa.DateTime(), nullable=True),
+        sa.Column("last_success_at", sa.DateTime(), nullable=True),
+        sa.Column("backoff_until", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("provider"),
+    )
+    op.create_table(
+        "worker_heartbeats",
+        sa.Column("worker_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("hostname", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("loops", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("worker_id"),
+    )
     op.create_table(
         "items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -87,6 +126,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_passes_batch_id"), ["batch_id"], unique=False)
 
     op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("batch_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("event", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("schedule_attempts", sa.Integer(), nullable=False),
+        sa.Column("last_status", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(), nullable=True),
+        sa.Column("last_attempt_at", sa.DateTime(), nullable=True),
+        sa.Column("delivered_at", sa.DateTime(), nullable=True),
+        sa.Column("lease_owner", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+        sa.Column("lease_expires_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"],
+            ["batches.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("message_id"),
+    )
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_deliveries_batch_id"), ["batch_id"], unique=False)
+        batch_op.create_index("ix_webhook_deliveries_state_due", ["state", "next_attempt_at"], unique=False)
+
+    op.create_table(
         "provider_batches",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("batch_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -112,6 +181,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("submitted_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("files_deleted_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["batches.id"],
@@ -127,6 +197,25 @@ def upgrade() -> None:
     with op.batch_alter_table("provider_batches", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_provider_batches_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index("ix_provider_batches_state_due", ["state", "next_action_at"], unique=False)
+
+    op.create_table(
+        "webhook_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["webhook_deliveries.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("delivery_id", "number", name="uq_webhook_attempts_delivery_number"),
+    )
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_attempts_delivery_id"), ["delivery_id"], unique=False)
 
     op.create_table(
         "attempts",
@@ -177,11 +266,20 @@ def downgrade() -> None:
         batch_op.drop_index("ix_attempts_chunk_status")
 
     op.drop_table("attempts")
+    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_attempts_delivery_id"))
+
+    op.drop_table("webhook_attempts")
     with op.batch_alter_table("provider_batches", schema=None) as batch_op:
         batch_op.drop_index("ix_provider_batches_state_due")
         batch_op.drop_index(batch_op.f("ix_provider_batches_batch_id"))
 
     op.drop_table("provider_batches")
+    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_state_due")
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_batch_id"))
+
+    op.drop_table("webhook_deliveries")
     with op.batch_alter_table("passes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_passes_batch_id"))
 
@@ -191,6 +289,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_items_batch_position")
 
     op.drop_table("items")
+    op.drop_table("worker_heartbeats")
+    op.drop_table("provider_health")
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_index("ix_idempotency_keys_expires_at")
+
+    op.drop_table("idempotency_keys")
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.drop_index("ix_batches_status_created")
 

@@ -17,6 +17,8 @@ from ulid import ULID
 from service import repository
 from service.api.deps import SessionDep, StateDep
 from service.api.errors import Problem, conflict, invalid, not_found
+from service.api.idempotency import IdempotencyDep
+from service.api.limits import check_json_depth, check_submission_limits
 from service.api.presenters import attempt_out, batch_out, result_row
 from service.api.schemas import (
     BatchCreate,
@@ -26,6 +28,7 @@ from service.api.schemas import (
     ResultPage,
     RetryRequest,
 )
+from service.api.webhooks import check_callback_url
 from service.db import rows_affected
 from service.models import TERMINAL_BATCH_STATUSES, Batch, BatchStatus, Pass, PassKind, PassStatus, utcnow
 from service.pipeline.requests import PassRequestSpec, check_line_sizes
@@ -87,14 +90,27 @@ async def _get_batch(session: SessionDep, batch_id: str) -> Batch:
     return batch
 
 
-@router.post("", status_code=202, response_model=BatchOut, summary="Submit items for a two-pass batch run")
+@router.post(
+    "",
+    status_code=202,
+    response_model=BatchOut,
+    summary="Submit items for a two-pass batch run",
+    responses={
+        400: {"description": "The body could not be read (not UTF-8)"},
+        409: {"description": "A request with this Idempotency-Key is still in progress (see Retry-After)"},
+        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+    },
+)
 async def create_batch(
     payload: BatchCreate,
     session: SessionDep,
     state: StateDep,
-    response: Response,
+    idempotency: IdempotencyDep,
     fallback: Annotated[bool, Query(description="Send pass-1 failures to the fallback model")] = False,
-) -> BatchOut:
+) -> Response:
+    if idempotency.replay is not None:
+        return idempotency.replay
+    check_submission_limits(payload, state.settings)
     items = [item.model_dump() for item in payload.items]
     validate_items(items)
     validate_params(payload.params, "params")
@@ -109,6 +125,8 @@ async def create_batch(
     _check_line_sizes(state, payload, items, model, {})
     if fallback:
         _check_line_sizes(state, payload, items, fallback_model, payload.fallback_params)
+    if payload.callback_url is not None:
+        await check_callback_url(state, payload.callback_url)
     batch = Batch(
         id=f"lb_{str(ULID()).lower()}",
         model=model,
@@ -124,9 +142,9 @@ async def create_batch(
     )
     await repository.insert_batch(session, batch, [(item["custom_id"], item["body"]) for item in items])
     session.add(Pass(batch_id=batch.id, number=1, kind=PassKind.PRIMARY, model=model, params={}))
-    await session.commit()
-    response.headers["Location"] = f"/batches/{batch.id}"
-    return await batch_out(session, batch)
+    await session.flush()
+    out = await batch_out(session, batch)
+    return await idempotency.respond(session, out, status_code=202, location=f"/batches/{batch.id}")
 
 
 @router.get("", response_model=BatchPage, summary="List batches, newest first")
@@ -149,13 +167,25 @@ async def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
     return await batch_out(session, await _get_batch(session, batch_id))
 
 
-@router.post("/{batch_id}/retry", status_code=202, response_model=BatchOut, summary="Retry failed items")
+@router.post(
+    "/{batch_id}/retry",
+    status_code=202,
+    response_model=BatchOut,
+    summary="Retry failed items",
+    responses={
+        400: {"description": "The body could not be read (not UTF-8)"},
+        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+    },
+)
 async def retry_batch(
     batch_id: str,
     session: SessionDep,
     state: StateDep,
+    idempotency: IdempotencyDep,
     payload: Annotated[RetryRequest | None, Body()] = None,
-) -> BatchOut:
+) -> Response:
+    if idempotency.replay is not None:
+        return idempotency.replay
     request = payload or RetryRequest()
     batch = await _get_batch(session, batch_id)
     if batch.status not in TERMINAL_BATCH_STATUSES:
@@ -173,6 +203,7 @@ async def retry_batch(
     model = request.model or batch.fallback_model
     _check_model_priced(state, model, "model")
     params = request.params if request.params is not None else batch.fallback_params
+    check_json_depth(params, "params")
     validate_params(params, "params")
     selected = [(cid, body) for cid, body in failed.items() if request.custom_ids is None or cid in request.custom_ids]
     check_line_sizes(
@@ -200,11 +231,11 @@ async def retry_batch(
         )
     )
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError as error:
         raise conflict(f"another retry of batch {batch_id} started at the same time") from error
     await session.refresh(batch)
-    return await batch_out(session, batch)
+    return await idempotency.respond(session, await batch_out(session, batch), status_code=202)
 
 
 @router.post("/{batch_id}/cancel", status_code=202, response_model=BatchOut, summary="Cancel a batch")

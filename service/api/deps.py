@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.pipeline.cost import PriceTable
 from service.settings import Settings
+from service.webhooks.ssrf import CallbackGuard
 from service.workers.loop import ProviderHealth
 
 
@@ -23,6 +24,8 @@ class AppState:
     prices: PriceTable
     provider_health: ProviderHealth
     provider_label: str
+    # The SSRF guard for callback_url, shared with the webhook worker (tests swap its resolver).
+    callback_guard: CallbackGuard = field(default_factory=CallbackGuard)
 
 
 def get_state(request: Request) -> AppState:

@@ -25,6 +25,7 @@ class Problem(Exception):
         self.title = title
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}  # response headers, e.g. WWW-Authenticate or Retry-After
 
 
 def not_found(what: str) -> Problem:
@@ -53,7 +54,9 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _problem(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.slug, exc.title, exc.detail, **exc.extra)
+    response = problem_response(exc.status, exc.slug, exc.title, exc.detail, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _submission_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from service.api.deps import StateDep
 from service.api.schemas import Health, Readiness
+from service.workers.heartbeat import read_fleet_health
 
 router = APIRouter(tags=["health"])
 
@@ -39,16 +40,20 @@ async def healthz(state: StateDep) -> Health:
 )
 async def readyz(state: StateDep) -> JSONResponse:
     database = "ok"
+    fleet = None
     try:
-        async with state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with state.sessions() as session:
+            await session.execute(text("SELECT 1"))
+            # Written by the workers, wherever they run: an API-only replica sees what they see.
+            fleet = await read_fleet_health(session, state.settings.worker_lease_seconds)
     except Exception as error:  # any failure means not ready; say why
         database = f"unavailable: {type(error).__name__}"
-    health = state.provider_health
     body = Readiness(
         status="ok" if database == "ok" else "unavailable",
         database=database,
-        provider="degraded" if health.degraded else "ok",
-        provider_last_error=health.last_error if health.degraded else None,
+        provider="degraded" if fleet is not None and fleet.provider_degraded else "ok",
+        provider_last_error=fleet.provider_last_error if fleet is not None else None,
+        provider_backoff_until=fleet.provider_backoff_until if fleet is not None else None,
+        workers=fleet.live_workers if fleet is not None else 0,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if database == "ok" else 503)

@@ -16,6 +16,8 @@ from service.api.schemas import (
     RequestCounts,
     ResultRow,
     Usage,
+    WebhookAttemptOut,
+    WebhookOut,
 )
 from service.models import Attempt, Batch, Pass
 from service.pipeline.cost import round_usd
@@ -100,6 +102,39 @@ async def batch_out(session: AsyncSession, batch: Batch) -> BatchOut:
         updated_at=batch.updated_at,
         finished_at=batch.finished_at,
         results_url=results_url(batch.id),
+        webhook=await webhook_out(session, batch.id),
+    )
+
+
+WEBHOOK_ATTEMPTS_SHOWN = 10
+
+
+async def webhook_out(session: AsyncSession, batch_id: str) -> WebhookOut | None:
+    delivery = await repository.latest_webhook_delivery(session, batch_id)
+    if delivery is None or delivery.id is None:
+        return None
+    attempts = await repository.webhook_attempts(session, delivery.id, limit=WEBHOOK_ATTEMPTS_SHOWN)
+    return WebhookOut(
+        url=delivery.url,
+        event=delivery.event,
+        webhook_id=delivery.message_id,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        last_status=delivery.last_status,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
+        attempt_log=[
+            WebhookAttemptOut(
+                number=attempt.number,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                started_at=attempt.started_at,
+                finished_at=attempt.finished_at,
+            )
+            for attempt in attempts
+        ],
     )
 
 

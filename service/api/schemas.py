@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    custom_id: str = Field(min_length=1, max_length=512)
+    custom_id: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_.:/#-]+$",
+        description="Unique within the batch: ASCII letters, digits and _ . : - / # (such as acme/payments#26313), "
+        "at most MAX_CUSTOM_ID_LENGTH characters.",
+    )
     body: dict[str, Any] = Field(description="A chat-completions body without `model`.")
 
 
@@ -27,8 +33,15 @@ class BatchCreate(BaseModel):
     )
     output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema the output must meet.")
     completion_window: str = Field(default="24h", pattern=r"^\d+[hd]$")
-    callback_url: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="http(s) URL that gets a signed webhook (Standard Webhooks) when the batch finishes. Needs "
+        "WEBHOOK_SECRET; private and loopback addresses only when the host is in CALLBACK_ALLOWED_HOSTS.",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Kept with the batch (at most MAX_METADATA_KEYS keys, MAX_METADATA_BYTES)."
+    )
 
 
 class RetryRequest(BaseModel):
@@ -101,6 +114,31 @@ class BatchOut(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     results_url: str
+    webhook: WebhookOut | None = Field(
+        default=None, description="The last webhook event to callback_url (null without a callback_url or before it)."
+    )
+
+
+class WebhookAttemptOut(BaseModel):
+    number: int
+    status_code: int | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+
+
+class WebhookOut(BaseModel):
+    url: str
+    event: str = Field(description="batch.completed | batch.failed | batch.cancelled")
+    webhook_id: str = Field(description="The webhook-id header: the same on every attempt of this event.")
+    state: str = Field(description="pending | delivered | failed (gave up; POST .../webhook/redeliver sends again)")
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+    attempt_log: list[WebhookAttemptOut] = Field(description="The latest attempts, newest first.")
 
 
 class BatchPage(BaseModel):
@@ -175,5 +213,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     database: str
-    provider: str
+    provider: str = Field(description="ok | degraded (recent provider errors, as any worker saw them)")
     provider_last_error: str | None
+    provider_backoff_until: datetime | None = Field(
+        default=None, description="While set, every worker pauses its calls to Groq until then (an outage)."
+    )
+    workers: int = Field(default=0, description="Worker processes that sent a heartbeat within one lease.")

@@ -18,6 +18,8 @@ import groq
 import httpx
 from groq import AsyncGroq
 
+from service.observability.metrics import record_provider_call
+
 PROVIDER_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 LIST_PAGE_LIMIT = 100
@@ -54,6 +56,13 @@ class RequestCounts:
     total: int = 0
     completed: int = 0
     failed: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderFile:
+    id: str
+    filename: str
+    purpose: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,17 @@ def map_sdk_error(error: Exception) -> ProviderError:
     return ProviderError(str(error))
 
 
+def call_status(error: groq.GroqError) -> str:
+    """The `status` label of a failed call in the provider metrics."""
+    if isinstance(error, groq.APIStatusError):
+        return str(error.status_code)
+    if isinstance(error, groq.APITimeoutError):
+        return "timeout"
+    if isinstance(error, groq.APIConnectionError):
+        return "connection_error"
+    return "error"
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -200,17 +220,22 @@ class GroqBatchProvider:
     async def close(self) -> None:
         await self._client.close()
 
-    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, endpoint: str, operation: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
         try:
-            return await operation()
+            result = await operation()
         except groq.GroqError as error:
+            record_provider_call(endpoint, call_status(error), time.perf_counter() - started)
             raise map_sdk_error(error) from error
+        record_provider_call(endpoint, "ok", time.perf_counter() - started)
+        return result
 
     async def upload_jsonl(self, path: Path, *, filename: str) -> str:
         """Upload a batch input file, streamed from disk in 64 KiB parts (never loaded whole)."""
         with path.open("rb") as handle:
             created = await self._call(
-                lambda: self._client.files.create(file=(filename, handle, "application/jsonl"), purpose="batch")
+                "files.create",
+                lambda: self._client.files.create(file=(filename, handle, "application/jsonl"), purpose="batch"),
             )
         return str(created.id)
 
@@ -218,20 +243,21 @@ class GroqBatchProvider:
         """One try only: the SDK sends no idempotency key, so a blind retry after a 5xx that had in fact
         created the batch would make a second one. Callers reconcile by metadata before trying again."""
         batch = await self._call(
+            "batches.create",
             lambda: self._client.with_options(max_retries=0).batches.create(
                 input_file_id=input_file_id,
                 endpoint=BATCH_ENDPOINT,
                 completion_window=self.completion_window,
                 metadata=dict(metadata),
-            )
+            ),
         )
         return batch_info(batch)
 
     async def retrieve(self, batch_id: str) -> ProviderBatchInfo:
-        return batch_info(await self._call(lambda: self._client.batches.retrieve(batch_id)))
+        return batch_info(await self._call("batches.retrieve", lambda: self._client.batches.retrieve(batch_id)))
 
     async def cancel(self, batch_id: str) -> ProviderBatchInfo:
-        return batch_info(await self._call(lambda: self._client.batches.cancel(batch_id)))
+        return batch_info(await self._call("batches.cancel", lambda: self._client.batches.cancel(batch_id)))
 
     async def iter_batches(self) -> AsyncIterator[ProviderBatchInfo]:
         """Every batch of the account, following `paging.next_cursor`."""
@@ -240,7 +266,7 @@ class GroqBatchProvider:
             query: dict[str, Any] = {"limit": LIST_PAGE_LIMIT}
             if cursor:
                 query["cursor"] = cursor
-            page = await self._call(lambda q=query: self._client.batches.list(extra_query=q))  # type: ignore[misc]
+            page = await self._call("batches.list", lambda q=query: self._client.batches.list(extra_query=q))  # type: ignore[misc]
             for batch in page.data or []:
                 yield batch_info(batch)
             paging = getattr(page, "paging", None)
@@ -255,11 +281,26 @@ class GroqBatchProvider:
                 return batch
         return None
 
+    async def find_batches(self, metadata_key: str, value: str) -> list[ProviderBatchInfo]:
+        """Every provider batch carrying this metadata value, oldest first (normally none or one)."""
+        found = [batch async for batch in self.iter_batches() if batch.metadata.get(metadata_key) == value]
+        return list(reversed(found))  # the list is newest first
+
+    async def list_files(self) -> list[ProviderFile]:
+        """The account's files (Groq answers them in one list)."""
+        page = await self._call("files.list", lambda: self._client.files.list())
+        return [
+            ProviderFile(id=str(entry.id), filename=entry.filename or "", purpose=str(entry.purpose or ""))
+            for entry in page.data
+            if entry.id
+        ]
+
     async def iter_file_lines(self, file_id: str) -> AsyncIterator[bytes]:
         """The lines of an output or error file, streamed; memory stays flat for any file size.
 
         Split on b"\n" only: JSON strings may hold U+2028/U+2029/U+0085 unescaped, which a text
         line splitter would cut, and the raw bytes go to the JSON parser untouched."""
+        started = time.perf_counter()
         try:
             async with self._client.files.with_streaming_response.content(file_id) as response:
                 pending = b""
@@ -272,9 +313,12 @@ class GroqBatchProvider:
                 if pending.strip():
                     yield pending.rstrip(b"\r")
         except groq.GroqError as error:
+            record_provider_call("files.content", call_status(error), time.perf_counter() - started)
             raise map_sdk_error(error) from error
         except httpx.HTTPError as error:  # the stream broke after the response started
+            record_provider_call("files.content", "interrupted", time.perf_counter() - started)
             raise RetryableProviderError(f"download of {file_id} interrupted: {error}") from error
+        record_provider_call("files.content", "ok", time.perf_counter() - started)
 
     async def delete_file(self, file_id: str) -> None:
-        await self._call(lambda: self._client.files.delete(file_id))
+        await self._call("files.delete", lambda: self._client.files.delete(file_id))

@@ -8,6 +8,7 @@ nothing behind, and the next one ingests again from the start without double cou
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlmodel import col
 
 from service.db import rows_affected, transaction
 from service.models import Batch, ChunkState, Pass, ProviderBatch, utcnow
+from service.observability import metrics
 from service.pipeline import failure_codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
 from service.pipeline.expectations import expectation_for
@@ -81,6 +83,7 @@ async def _mark_polled(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo)
 
 
 async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, paths: list[Path]) -> None:
+    started = time.perf_counter()
     async with transaction(ctx.sessions) as session:
         row = await session.get_one(ProviderBatch, row_id)
         if row.state != ChunkState.SUBMITTED or row.lease_owner != ctx.worker_id:
@@ -89,8 +92,9 @@ async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, path
         batch = await session.get_one(Batch, row.batch_id)
         pending = await pending_attempts(session, row_id)
         outcomes: list[tuple[int, int, Outcome]] = []
-        malformed = 0
+        malformed = lines_read = 0
         for raw in _lines(paths):
+            lines_read += 1
             line = parse_result_line(raw)
             if line is None:
                 malformed += 1
@@ -106,12 +110,27 @@ async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, path
             message += f" ({malformed} unreadable lines in the result files)"
         for custom_id, (attempt_id, item_id, _body) in pending.items():
             outcomes.append((attempt_id, item_id, unprocessed(custom_id, code, message)))
+        # The fence is the first write: it fails if another worker ingested meanwhile or holds the chunk now, and
+        # it locks the chunk (the database, on SQLite) until this transaction commits every outcome with it.
+        fenced = await session.execute(
+            update(ProviderBatch)
+            .where(
+                col(ProviderBatch.id) == row_id,
+                col(ProviderBatch.state) == ChunkState.SUBMITTED,
+                col(ProviderBatch.lease_owner) == ctx.worker_id,
+            )
+            .values(
+                state=ChunkState.DONE,
+                finished_at=utcnow(),
+                last_error=f"{malformed} unreadable result lines" if malformed else None,
+                lease_owner=None,  # finished work holds no lease, even if this worker dies right after
+                lease_expires_at=None,
+            )
+        )
+        if not rows_affected(fenced):
+            return
         await apply_outcomes(session, ctx, pass_, outcomes)
         await record_provider_batch(session, row_id, info)
-        row.state = ChunkState.DONE
-        row.finished_at = utcnow()
-        row.last_error = f"{malformed} unreadable result lines" if malformed else None
-        session.add(row)
     logger.info(
         "ingested provider batch %s (%s): %d results, %d unreadable lines",
         info.id,
@@ -119,6 +138,8 @@ async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, path
         len(outcomes),
         malformed,
     )
+    metrics.record_ingest(lines_read, time.perf_counter() - started)
+    metrics.record_attempts(pass_.model, ((outcome.succeeded, outcome.error_code) for _, _, outcome in outcomes))
 
 
 async def poll_chunk(ctx: WorkerContext, row_id: int) -> None:
@@ -127,6 +148,7 @@ async def poll_chunk(ctx: WorkerContext, row_id: int) -> None:
         provider_batch_id = row.provider_batch_id
     if provider_batch_id is None or row.state != ChunkState.SUBMITTED:
         return
+    metrics.record_poll_lag(row.next_action_at)
     try:
         info = await ctx.provider.retrieve(provider_batch_id)
     except ProviderNotFound:

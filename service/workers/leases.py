@@ -47,3 +47,17 @@ def release_chunk(row_id: int, owner: str) -> Any:
         .where(col(ProviderBatch.id) == row_id, col(ProviderBatch.lease_owner) == owner)
         .values(lease_owner=None, lease_expires_at=None)
     )
+
+
+def renew(table: Any, row_id: Any, owner: str, lease_seconds: float) -> Any:
+    """Extend a lease we still hold; matches no row once another worker has taken it over."""
+    return (
+        update(table)
+        .where(table.id == row_id, table.lease_owner == owner)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+
+
+def release_everything(table: Any, owner: str) -> Any:
+    """A stopping worker's last word: whatever it still holds is free at once, not when the lease runs out."""
+    return update(table).where(table.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)

@@ -13,22 +13,30 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.db import rows_affected, transaction
-from service.models import Batch, BatchStatus, ChunkState, ProviderBatch, utcnow
+from service.db import transaction
+from service.models import ChunkState, Pass, ProviderBatch, utcnow
+from service.observability.logging import bind_log_context, log_context
 from service.providers.groq import ProviderError, RetryableProviderError
+from service.workers.circuit import read_circuit, record_failure, record_success
+from service.workers.claims import claim_next_batch, claim_next_chunk
+from service.workers.cleanup import delete_chunk_files
 from service.workers.context import WorkerContext
+from service.workers.heartbeat import LeaseLost, run_with_lease
 from service.workers.ingestion import poll_chunk
-from service.workers.leases import claim_chunk, release_chunk
-from service.workers.progress import advance_batch, send_cancellations
+from service.workers.leases import release_chunk
+from service.workers.progress import advance_batch
 from service.workers.submission import submit_chunk
 
 logger = logging.getLogger(__name__)
 
-CLAIM_BATCH_SIZE = 20
+CLAIM_BATCH_SIZE = 20  # chunk steps of each kind per sweep, so that every kind of work gets its turn
+MAX_BATCHES_PER_SWEEP = 200
 
 
 @dataclass
@@ -66,51 +74,52 @@ def backoff_seconds(ctx: WorkerContext, retry_count: int, retry_after: float | N
     return float(delay * jitter)
 
 
-async def _due_chunk_ids(ctx: WorkerContext, states: tuple[str, ...]) -> list[int]:
-    now = utcnow()
-    async with ctx.sessions() as session:
-        ids = await session.scalars(
-            select(ProviderBatch.id)
-            .where(
-                col(ProviderBatch.state).in_(states),
-                ProviderBatch.next_action_at <= now,
-                or_(col(ProviderBatch.lease_owner).is_(None), col(ProviderBatch.lease_expires_at) < now),
-            )
-            .order_by(col(ProviderBatch.next_action_at))
-            .limit(CLAIM_BATCH_SIZE)
+async def _chunk_log_fields(session: AsyncSession, row_id: int) -> dict[str, object]:
+    row = (
+        await session.execute(
+            select(ProviderBatch.batch_id, Pass.number, ProviderBatch.provider_batch_id)
+            .join(Pass, col(Pass.id) == col(ProviderBatch.pass_id))
+            .where(col(ProviderBatch.id) == row_id)
         )
-        return [row_id for row_id in ids if row_id is not None]
+    ).one_or_none()
+    if row is None:
+        return {}
+    batch_id, pass_number, provider_batch_id = row
+    return {"batch_id": batch_id, "pass_number": pass_number, "provider_batch_id": provider_batch_id}
 
 
-async def _open_batch_ids(ctx: WorkerContext) -> list[tuple[str, bool]]:
-    now = utcnow()
-    async with ctx.sessions() as session:
-        rows = await session.execute(
-            select(Batch.id, Batch.cancel_requested)
-            .where(
-                col(Batch.status).in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),
-                or_(col(Batch.lease_owner).is_(None), col(Batch.lease_expires_at) < now),
-            )
-            .order_by(col(Batch.created_at))
-        )
-        return [(batch_id, bool(cancel)) for batch_id, cancel in rows]
+@dataclass
+class _Sweep:
+    """What one sweep learnt about the provider: whether failures are being counted (a success must reset
+    them), and whether a failure just paused every worker (then this sweep makes no more provider calls)."""
+
+    counting_failures: bool = False
+    paused: bool = False
 
 
 async def _run_chunk_step(
     ctx: WorkerContext,
     health: ProviderHealth,
+    sweep: _Sweep,
     row_id: int,
     step: Callable[[WorkerContext, int], Awaitable[None]],
 ) -> None:
-    async with transaction(ctx.sessions) as session:
-        claimed = await session.execute(claim_chunk(row_id, ctx.worker_id, ctx.lease_seconds))
-        if not rows_affected(claimed):
-            return
+    """Run one step on a chunk this worker has just leased, renewing the lease meanwhile; release it after."""
     try:
-        await step(ctx, row_id)
+        async with ctx.sessions() as session:
+            bind_log_context(**await _chunk_log_fields(session, row_id))
+        await run_with_lease(ctx, ProviderBatch, row_id, lambda: step(ctx, row_id))
         health.succeeded()
+        if sweep.counting_failures:
+            await record_success(ctx)
+            sweep.counting_failures = False
+    except LeaseLost:
+        logger.warning("lost the lease on chunk %s during %s; its new owner carries on", row_id, step.__name__)
     except ProviderError as error:
         await _defer_chunk(ctx, health, row_id, error)
+        if await record_failure(ctx, error) is not None:
+            sweep.paused = True
+        sweep.counting_failures = True
     except Exception as error:  # a bug or a database hiccup: keep the loop alive, retry later
         logger.exception("step %s failed for chunk %s", step.__name__, row_id)
         await _defer_chunk(ctx, health, row_id, error)
@@ -135,23 +144,43 @@ async def _defer_chunk(ctx: WorkerContext, health: ProviderHealth, row_id: int, 
     logger.warning("chunk %s deferred %.2fs: %s", row_id, delay, error)
 
 
-async def run_once(ctx: WorkerContext, health: ProviderHealth) -> None:
-    """One sweep over every kind of due work."""
-    for batch_id, cancel_requested in await _open_batch_ids(ctx):
-        if cancel_requested:
+async def run_once(ctx: WorkerContext, health: ProviderHealth, stop: asyncio.Event | None = None) -> None:
+    """One sweep over every kind of due work, each row claimed as it is taken up; no new claim once `stop` is
+    set. While the provider is out (the shared circuit is open), only the database work of batches goes on."""
+
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
+    seen: list[str] = []
+    while not stopping() and len(seen) < MAX_BATCHES_PER_SWEEP:
+        batch_id = await claim_next_batch(ctx, skip=seen)
+        if batch_id is None:
+            break
+        seen.append(batch_id)
+        with log_context(batch_id=batch_id):
             try:
-                await send_cancellations(ctx, batch_id)
-            except ProviderError as error:
-                health.failed(error, utcnow())
-                logger.warning("cancelling batch %s: %s", batch_id, error)
-        try:
-            await advance_batch(ctx, batch_id)
-        except Exception:  # one broken batch must not stop every other batch's work
-            logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
-    for row_id in await _due_chunk_ids(ctx, (ChunkState.PENDING, ChunkState.UPLOADING)):
-        await _run_chunk_step(ctx, health, row_id, submit_chunk)
-    for row_id in await _due_chunk_ids(ctx, (ChunkState.SUBMITTED,)):
-        await _run_chunk_step(ctx, health, row_id, poll_chunk)
+                await advance_batch(ctx, batch_id)
+            except Exception:  # one broken batch must not stop every other batch's work
+                logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
+    circuit = await read_circuit(ctx)
+    if circuit.paused_until is not None:
+        return
+    sweep = _Sweep(counting_failures=circuit.failures > 0 or health.degraded)
+    kinds: list[tuple[tuple[str, ...], Callable[[WorkerContext, int], Awaitable[None]], list[Any]]] = [
+        ((ChunkState.PENDING, ChunkState.UPLOADING), submit_chunk, []),
+        ((ChunkState.SUBMITTED,), poll_chunk, []),
+    ]
+    if ctx.settings.provider_file_cleanup:
+        kinds.append(((ChunkState.DONE,), delete_chunk_files, [col(ProviderBatch.files_deleted_at).is_(None)]))
+    for states, step, conditions in kinds:
+        for _ in range(CLAIM_BATCH_SIZE):
+            if stopping() or sweep.paused:
+                return
+            row_id = await claim_next_chunk(ctx, states, *conditions)
+            if row_id is None:
+                break
+            with log_context():
+                await _run_chunk_step(ctx, health, sweep, row_id, step)
 
 
 async def run_worker(ctx: WorkerContext, health: ProviderHealth, stop: asyncio.Event) -> None:
@@ -159,7 +188,7 @@ async def run_worker(ctx: WorkerContext, health: ProviderHealth, stop: asyncio.E
     idle = min(ctx.settings.worker_idle_seconds, ctx.settings.poll_interval_seconds)
     while not stop.is_set():
         try:
-            await run_once(ctx, health)
+            await run_once(ctx, health, stop)
         except Exception:
             logger.exception("worker sweep failed; retrying")
         with contextlib.suppress(TimeoutError):

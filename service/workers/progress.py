@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.db import rows_affected, transaction
 from service.models import (
+    TERMINAL_BATCH_STATUSES,
     Batch,
     BatchStatus,
     ChunkState,
@@ -22,8 +23,11 @@ from service.models import (
     utcnow,
 )
 from service.pipeline.progress import BatchProgress, NextStep, next_step
-from service.providers.groq import PROVIDER_TERMINAL_STATUSES, PermanentProviderError
+from service.providers.groq import PROVIDER_TERMINAL_STATUSES, PermanentProviderError, ProviderError
+from service.webhooks.events import queue_terminal_event
+from service.workers.circuit import record_failure
 from service.workers.context import WorkerContext
+from service.workers.heartbeat import LeaseLost, run_with_lease
 from service.workers.leases import claim_batch, release_batch
 from service.workers.planning import lay_out_pass
 
@@ -98,21 +102,51 @@ async def _advance(session: AsyncSession, ctx: WorkerContext, batch: Batch) -> N
         logger.info("batch %s finished: %s %s", batch.id, batch.status, counts)
     batch.updated_at = utcnow()
     session.add(batch)
+    if batch.status in TERMINAL_BATCH_STATUSES:
+        # In this transaction: the webhook event exists if and only if the terminal state does.
+        await queue_terminal_event(session, ctx.settings, batch)
+
+
+async def _advance_leased(ctx: WorkerContext, batch_id: str) -> None:
+    async with ctx.sessions() as session:
+        cancel_requested = await session.scalar(select(Batch.cancel_requested).where(Batch.id == batch_id))
+    if cancel_requested:
+        try:
+            await send_cancellations(ctx, batch_id)
+        except ProviderError as error:  # the cancels are sent again on the next sweep
+            logger.warning("cancelling batch %s: %s", batch_id, error)
+            await record_failure(ctx, error)
+    async with transaction(ctx.sessions) as session:
+        # The fence is the first statement: it locks the batch row (the database, on SQLite) until commit, and
+        # matches nothing once another worker holds the batch or it has finished.
+        fenced = await session.execute(
+            update(Batch)
+            .where(
+                col(Batch.id) == batch_id,
+                col(Batch.lease_owner) == ctx.worker_id,
+                col(Batch.status).in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),
+            )
+            .values(updated_at=utcnow())
+        )
+        if rows_affected(fenced):
+            batch = await session.get_one(Batch, batch_id)
+            await _advance(session, ctx, batch)
+            if batch.status in TERMINAL_BATCH_STATUSES:  # finished work holds no lease, even if we die right after
+                batch.lease_owner = None
+                batch.lease_expires_at = None
+                session.add(batch)
 
 
 async def advance_batch(ctx: WorkerContext, batch_id: str) -> None:
+    """Lay out, close, plan and finish what is due in one batch, under its lease (renewed while this runs)."""
     async with transaction(ctx.sessions) as session:
         claimed = await session.execute(claim_batch(batch_id, ctx.worker_id, ctx.lease_seconds))
         if not rows_affected(claimed):
             return
     try:
-        async with transaction(ctx.sessions) as session:
-            batch = await session.get_one(Batch, batch_id, with_for_update=True)
-            if batch.lease_owner == ctx.worker_id and batch.status in (
-                BatchStatus.QUEUED,
-                BatchStatus.RUNNING,
-            ):
-                await _advance(session, ctx, batch)
+        await run_with_lease(ctx, Batch, batch_id, lambda: _advance_leased(ctx, batch_id))
+    except LeaseLost:
+        logger.warning("lost the lease on batch %s while advancing it; its new owner carries on", batch_id)
     finally:
         async with transaction(ctx.sessions) as session:
             await session.execute(release_batch(batch_id, ctx.worker_id))
@@ -142,7 +176,8 @@ async def send_cancellations(ctx: WorkerContext, batch_id: str) -> None:
             logger.info("cancel of %s refused: %s", row.provider_batch_id, error)
             status = row.provider_status or "unknown"
         async with transaction(ctx.sessions) as session:
-            fresh = await session.get_one(ProviderBatch, row.id)
-            fresh.provider_status = status
-            fresh.next_action_at = utcnow()
-            session.add(fresh)
+            await session.execute(
+                update(ProviderBatch)
+                .where(col(ProviderBatch.id) == row.id, col(ProviderBatch.state) == ChunkState.SUBMITTED)
+                .values(provider_status=status, next_action_at=utcnow())
+            )

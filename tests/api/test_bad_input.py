@@ -338,10 +338,6 @@ async def test_schema_with_local_refs_is_accepted(sqlite_url: str, start_service
     await service.submit(edit(_set("output_schema", schema)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: BatchCreate.callback_url is a plain str, never checked",
-)
 @pytest.mark.parametrize("callback_url", ["not a url", "ftp://django.internal/hook", "file:///etc/passwd"])
 async def test_callback_url_must_be_an_http_url(sqlite_url: str, start_service: Any, callback_url: str) -> None:
     service: Service = await start_service(sqlite_url, workers_enabled=False)

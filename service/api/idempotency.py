@@ -1,0 +1,227 @@
+"""Idempotency-Key on POST /batches and POST /batches/{id}/retry.
+
+The same key with the same request (method, path, query and body) answers what the first request answered
+(status, body, Location) and creates nothing; the same key with another request is refused (422). Keys are
+kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h), then purged by the webhook worker.
+
+How it holds across replicas and concurrent requests: the key is the primary key of `idempotency_keys`. A
+request first claims it (a committed row `in_progress`, owned by that request); the answer is stored by a
+conditional UPDATE in the very transaction that creates the batch or the pass, so the work and its answer are
+committed together or not at all. A second request with the key finds the row: if it is completed, it gets
+the stored answer; if it is still in progress, it waits (up to IDEMPOTENCY_WAIT_SECONDS) for the first one
+to finish and then gets the same answer; past that it gets 409 "in progress" with Retry-After. A request that
+fails (4xx) gives its key back, so a corrected request may use it again. A request that died holding a key
+frees it after IN_PROGRESS_LEASE; if it was only slow, its own commit then fails (its claim is gone), so one
+key never creates two batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import delete, insert, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.api.deps import StateDep
+from service.api.errors import Problem, conflict
+from service.db import rows_affected, transaction
+from service.models import IdempotencyKey, IdempotencyState, utcnow
+
+logger = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # visible ASCII, as the IETF draft's examples (UUIDs and the like)
+IN_PROGRESS_LEASE = timedelta(minutes=5)
+POLL_SECONDS = 0.05
+JSON = "application/json"
+
+
+def request_fingerprint(method: str, path: str, query: list[tuple[str, str]], body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.upper(), path, "&".join(f"{name}={value}" for name, value in sorted(query))):
+        digest.update(part.encode("utf-8") + b"\n")
+    digest.update(hashlib.sha256(body).digest())
+    return digest.hexdigest()
+
+
+def _answer(status: int, body: bytes | str, location: str | None, *, replayed: bool) -> Response:
+    headers = {"Location": location} if location else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(content=body, status_code=status, media_type=JSON, headers=headers)
+
+
+@dataclass
+class Idempotency:
+    """What a keyed route needs: the stored answer to replay, or the claim to complete with its own answer."""
+
+    key: str | None
+    request_hash: str = ""
+    method: str = ""
+    path: str = ""
+    owner: str = ""
+    replay: Response | None = None
+    completed: bool = False
+
+    @property
+    def holds_claim(self) -> bool:
+        return self.key is not None and self.replay is None
+
+    async def respond(
+        self, session: AsyncSession, body: BaseModel, *, status_code: int, location: str | None = None
+    ) -> Response:
+        """Commit the route's work together with its answer (stored under the key, if any) and return it."""
+        content = body.model_dump_json(by_alias=True)
+        if self.key is not None:
+            stored = await session.execute(
+                update(IdempotencyKey)
+                .where(
+                    col(IdempotencyKey.key) == self.key,
+                    col(IdempotencyKey.owner) == self.owner,
+                    col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
+                )
+                .values(
+                    state=IdempotencyState.COMPLETED,
+                    response_status=status_code,
+                    response_body=content,
+                    response_location=location,
+                )
+            )
+            if not rows_affected(stored):
+                # Our claim expired and another request took the key over: this work must not be committed.
+                raise conflict(f"{HEADER} {self.key!r} was taken over by another request; nothing was created")
+        await session.commit()
+        self.completed = True
+        return _answer(status_code, content, location, replayed=False)
+
+
+def _in_progress(key: str) -> Problem:
+    problem = conflict(f"a request with {HEADER} {key!r} is in progress; send it again in a moment")
+    problem.headers["Retry-After"] = "1"
+    return problem
+
+
+def _reused(key: str, row: IdempotencyKey) -> Problem:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        f"{HEADER} {key!r} was already used for a different request ({row.method} {row.path} with another "
+        "query or body); a new request needs a new key",
+        field=HEADER,
+    )
+
+
+async def _claim(state: StateDep, idempotency: Idempotency) -> tuple[bool, IdempotencyKey | None]:
+    """(True, None) when the key is now ours, else (False, the row holding it, or None when it just went away).
+    An expired key, or one whose holder died, is deleted first, as the first statement of the transaction (so
+    SQLite takes its write lock at once)."""
+    assert idempotency.key is not None
+    now = utcnow()
+    try:
+        async with transaction(state.sessions) as session:
+            await session.execute(
+                delete(IdempotencyKey).where(
+                    col(IdempotencyKey.key) == idempotency.key,
+                    or_(
+                        col(IdempotencyKey.expires_at) < now,
+                        (col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS)
+                        & (col(IdempotencyKey.locked_until) < now),
+                    ),
+                )
+            )
+            await session.execute(
+                insert(IdempotencyKey).values(
+                    key=idempotency.key,
+                    request_hash=idempotency.request_hash,
+                    method=idempotency.method,
+                    path=idempotency.path,
+                    state=IdempotencyState.IN_PROGRESS,
+                    owner=idempotency.owner,
+                    locked_until=now + IN_PROGRESS_LEASE,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=state.settings.idempotency_key_ttl_seconds),
+                )
+            )
+        return True, None
+    except IntegrityError:
+        async with state.sessions() as session:
+            return False, await session.get(IdempotencyKey, idempotency.key)
+
+
+async def _claim_or_replay(state: StateDep, idempotency: Idempotency) -> None:
+    assert idempotency.key is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + state.settings.idempotency_wait_seconds
+    while True:
+        claimed, holder = await _claim(state, idempotency)
+        if claimed:
+            return
+        if holder is not None:
+            if holder.request_hash != idempotency.request_hash:
+                raise _reused(idempotency.key, holder)
+            if holder.state == IdempotencyState.COMPLETED and holder.response_status is not None:
+                idempotency.replay = _answer(
+                    holder.response_status, holder.response_body or "", holder.response_location, replayed=True
+                )
+                return
+            if loop.time() >= deadline:
+                raise _in_progress(idempotency.key)
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _give_back(state: StateDep, idempotency: Idempotency) -> None:
+    try:
+        async with transaction(state.sessions) as session:
+            await session.execute(
+                delete(IdempotencyKey).where(
+                    col(IdempotencyKey.key) == idempotency.key,
+                    col(IdempotencyKey.owner) == idempotency.owner,
+                    col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
+                )
+            )
+    except Exception:  # the claim then frees itself after IN_PROGRESS_LEASE
+        logger.exception("could not give back %s %r", HEADER, idempotency.key)
+
+
+async def idempotency_key(
+    request: Request,
+    state: StateDep,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            pattern=KEY_PATTERN,
+            description="Any unique string (a UUID, say), up to 255 visible ASCII characters. Sending the same "
+            "request again with the same key returns the first answer and creates nothing; kept 24 h.",
+        ),
+    ] = None,
+) -> AsyncIterator[Idempotency]:
+    idempotency = Idempotency(key=key)
+    if key is not None:
+        idempotency.method = request.method
+        idempotency.path = request.url.path
+        idempotency.owner = uuid.uuid4().hex
+        idempotency.request_hash = request_fingerprint(
+            request.method, request.url.path, request.query_params.multi_items(), await request.body()
+        )
+        await _claim_or_replay(state, idempotency)
+    try:
+        yield idempotency
+    finally:
+        if idempotency.holds_claim and not idempotency.completed:
+            await _give_back(state, idempotency)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency_key)]

@@ -1,0 +1,197 @@
+"""Limits on input, each configurable (README explains the defaults). Over a limit: 413 (the body) or 422 (a
+part of it), problem+json naming the setting; nothing is stored.
+
+The body limit is checked before reading (Content-Length) and while reading (a chunked or lying client), so
+an oversized request is never buffered whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import Problem, problem_response
+from service.api.schemas import BatchCreate
+from service.settings import Settings
+
+MEBIBYTE = 1024 * 1024
+# JSON nesting allowed in the free-form parts of a request (bodies, params, schemas, metadata). Real ones nest a
+# few levels; much deeper input would only exhaust the recursion of the JSON Schema and JSON libraries (500).
+MAX_JSON_DEPTH = 64
+
+
+class RequestTooLarge(StarletteHTTPException):
+    """Raised while the body is read. An HTTPException, so FastAPI passes it on instead of turning it into a
+    400 "error parsing the body"."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+def _too_large_response(limit: int) -> JSONResponse:
+    return problem_response(
+        413,
+        "request-too-large",
+        "Request too large",
+        f"the request body is larger than MAX_REQUEST_BYTES ({limit} bytes = {limit / MEBIBYTE:g} MiB); "
+        "split the items over several batches",
+        limit="MAX_REQUEST_BYTES",
+        maximum=limit,
+    )
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large_response(self.max_bytes)(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except RequestTooLarge:
+            if response_started:
+                raise
+            await _too_large_response(self.max_bytes)(scope, receive, send)
+
+
+async def _request_too_large(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestTooLarge)
+    return _too_large_response(exc.limit)
+
+
+def install_request_limits(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_exception_handler(RequestTooLarge, _request_too_large)
+
+
+def limit_exceeded(detail: str, *, field: str, setting: str, maximum: int) -> Problem:
+    return Problem(422, "limit-exceeded", "Limit exceeded", detail, field=field, limit=setting, maximum=maximum)
+
+
+def json_size(value: Any) -> int | None:
+    """Bytes of the compact JSON of `value`; None when it nests too deeply to be serialised."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    except (RecursionError, ValueError):
+        return None
+
+
+def _check_json_size(value: Any, *, field: str, setting: str, maximum: int) -> None:
+    size = json_size(value)
+    if size is None or size > maximum:
+        shown = "nests too deeply" if size is None else f"is {size} bytes"
+        raise limit_exceeded(
+            f"{field} {shown}; at most {setting} = {maximum} bytes of JSON",
+            field=field,
+            setting=setting,
+            maximum=maximum,
+        )
+
+
+def _response_format_schema(params: Mapping[str, Any]) -> Any:
+    response_format = params.get("response_format")
+    json_schema = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
+    return json_schema.get("schema") if isinstance(json_schema, Mapping) else None
+
+
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels; iterative, so any depth can be measured."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, Mapping) else node))
+    return False
+
+
+def check_json_depth(value: Any, field: str) -> None:
+    if nests_deeper_than(value, MAX_JSON_DEPTH):
+        raise limit_exceeded(
+            f"{field} nests objects and arrays more than MAX_JSON_DEPTH = {MAX_JSON_DEPTH} levels deep",
+            field=field,
+            setting="MAX_JSON_DEPTH",
+            maximum=MAX_JSON_DEPTH,
+        )
+
+
+def check_submission_limits(payload: BatchCreate, settings: Settings) -> None:
+    """The configurable limits of a submission, checked before anything else looks at its items."""
+    if len(payload.items) > settings.max_items_per_batch:
+        raise limit_exceeded(
+            f"items has {len(payload.items)} entries; a batch holds at most MAX_ITEMS_PER_BATCH = "
+            f"{settings.max_items_per_batch} (split the work over several batches)",
+            field="items",
+            setting="MAX_ITEMS_PER_BATCH",
+            maximum=settings.max_items_per_batch,
+        )
+    for field, value in (
+        ("params", payload.params),
+        ("fallback_params", payload.fallback_params),
+        ("output_schema", payload.output_schema),
+        ("metadata", payload.metadata),
+    ):
+        check_json_depth(value, field)
+    for index, item in enumerate(payload.items):
+        check_json_depth(item.body, f"items.{index}.body")
+        if len(item.custom_id) > settings.max_custom_id_length:
+            raise limit_exceeded(
+                f"items.{index}.custom_id is {len(item.custom_id)} characters long; at most "
+                f"MAX_CUSTOM_ID_LENGTH = {settings.max_custom_id_length}",
+                field=f"items.{index}.custom_id",
+                setting="MAX_CUSTOM_ID_LENGTH",
+                maximum=settings.max_custom_id_length,
+            )
+    if len(payload.metadata) > settings.max_metadata_keys:
+        raise limit_exceeded(
+            f"metadata has {len(payload.metadata)} keys; at most MAX_METADATA_KEYS = {settings.max_metadata_keys}",
+            field="metadata",
+            setting="MAX_METADATA_KEYS",
+            maximum=settings.max_metadata_keys,
+        )
+    _check_json_size(
+        payload.metadata, field="metadata", setting="MAX_METADATA_BYTES", maximum=settings.max_metadata_bytes
+    )
+    schemas = {
+        "output_schema": payload.output_schema,
+        "params.response_format.json_schema.schema": _response_format_schema(payload.params),
+    }
+    for field, schema in schemas.items():
+        if schema is not None:
+            _check_json_size(
+                schema, field=field, setting="MAX_OUTPUT_SCHEMA_BYTES", maximum=settings.max_output_schema_bytes
+            )

@@ -1,0 +1,198 @@
+"""The status page: server-rendered HTML over the same summaries the API returns, behind the API's tokens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import orjson
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from service import repository
+from service.api.deps import SessionDep, StateDep
+from service.api.errors import Problem, not_found
+from service.api.health import startup_warnings
+from service.api.presenters import batch_out, result_row
+from service.models import Batch
+from service.ui import view
+from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, request_token, safe_next, token_accepted
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.filters.update(usd=view.usd, number=view.number, when=view.when, when_short=view.when_short)
+TEMPLATES.env.globals.update(
+    pass_segments=view.pass_segments,
+    batch_segments=view.batch_segments,
+    chunk_progress=view.chunk_progress,
+    is_running=view.is_running,
+)
+NDJSON = "application/x-ndjson"
+DETAIL_REFRESH_SECONDS = 2
+LIST_REFRESH_SECONDS = 5
+LIST_PAGE_SIZE = 50
+RESULTS_PAGE_MAX = 1000
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def _authorized(request: Request, state: StateDep) -> bool:
+    return token_accepted(state.settings, request_token(request))
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{COOKIE_PATH}/login?next={quote(target, safe='')}", status_code=303)
+
+
+def _unauthorized() -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", "send a token of API_TOKENS, or log in at /ui/login")
+
+
+def _page(request: Request, state: StateDep, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.update(auth_on=bool(state.settings.api_tokens), warnings=startup_warnings(state))
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+
+
+async def _summary(session: SessionDep, batch: Batch) -> dict[str, Any]:
+    return (await batch_out(session, batch)).model_dump(mode="json", by_alias=True)
+
+
+async def _get_batch(session: SessionDep, batch_id: str) -> Batch:
+    batch = await session.get(Batch, batch_id)
+    if batch is None:
+        raise not_found(f"batch {batch_id!r}")
+    return batch
+
+
+@router.get("", response_class=HTMLResponse)
+async def batch_list(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    status: Annotated[str | None, Query(pattern="^(queued|running|completed|failed|cancelled)$")] = None,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    if not _authorized(request, state):
+        return _to_login(request)
+    batches, has_more = await repository.list_batches(session, status=status, after=after, limit=LIST_PAGE_SIZE)
+    summaries = [await _summary(session, batch) for batch in batches]
+    return _page(
+        request,
+        state,
+        "batches.html",
+        summaries=summaries,
+        status=status,
+        next_cursor=batches[-1].id if has_more and batches else None,
+        refresh_seconds=LIST_REFRESH_SECONDS if any(view.is_running(s) for s in summaries) else None,
+    )
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+async def batch_detail(batch_id: str, request: Request, session: SessionDep, state: StateDep) -> Response:
+    if not _authorized(request, state):
+        return _to_login(request)
+    batch = await session.get(Batch, batch_id)
+    if batch is None:
+        return _page(request, state, "not_found.html", status_code=404, batch_id=batch_id)
+    summary = await _summary(session, batch)
+    return _page(
+        request,
+        state,
+        "batch.html",
+        summary=summary,
+        refresh_seconds=DETAIL_REFRESH_SECONDS if view.is_running(summary) else None,
+    )
+
+
+@router.get("/batches/{batch_id}/results.json")
+async def results_json(
+    batch_id: str,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=RESULTS_PAGE_MAX)] = RESULTS_PAGE_MAX,
+    after: Annotated[int, Query(ge=-1)] = -1,
+) -> JSONResponse:
+    """One page, as GET /batches/{id}/results answers it (`after` is the `next_cursor` of the previous page)."""
+    if not _authorized(request, state):
+        raise _unauthorized()
+    await _get_batch(session, batch_id)
+    records = await repository.result_records(session, batch_id, status=status, after_position=after, limit=limit + 1)
+    has_more = len(records) > limit
+    records = records[:limit]
+    page = {
+        "data": [result_row(record).model_dump(mode="json", by_alias=True) for record in records],
+        "has_more": has_more,
+        "next_cursor": str(records[-1].position) if has_more else None,
+    }
+    return JSONResponse(page)
+
+
+async def _ndjson(state: StateDep, batch_id: str, status: str | None) -> AsyncIterator[bytes]:
+    position = -1
+    while True:
+        async with state.sessions() as session:
+            records = await repository.result_records(
+                session, batch_id, status=status, after_position=position, limit=RESULTS_PAGE_MAX
+            )
+        for record in records:
+            yield orjson.dumps(result_row(record).model_dump(mode="json", by_alias=True)) + b"\n"
+        if len(records) < RESULTS_PAGE_MAX:
+            return
+        position = records[-1].position
+
+
+@router.get("/batches/{batch_id}/results.ndjson")
+async def results_ndjson(
+    batch_id: str,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending)$")] = None,
+) -> StreamingResponse:
+    if not _authorized(request, state):
+        raise _unauthorized()
+    await _get_batch(session, batch_id)
+    headers = {"Content-Disposition": f'inline; filename="{batch_id}-results.ndjson"'}
+    return StreamingResponse(_ndjson(state, batch_id, status), media_type=NDJSON, headers=headers)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, state: StateDep, next: str | None = None) -> Response:
+    return _page(request, state, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    state: StateDep,
+    token: Annotated[str, Form(max_length=4096)],
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    target = safe_next(next)
+    response = RedirectResponse(target, status_code=303)
+    if not state.settings.api_tokens:
+        return response
+    if not token_accepted(state.settings, token.strip()):
+        return _page(request, state, "login.html", status_code=401, next=target, error="Unknown token.")
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token.strip(),
+        max_age=COOKIE_MAX_AGE_SECONDS,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> RedirectResponse:
+    response = RedirectResponse(f"{COOKIE_PATH}/login", status_code=303)
+    response.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
+    return response

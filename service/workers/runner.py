@@ -1,0 +1,161 @@
+"""The one way workers run, in the API process (WORKERS_ENABLED=true) or alone (`python -m service worker`).
+
+A WorkerRunner supervises the worker loops side by side (the batch loop, and any other loop added to
+`default_loops`), plus the heartbeat that tells every replica this worker is alive. A loop that crashes is
+logged and restarted after a pause. Stopping: no new claims at once; the steps under way get
+WORKER_STOP_GRACE_SECONDS to finish, then they are cancelled; whatever the worker still holds is released,
+so another worker can take it over at once rather than when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.db import create_engine, migrate, session_factory, transaction
+from service.models import Batch, ProviderBatch, WebhookDelivery
+from service.pipeline.cost import PriceTable
+from service.providers.groq import GroqBatchProvider
+from service.settings import Settings
+from service.webhooks.ssrf import CallbackGuard
+from service.workers.context import WorkerContext
+from service.workers.heartbeat import announce_worker, retire_worker
+from service.workers.leases import release_everything
+from service.workers.loop import ProviderHealth, run_worker
+from service.workers.webhooks import webhook_loop
+
+logger = logging.getLogger(__name__)
+
+RESTART_PAUSE_SECONDS = (1.0, 30.0)  # first and longest pause before a crashed loop is restarted
+
+LoopFunction = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WorkerLoop:
+    """A long-running loop: it works until `stop` is set, then returns (between two steps, not in one)."""
+
+    name: str
+    run: LoopFunction
+
+
+def default_loops(health: ProviderHealth, callback_guard: CallbackGuard | None = None) -> list[WorkerLoop]:
+    """Every loop a worker runs. Another kind of background work is one more entry here."""
+
+    async def batches(ctx: WorkerContext, stop: asyncio.Event) -> None:
+        await run_worker(ctx, health, stop)
+
+    return [WorkerLoop("batches", batches), WorkerLoop("webhooks", webhook_loop(callback_guard))]
+
+
+def build_worker_context(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], provider: GroqBatchProvider
+) -> WorkerContext:
+    return WorkerContext(
+        sessions=sessions,
+        provider=provider,
+        settings=settings,
+        prices=PriceTable(settings.prices()),
+        lease_seconds=settings.worker_lease_seconds,
+    )
+
+
+class WorkerRunner:
+    def __init__(self, ctx: WorkerContext, loops: Sequence[WorkerLoop], *, grace_seconds: float) -> None:
+        self.ctx = ctx
+        self.loops = list(loops)
+        self.grace_seconds = grace_seconds
+        self.stop_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        try:
+            await announce_worker(self.ctx, [loop.name for loop in self.loops])
+        except Exception as error:  # the heartbeat retries; a worker works without being counted
+            logger.warning("could not announce worker %s: %s", self.ctx.worker_id, error)
+        self._tasks = [asyncio.create_task(self._supervise(loop), name=f"worker-{loop.name}") for loop in self.loops]
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="worker-heartbeat"))
+        logger.info(
+            "worker %s running %s (lease %gs)",
+            self.ctx.worker_id,
+            ", ".join(loop.name for loop in self.loops),
+            self.ctx.lease_seconds,
+        )
+
+    async def stop(self) -> None:
+        """Stop claiming, give the current steps the grace period, then cancel them and release every lease."""
+        self.stop_event.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.grace_seconds)
+            if pending:
+                logger.warning("steps still running after %gs; cancelling them", self.grace_seconds)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        await self._release_everything()
+        logger.info("worker %s stopped", self.ctx.worker_id)
+
+    async def _release_everything(self) -> None:
+        try:
+            async with transaction(self.ctx.sessions) as session:
+                for table in (ProviderBatch, Batch, WebhookDelivery):
+                    await session.execute(release_everything(table, self.ctx.worker_id))
+            await retire_worker(self.ctx)
+        except Exception as error:  # the leases run out by themselves; say why they were not freed now
+            logger.warning("could not release the leases of %s: %s", self.ctx.worker_id, error)
+
+    async def _supervise(self, loop: WorkerLoop) -> None:
+        pause = RESTART_PAUSE_SECONDS[0]
+        while not self.stop_event.is_set():
+            try:
+                await loop.run(self.ctx, self.stop_event)
+            except Exception:
+                logger.exception("worker loop %s crashed; restarting it in %.0fs", loop.name, pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), timeout=pause)
+                pause = min(pause * 2, RESTART_PAUSE_SECONDS[1])
+
+    async def _heartbeat(self) -> None:
+        names = [loop.name for loop in self.loops]
+        while not self.stop_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self.ctx.lease_seconds / 3)
+            if self.stop_event.is_set():
+                return
+            try:
+                await announce_worker(self.ctx, names)
+            except Exception as error:
+                logger.warning("worker heartbeat failed: %s", error)
+
+
+async def run_worker_process(settings: Settings, provider: GroqBatchProvider, provider_label: str) -> int:
+    """`python -m service worker`: migrate, run the loops until SIGTERM or SIGINT, stop cleanly, exit 0."""
+    if provider_label == "emulator":
+        logger.warning(
+            "GROQ_API_KEY is not set: this worker talks to its own in-process emulator, which no other process "
+            "sees; point GROQ_BASE_URL at a shared emulator (python -m service.emulator) and set any key instead"
+        )
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        ctx = build_worker_context(settings, session_factory(engine), provider)
+        runner = WorkerRunner(ctx, default_loops(ProviderHealth()), grace_seconds=settings.worker_stop_grace_seconds)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await runner.start()
+        await stop.wait()
+        logger.info("worker %s: stop requested; no new claims", ctx.worker_id)
+        await runner.stop()
+    finally:
+        await provider.close()
+        await engine.dispose()
+    return 0

@@ -1,0 +1,124 @@
+"""GET /metrics: process counters move with the work done; database gauges are right on every replica."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.observability.metrics import DatabaseSnapshot, render
+from tests.conftest import Service, fast_emulator_config
+from tests.payloads import pr_batch
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def scrape(service: Service) -> Samples:
+    response = await service.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return parse(response.text)
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum over every series of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, series), v in samples.items() if n == name and wanted <= set(series))
+
+
+def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
+    return total(after, name, **labels) - total(before, name, **labels)
+
+
+async def test_a_two_pass_run_shows_in_every_metric(start_service: Any, database_url: str) -> None:
+    service: Service = await start_service(database_url)
+    before = await scrape(service)
+    created = await service.submit(pr_batch(150), fallback=True)
+    summary = await service.wait(created["id"])
+    after = await scrape(service)
+
+    assert value(after, "llm_batch_database_up") == 1
+    assert value(after, "llm_batch_batches", status="completed") == 1
+    assert value(after, "llm_batch_batches", status="running") == 0
+    assert value(after, "llm_batch_items", status="succeeded", code="") == summary["counts"]["succeeded"]
+    assert value(after, "llm_batch_items", status="pending", code="") == 0
+    for code, count in summary["failure_reasons"].items():
+        assert value(after, "llm_batch_items", status="failed", code=code) == count
+    assert total(after, "llm_batch_items") == 150
+    for pass_ in summary["passes"]:
+        cost = value(after, "llm_batch_cost_usd_total", model=pass_["model"], **{"pass": str(pass_["number"])})
+        assert cost == pytest.approx(pass_["cost"]["usd"], abs=1e-8)
+    assert value(after, "llm_batch_provider_chunks", state="done") == len(summary["passes"])
+    assert value(after, "llm_batch_oldest_due_chunk_seconds") == 0
+
+    attempts = sum(p["items"] for p in summary["passes"])
+    assert delta(after, before, "llm_batch_ingested_lines_total") == attempts, "one result line per attempt"
+    assert delta(after, before, "llm_batch_ingest_duration_seconds_count") == len(summary["passes"])
+    assert delta(after, before, "llm_batch_poll_lag_seconds_count") >= len(summary["passes"])
+    for pass_ in summary["passes"]:
+        assert delta(after, before, "llm_batch_attempts_total", model=pass_["model"]) == pass_["items"]
+    first = summary["passes"][0]
+    for code, count in first["failure_reasons"].items():
+        assert delta(after, before, "llm_batch_attempts_total", model=first["model"], code=code) == count
+    for endpoint in ("files.create", "batches.create", "batches.retrieve", "files.content"):
+        assert delta(after, before, "llm_batch_provider_requests_total", endpoint=endpoint, status="ok") >= 2
+        assert delta(after, before, "llm_batch_provider_request_duration_seconds_count", endpoint=endpoint) >= 2
+
+
+async def test_webhook_delivery_counter_is_exposed(start_service: Any, sqlite_url: str) -> None:
+    service: Service = await start_service(sqlite_url)
+    response = await service.client.get("/metrics")
+    assert "# TYPE llm_batch_webhook_deliveries_total counter" in response.text
+
+
+async def test_provider_errors_are_counted_by_status(start_service: Any, sqlite_url: str) -> None:
+    service: Service = await start_service(sqlite_url, emulator_config=fast_emulator_config())
+    before = await scrape(service)
+    service.emulator.faults.rate_limit_next = 3
+    created = await service.submit(pr_batch(5))
+    await service.wait(created["id"])
+    after = await scrape(service)
+    assert delta(after, before, "llm_batch_provider_requests_total", status="429") >= 1
+
+
+async def test_an_api_only_replica_reports_the_work_its_sibling_did(start_service: Any, database_url: str) -> None:
+    worker: Service = await start_service(database_url)
+    api_only: Service = await start_service(database_url, workers_enabled=False)
+    created = await api_only.submit(pr_batch(40), fallback=True)
+    summary = await api_only.wait(created["id"])
+
+    samples = await scrape(api_only)
+    assert value(samples, "llm_batch_batches", status="completed") == 1
+    assert total(samples, "llm_batch_items") == 40
+    assert sum(v for (n, _), v in samples.items() if n == "llm_batch_cost_usd_total") == pytest.approx(
+        summary["cost"]["usd"], abs=1e-8
+    )
+    assert parse((await worker.client.get("/metrics")).text).keys() >= {
+        ("llm_batch_batches", (("status", "completed"),))
+    }
+
+
+def test_a_scrape_without_the_database_still_answers_and_says_so() -> None:
+    samples = parse(render(None).decode())
+    assert value(samples, "llm_batch_database_up") == 0
+    assert not any(name == "llm_batch_batches" for name, _ in samples)
+    assert any(name == "process_cpu_seconds_total" for name, _ in samples), "process metrics are always there"
+
+
+def test_snapshot_lists_every_status_even_at_zero() -> None:
+    samples = parse(render(DatabaseSnapshot()).decode())
+    for status in ("queued", "running", "completed", "failed", "cancelled"):
+        assert value(samples, "llm_batch_batches", status=status) == 0

@@ -1,0 +1,150 @@
+"""What a zombie (a worker paused past its lease) may have left on Groq is cleared up: a provider batch it
+created after another worker had taken the chunk over is cancelled by the zombie itself when it wakes, and a
+second provider batch found for a chunk is cancelled by the worker that adopts the first one. The pauses are
+placed exactly, in-process, by a provider that runs the takeover right before Groq gets the request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+
+from service.app import build_provider
+from service.db import create_engine, session_factory, transaction
+from service.models import ChunkState, ProviderBatch, utcnow
+from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
+from service.workers.context import WorkerContext
+from service.workers.loop import ProviderHealth, run_once, run_worker
+from service.workers.progress import advance_batch
+from service.workers.runner import build_worker_context
+from service.workers.submission import CHUNK_METADATA_KEY, chunk_key, upload_filename
+from tests.conftest import Service, fast_emulator_config
+from tests.payloads import pr_batch
+from tests.reliability.observe import Database
+
+
+class PausedBeforeCreate(GroqBatchProvider):
+    """The real provider; right before the create request leaves, `pause()` runs: the world moves on."""
+
+    def __init__(self, base: GroqBatchProvider, pause: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(base._client, completion_window=base.completion_window)
+        self.pause = pause
+
+    async def create_batch(self, input_file_id: str, *, metadata: Any) -> ProviderBatchInfo:
+        pause, self.pause = self.pause, _nothing
+        await pause()
+        return await super().create_batch(input_file_id, metadata=metadata)
+
+
+ZOMBIE_LINE = (
+    b'{"custom_id": "pr-1", "method": "POST", "url": "/v1/chat/completions", '
+    b'"body": {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": "hi"}]}}\n'
+)
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest.fixture
+async def engine_sessions(database_url: str) -> AsyncIterator[Any]:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+def _context(service: Service, sessions: Any, provider: GroqBatchProvider, worker_id: str) -> WorkerContext:
+    ctx = build_worker_context(service.settings, sessions, provider)
+    ctx.worker_id = worker_id
+    return ctx
+
+
+async def _time_passes(sessions: Any) -> None:
+    """As if the lease holder had been paused past its lease: every lease has run out, every chunk is due."""
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(ProviderBatch)
+            .where(col(ProviderBatch.lease_owner).is_not(None))
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.execute(update(ProviderBatch).values(next_action_at=utcnow() - timedelta(seconds=1)))
+
+
+async def _finish(service: Service, rival: WorkerContext, batch_id: str) -> dict[str, Any]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(rival, ProviderHealth(), stop))
+    try:
+        return await service.wait(batch_id, within=60)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(
+    start_service: Any, database_url: str, engine_sessions: Any, tmp_path: Path
+) -> None:
+    service: Service = await start_service(
+        database_url, workers_enabled=False, emulator_config=fast_emulator_config(processing_seconds=2)
+    )
+    created = await service.submit(pr_batch(20))
+    base, _label = build_provider(service.settings, service.emulator_app)
+    rival = _context(service, engine_sessions, base, "rival")
+
+    async def rival_takes_over() -> None:
+        await _time_passes(engine_sessions)
+        await run_once(rival, ProviderHealth())  # claims the chunk, creates its own batch from the same file
+
+    zombie = _context(service, engine_sessions, PausedBeforeCreate(base, rival_takes_over), "zombie")
+    await advance_batch(zombie, created["id"])
+    await run_once(zombie, ProviderHealth())
+
+    batches = service.emulator.batches
+    assert len(batches) == 2, "the zombie's create did reach Groq"
+    [chunk] = await Database(database_url).chunks()
+    kept = chunk.provider_batch_id
+    [duplicate] = [b for b in batches.values() if b["id"] != kept]
+    assert duplicate["status"] in ("cancelling", "cancelled"), "the zombie cancelled its own duplicate"
+    assert batches[kept]["status"] not in ("cancelling", "cancelled")
+
+    summary = await _finish(service, rival, created["id"])
+    assert summary["counts"]["pending"] == 0
+    assert [p["id"] for p in summary["passes"][0]["provider_batches"]] == [kept]
+
+
+async def test_a_second_batch_found_for_a_chunk_is_cancelled_when_the_first_is_adopted(
+    start_service: Any, database_url: str, engine_sessions: Any, tmp_path: Path
+) -> None:
+    service: Service = await start_service(
+        database_url, workers_enabled=False, emulator_config=fast_emulator_config(processing_seconds=2)
+    )
+    created = await service.submit(pr_batch(20))
+    base, _label = build_provider(service.settings, service.emulator_app)
+    key = chunk_key(created["id"], 1, 0)
+    first: list[ProviderBatchInfo] = []
+
+    async def two_zombies_created_batches() -> None:
+        for _ in range(2):
+            spool = tmp_path / "zombie.jsonl"
+            spool.write_bytes(ZOMBIE_LINE)
+            file_id = await base.upload_jsonl(spool, filename=upload_filename(key))
+            first.append(await base.create_batch(file_id, metadata={CHUNK_METADATA_KEY: key}))
+        raise RuntimeError("this worker dies before creating anything itself")
+
+    doomed = _context(service, engine_sessions, PausedBeforeCreate(base, two_zombies_created_batches), "doomed")
+    await advance_batch(doomed, created["id"])
+    await run_once(doomed, ProviderHealth())
+    [chunk] = await Database(database_url).chunks()
+    assert chunk.state == ChunkState.UPLOADING and chunk.provider_batch_id is None
+    await _time_passes(engine_sessions)
+
+    survivor = _context(service, engine_sessions, base, "survivor")
+    await run_once(survivor, ProviderHealth())
+    [chunk] = await Database(database_url).chunks()
+    assert chunk.provider_batch_id == first[0].id, "the oldest provider batch of the chunk is adopted"
+    assert service.emulator.batches[first[1].id]["status"] in ("cancelling", "cancelled")
