@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import update
@@ -19,7 +17,7 @@ from service.api.deps import SessionDep, StateDep
 from service.api.errors import Problem, conflict, invalid, not_found
 from service.api.idempotency import IdempotencyDep
 from service.api.limits import check_json_depth, check_submission_limits
-from service.api.presenters import attempt_out, batch_out, result_row
+from service.api.presenters import attempt_out, batch_out, ndjson_result_rows, result_row
 from service.api.schemas import (
     BatchCreate,
     BatchOut,
@@ -39,7 +37,6 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 NDJSON = "application/x-ndjson"
 WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 MIN_WINDOW_HOURS, MAX_WINDOW_HOURS = 24, 7 * 24
-RESULTS_STREAM_PAGE = 1000
 CURSOR_PATTERN = re.compile(r"[0-9]{1,9}")  # an item position; int32 on PostgreSQL
 
 
@@ -259,20 +256,6 @@ def _position_cursor(after: str | None) -> int:
     return int(after)
 
 
-async def _ndjson_rows(state: StateDep, batch_id: str, status: str | None) -> AsyncIterator[bytes]:
-    position = -1
-    while True:
-        async with state.sessions() as session:
-            records = await repository.result_records(
-                session, batch_id, status=status, after_position=position, limit=RESULTS_STREAM_PAGE
-            )
-        for record in records:
-            yield orjson.dumps(result_row(record).model_dump(mode="json", by_alias=True)) + b"\n"
-        if len(records) < RESULTS_STREAM_PAGE:
-            return
-        position = records[-1].position
-
-
 @router.get(
     "/{batch_id}/results",
     response_model=ResultPage,
@@ -290,7 +273,7 @@ async def get_results(
 ) -> Any:
     await _get_batch(session, batch_id)
     if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(_ndjson_rows(state, batch_id, status), media_type=NDJSON)
+        return StreamingResponse(ndjson_result_rows(state.sessions, batch_id, status), media_type=NDJSON)
     records = await repository.result_records(
         session, batch_id, status=status, after_position=_position_cursor(after), limit=limit + 1
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import orjson
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service import repository
@@ -178,3 +182,23 @@ def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) ->
         created_at=attempt.created_at,
         finished_at=attempt.finished_at,
     )
+
+
+NDJSON_PAGE = 1000
+
+
+async def ndjson_result_rows(
+    sessions: async_sessionmaker[AsyncSession], batch_id: str, status: str | None
+) -> AsyncIterator[bytes]:
+    """Every merged row as NDJSON, read page by page with a fresh session each: flat memory for any size."""
+    position = -1
+    while True:
+        async with sessions() as session:
+            records = await repository.result_records(
+                session, batch_id, status=status, after_position=position, limit=NDJSON_PAGE
+            )
+        for record in records:
+            yield orjson.dumps(result_row(record).model_dump(mode="json", by_alias=True)) + b"\n"
+        if len(records) < NDJSON_PAGE:
+            return
+        position = records[-1].position

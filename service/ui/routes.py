@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -16,7 +14,7 @@ from service import repository
 from service.api.deps import SessionDep, StateDep
 from service.api.errors import Problem, not_found
 from service.api.health import startup_warnings
-from service.api.presenters import batch_out, result_row
+from service.api.presenters import batch_out, ndjson_result_rows, result_row
 from service.models import Batch
 from service.ui import view
 from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, request_token, safe_next, token_accepted
@@ -132,20 +130,6 @@ async def results_json(
     return JSONResponse(page)
 
 
-async def _ndjson(state: StateDep, batch_id: str, status: str | None) -> AsyncIterator[bytes]:
-    position = -1
-    while True:
-        async with state.sessions() as session:
-            records = await repository.result_records(
-                session, batch_id, status=status, after_position=position, limit=RESULTS_PAGE_MAX
-            )
-        for record in records:
-            yield orjson.dumps(result_row(record).model_dump(mode="json", by_alias=True)) + b"\n"
-        if len(records) < RESULTS_PAGE_MAX:
-            return
-        position = records[-1].position
-
-
 @router.get("/batches/{batch_id}/results.ndjson")
 async def results_ndjson(
     batch_id: str,
@@ -158,7 +142,7 @@ async def results_ndjson(
         raise _unauthorized()
     await _get_batch(session, batch_id)
     headers = {"Content-Disposition": f'inline; filename="{batch_id}-results.ndjson"'}
-    return StreamingResponse(_ndjson(state, batch_id, status), media_type=NDJSON, headers=headers)
+    return StreamingResponse(ndjson_result_rows(state.sessions, batch_id, status), media_type=NDJSON, headers=headers)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -23,9 +23,10 @@ from service.client import (
 from service.emulator import create_emulator_app
 from tests.conftest import fast_emulator_config
 from tests.conftest import test_settings as make_settings
+from tests.loopback import UvicornThread
 from tests.payloads import pr_batch
 from tests.webhooks.helpers import SECRET, webhook_settings
-from tests.webhooks.receiver import Receiver, UvicornThread
+from tests.webhooks.receiver import Receiver
 
 TOKEN = "monolith-token-for-tests"
 

@@ -9,18 +9,16 @@ Helpers (``chat_line``, ``to_jsonl``, ``asgi_client``, ``run_batch``, ``read_lin
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 from groq import AsyncGroq, Groq
 from starlette.applications import Starlette
 
 from service.emulator import Emulator, ManualClock, create_emulator_app
 from tests.emulator.helpers import asgi_client, manual_config
+from tests.loopback import UvicornThread
 
 
 @dataclass
@@ -48,19 +46,9 @@ class AsgiEmulator:
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[LiveServer]:
     app = create_emulator_app(manual_config())
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="groq-emulator", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the emulator server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield LiveServer(app, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = UvicornThread(app).start(within=10)
+    yield LiveServer(app, server.base_url)
+    server.stop()
 
 
 @pytest.fixture

@@ -7,19 +7,17 @@ of the emulator (``env.install(...)``) to hold back or cut a download, or rewrit
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.emulator import Emulator, EmulatorConfig, ManualClock, create_emulator_app
 from service.providers.groq import GroqBatchProvider
+from tests.loopback import UvicornThread
 
 ASGI_BASE_URL = "http://emulator.test"
 
@@ -45,19 +43,9 @@ class LoopbackServer:
 @pytest.fixture(scope="session")
 def loopback_server() -> Iterator[LoopbackServer]:
     front = SwappableApp()
-    config = uvicorn.Config(front, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="groq-emulator-providers", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the emulator server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield LoopbackServer(front, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = UvicornThread(front).start(within=10)
+    yield LoopbackServer(front, server.base_url)
+    server.stop()
 
 
 @dataclass

@@ -3,53 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from tests.loopback import UvicornThread
 
 HANG = "hang"  # answer nothing for longer than the sender waits
-
-
-class UvicornThread:
-    """Serves `app` with uvicorn on a free loopback port, in a thread with its own event loop."""
-
-    def __init__(self, app: Any, *, lifespan: str = "off") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            lifespan=lifespan,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-            interface="asgi3",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, within: float = 30.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + within
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
-        self._sock.close()
 
 
 @dataclass(frozen=True)

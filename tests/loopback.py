@@ -1,0 +1,58 @@
+"""Any ASGI app served by a real uvicorn on a free 127.0.0.1 port, in a thread with its own event loop."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+
+class UvicornThread:
+    """`log_config=None` leaves logging as the test configured it (uvicorn's loggers included)."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        lifespan: str = "off",
+        log_config: dict[str, Any] | None = LOGGING_CONFIG,
+        stop_seconds: float = 30.0,
+    ) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            log_config=log_config,
+            lifespan=lifespan,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+            interface="asgi3",
+        )
+        self.server = uvicorn.Server(config)
+        self._stop_seconds = stop_seconds
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, within: float = 30.0) -> UvicornThread:
+        self._thread.start()
+        deadline = time.monotonic() + within
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=self._stop_seconds)
+        self._sock.close()
