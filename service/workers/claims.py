@@ -10,11 +10,12 @@ pick and the lease are one atomic step across processes as well.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, text, update
+from sqlalchemy import ColumnElement, Select, or_, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +39,34 @@ async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> Async
         yield session
 
 
+async def lease_first(
+    sessions: async_sessionmaker[AsyncSession],
+    table: Any,
+    due: Select[Any],
+    *,
+    owner: str,
+    lease_seconds: float,
+    returning: Sequence[Any],
+) -> tuple[Any, ...] | None:
+    """Lease the first row `due` selects (its id column) in one statement; the `returning` columns of it, or None.
+    `due` must already filter out rows whose lease is held and unexpired."""
+    pick = due.limit(1).with_for_update(skip_locked=True)
+    async with write_transaction(sessions) as session:
+        claimed = await session.execute(
+            update(table)
+            .where(table.id == pick.scalar_subquery())
+            .values(lease_owner=owner, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .returning(*returning)
+            .execution_options(synchronize_session=False)
+        )
+        row = claimed.one_or_none()
+    return None if row is None else tuple(row)
+
+
+def lease_is_free(table: Any, now: datetime) -> ColumnElement[bool]:
+    return or_(col(table.lease_owner).is_(None), col(table.lease_expires_at) < now)
+
+
 async def claim_next_chunk(ctx: WorkerContext, states: Collection[str], *conditions: ColumnElement[bool]) -> int | None:
     """Lease the chunk in one of `states` (and meeting `conditions`) that has been due longest and that nobody
     holds; its id, or None."""
@@ -47,23 +76,20 @@ async def claim_next_chunk(ctx: WorkerContext, states: Collection[str], *conditi
         .where(
             col(ProviderBatch.state).in_(states),
             col(ProviderBatch.next_action_at) <= now,
-            or_(col(ProviderBatch.lease_owner).is_(None), col(ProviderBatch.lease_expires_at) < now),
+            lease_is_free(ProviderBatch, now),
             *conditions,
         )
         .order_by(col(ProviderBatch.next_action_at), col(ProviderBatch.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
     )
-    async with write_transaction(ctx.sessions) as session:
-        claimed = await session.execute(
-            update(ProviderBatch)
-            .where(col(ProviderBatch.id) == due.scalar_subquery())
-            .values(lease_owner=ctx.worker_id, lease_expires_at=now + timedelta(seconds=ctx.lease_seconds))
-            .returning(col(ProviderBatch.id))
-            .execution_options(synchronize_session=False)
-        )
-        row_id: int | None = claimed.scalar_one_or_none()
-    return row_id
+    row = await lease_first(
+        ctx.sessions,
+        ProviderBatch,
+        due,
+        owner=ctx.worker_id,
+        lease_seconds=ctx.lease_seconds,
+        returning=[col(ProviderBatch.id)],
+    )
+    return None if row is None else int(row[0])
 
 
 async def claim_next_batch(ctx: WorkerContext, skip: Collection[str] = ()) -> str | None:
@@ -73,21 +99,13 @@ async def claim_next_batch(ctx: WorkerContext, skip: Collection[str] = ()) -> st
         select(Batch.id)
         .where(
             col(Batch.status).in_((BatchStatus.QUEUED, BatchStatus.RUNNING)),
-            or_(col(Batch.lease_owner).is_(None), col(Batch.lease_expires_at) < now),
+            lease_is_free(Batch, now),
         )
         .order_by(col(Batch.created_at), col(Batch.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
     )
     if skip:
         due = due.where(col(Batch.id).not_in(list(skip)))
-    async with write_transaction(ctx.sessions) as session:
-        claimed = await session.execute(
-            update(Batch)
-            .where(col(Batch.id) == due.scalar_subquery())
-            .values(lease_owner=ctx.worker_id, lease_expires_at=now + timedelta(seconds=ctx.lease_seconds))
-            .returning(col(Batch.id))
-            .execution_options(synchronize_session=False)
-        )
-        batch_id: str | None = claimed.scalar_one_or_none()
-    return batch_id
+    row = await lease_first(
+        ctx.sessions, Batch, due, owner=ctx.worker_id, lease_seconds=ctx.lease_seconds, returning=[col(Batch.id)]
+    )
+    return None if row is None else str(row[0])

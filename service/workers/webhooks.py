@@ -14,9 +14,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,7 +28,7 @@ from service.settings import Settings
 from service.webhooks.delivery import AttemptResult, RetrySchedule, attempt_delivery
 from service.webhooks.signing import WebhookSigner
 from service.webhooks.ssrf import CallbackGuard
-from service.workers.claims import write_transaction
+from service.workers.claims import lease_first, lease_is_free
 from service.workers.context import WorkerContext, new_worker_id
 
 logger = logging.getLogger(__name__)
@@ -82,29 +82,29 @@ async def claim_next_delivery(ctx: WebhookWorkerContext) -> ClaimedDelivery | No
         .where(
             col(WebhookDelivery.state) == WebhookState.PENDING,
             col(WebhookDelivery.next_attempt_at) <= now,
-            or_(col(WebhookDelivery.lease_owner).is_(None), col(WebhookDelivery.lease_expires_at) < now),
+            lease_is_free(WebhookDelivery, now),
         )
         .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
-        .limit(1)
-        .with_for_update(skip_locked=True)
     )
-    async with write_transaction(ctx.sessions) as session:
-        claimed = await session.execute(
-            update(WebhookDelivery)
-            .where(col(WebhookDelivery.id) == due.scalar_subquery())
-            .values(lease_owner=ctx.worker_id, lease_expires_at=now + timedelta(seconds=ctx.lease_seconds))
-            .returning(
-                col(WebhookDelivery.id),
-                col(WebhookDelivery.message_id),
-                col(WebhookDelivery.url),
-                col(WebhookDelivery.payload),
-                col(WebhookDelivery.attempts),
-                col(WebhookDelivery.schedule_attempts),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        row = claimed.one_or_none()
-    return None if row is None else ClaimedDelivery(*row)
+    row = await lease_first(
+        ctx.sessions,
+        WebhookDelivery,
+        due,
+        owner=ctx.worker_id,
+        lease_seconds=ctx.lease_seconds,
+        returning=[
+            col(WebhookDelivery.id),
+            col(WebhookDelivery.message_id),
+            col(WebhookDelivery.url),
+            col(WebhookDelivery.payload),
+            col(WebhookDelivery.attempts),
+            col(WebhookDelivery.schedule_attempts),
+        ],
+    )
+    if row is None:
+        return None
+    delivery_id, message_id, url, payload, attempts, schedule_attempts = row
+    return ClaimedDelivery(delivery_id, message_id, url, payload, attempts, schedule_attempts)
 
 
 async def record_attempt(
