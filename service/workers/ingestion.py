@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
-from sqlmodel import col
-
-from service.db import rows_affected, transaction
+from service.db import transaction
 from service.models import Batch, ChunkState, Pass, ProviderBatch, utcnow
 from service.observability import metrics
 from service.pipeline import failure_codes
@@ -25,6 +22,7 @@ from service.pipeline.expectations import expectation_for
 from service.pipeline.requests import merge_request
 from service.providers.groq import ProviderBatchInfo, ProviderNotFound, RequestCounts
 from service.workers.context import WorkerContext
+from service.workers.leases import update_held_chunk
 from service.workers.outcomes import apply_outcomes, pending_attempts, record_provider_batch
 
 logger = logging.getLogger(__name__)
@@ -65,20 +63,16 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
 
 async def _mark_polled(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> None:
     async with transaction(ctx.sessions) as session:
-        result = await session.execute(
-            update(ProviderBatch)
-            .where(
-                col(ProviderBatch.id) == row_id,
-                col(ProviderBatch.state) == ChunkState.SUBMITTED,
-                col(ProviderBatch.lease_owner) == ctx.worker_id,
-            )
-            .values(
-                next_action_at=utcnow() + timedelta(seconds=ctx.settings.poll_interval_seconds),
-                retry_count=0,
-                last_error=None,
-            )
+        polled = await update_held_chunk(
+            session,
+            ctx.worker_id,
+            row_id,
+            ChunkState.SUBMITTED,
+            next_action_at=utcnow() + timedelta(seconds=ctx.settings.poll_interval_seconds),
+            retry_count=0,
+            last_error=None,
         )
-        if rows_affected(result):
+        if polled:
             await record_provider_batch(session, row_id, info)
 
 
@@ -112,22 +106,18 @@ async def _ingest(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo, path
             outcomes.append((attempt_id, item_id, unprocessed(custom_id, code, message)))
         # The fence is the first write: it fails if another worker ingested meanwhile or holds the chunk now, and
         # it locks the chunk (the database, on SQLite) until this transaction commits every outcome with it.
-        fenced = await session.execute(
-            update(ProviderBatch)
-            .where(
-                col(ProviderBatch.id) == row_id,
-                col(ProviderBatch.state) == ChunkState.SUBMITTED,
-                col(ProviderBatch.lease_owner) == ctx.worker_id,
-            )
-            .values(
-                state=ChunkState.DONE,
-                finished_at=utcnow(),
-                last_error=f"{malformed} unreadable result lines" if malformed else None,
-                lease_owner=None,  # finished work holds no lease, even if this worker dies right after
-                lease_expires_at=None,
-            )
+        fenced = await update_held_chunk(
+            session,
+            ctx.worker_id,
+            row_id,
+            ChunkState.SUBMITTED,
+            state=ChunkState.DONE,
+            finished_at=utcnow(),
+            last_error=f"{malformed} unreadable result lines" if malformed else None,
+            lease_owner=None,  # finished work holds no lease, even if this worker dies right after
+            lease_expires_at=None,
         )
-        if not rows_affected(fenced):
+        if not fenced:
             return
         await apply_outcomes(session, ctx, pass_, outcomes)
         await record_provider_batch(session, row_id, info)

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import or_, update
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.db import rows_affected
 from service.models import Batch, ProviderBatch, utcnow
 
 
@@ -61,3 +63,19 @@ def renew(table: Any, row_id: Any, owner: str, lease_seconds: float) -> Any:
 def release_everything(table: Any, owner: str) -> Any:
     """A stopping worker's last word: whatever it still holds is free at once, not when the lease runs out."""
     return update(table).where(table.lease_owner == owner).values(lease_owner=None, lease_expires_at=None)
+
+
+async def update_held_chunk(
+    session: AsyncSession, worker_id: str, row_id: int, expected_state: str, **values: object
+) -> bool:
+    """Write to a chunk only while it is in `expected_state` and this worker holds its lease (the fence)."""
+    result = await session.execute(
+        update(ProviderBatch)
+        .where(
+            col(ProviderBatch.id) == row_id,
+            col(ProviderBatch.state) == expected_state,
+            col(ProviderBatch.lease_owner) == worker_id,
+        )
+        .values(**values)
+    )
+    return rows_affected(result) > 0

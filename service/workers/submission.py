@@ -12,11 +12,10 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.db import rows_affected, transaction
+from service.db import transaction
 from service.models import Attempt, Batch, ChunkState, Item, Pass, ProviderBatch, utcnow
 from service.observability.logging import bind_log_context
 from service.pipeline import failure_codes
@@ -24,6 +23,7 @@ from service.pipeline.requests import request_line
 from service.providers.groq import PermanentProviderError, ProviderBatchInfo, ProviderError
 from service.workers.context import WorkerContext
 from service.workers.heartbeat import LeaseLost, ensure_lease, protected
+from service.workers.leases import update_held_chunk
 from service.workers.outcomes import fail_pending_attempts, record_provider_batch
 from service.workers.planning import pass_spec
 
@@ -72,26 +72,11 @@ async def _load(session: AsyncSession, row_id: int) -> tuple[ProviderBatch, Pass
     return row, pass_, batch
 
 
-async def _fenced_update(
-    session: AsyncSession, ctx: WorkerContext, row_id: int, expected_state: str, **values: object
-) -> bool:
-    result = await session.execute(
-        update(ProviderBatch)
-        .where(
-            col(ProviderBatch.id) == row_id,
-            col(ProviderBatch.state) == expected_state,
-            col(ProviderBatch.lease_owner) == ctx.worker_id,
-        )
-        .values(**values)
-    )
-    return rows_affected(result) > 0
-
-
 async def _adopt(ctx: WorkerContext, row_id: int, info: ProviderBatchInfo) -> bool:
     async with transaction(ctx.sessions) as session:
-        if await _fenced_update(
+        if await update_held_chunk(
             session,
-            ctx,
+            ctx.worker_id,
             row_id,
             ChunkState.UPLOADING,
             state=ChunkState.SUBMITTED,
@@ -157,9 +142,9 @@ async def _disown(ctx: WorkerContext, row_id: int, key: str, created: ProviderBa
 async def abandon_chunk(ctx: WorkerContext, row_id: int, expected_state: str, code: str, message: str) -> None:
     """Give up on a chunk before it reached Groq: every item in it fails with `code` (never lost)."""
     async with transaction(ctx.sessions) as session:
-        if await _fenced_update(
+        if await update_held_chunk(
             session,
-            ctx,
+            ctx.worker_id,
             row_id,
             expected_state,
             state=ChunkState.DONE,
@@ -181,7 +166,9 @@ async def submit_chunk(ctx: WorkerContext, row_id: int) -> None:
         if state == ChunkState.PENDING:
             if batch.cancel_requested:
                 state = "cancel"
-            elif await _fenced_update(session, ctx, row_id, ChunkState.PENDING, state=ChunkState.UPLOADING):
+            elif await update_held_chunk(
+                session, ctx.worker_id, row_id, ChunkState.PENDING, state=ChunkState.UPLOADING
+            ):
                 state = ChunkState.UPLOADING
             else:
                 raise LeaseLost(f"chunk {row_id}")
@@ -229,7 +216,9 @@ async def submit_chunk(ctx: WorkerContext, row_id: int) -> None:
         finally:
             path.unlink(missing_ok=True)
         async with transaction(ctx.sessions) as session:
-            recorded = await _fenced_update(session, ctx, row_id, ChunkState.UPLOADING, input_file_id=input_file_id)
+            recorded = await update_held_chunk(
+                session, ctx.worker_id, row_id, ChunkState.UPLOADING, input_file_id=input_file_id
+            )
         if not recorded:
             await best_effort(f"delete unused upload {input_file_id}", ctx.provider.delete_file(input_file_id))
             raise LeaseLost(f"chunk {row_id}")
