@@ -20,6 +20,8 @@ class UvicornThread:
         *,
         lifespan: str = "off",
         log_config: dict[str, Any] | None = LOGGING_CONFIG,
+        log_level: str | None = "warning",
+        access_log: bool = False,
         stop_seconds: float = 30.0,
     ) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -28,10 +30,10 @@ class UvicornThread:
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
-            log_level="warning",
+            log_level=log_level,
             log_config=log_config,
             lifespan=lifespan,
-            access_log=False,
+            access_log=access_log,
             timeout_graceful_shutdown=1,
             interface="asgi3",
         )

@@ -21,7 +21,9 @@ class LiveServer(UvicornThread):
     """The app with its lifespan (workers included); ``log_config=None`` leaves logging as the test set it."""
 
     def __init__(self, app: Any, *, log_config: dict[str, Any] | None = None) -> None:
-        super().__init__(app, lifespan="on", log_config=log_config, stop_seconds=SHUTDOWN_SECONDS)
+        super().__init__(
+            app, lifespan="on", log_config=log_config, log_level=None, access_log=True, stop_seconds=SHUTDOWN_SECONDS
+        )
 
     @property
     def url(self) -> str:
