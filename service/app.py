@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         prices = PriceTable(settings.prices())
         provider_health = ProviderHealth()
         callback_guard = CallbackGuard(settings.callback_allowed_hosts)
-        state = AppState(settings, engine, sessions, prices, provider_health, label, callback_guard=callback_guard)
+        state = AppState(settings, engine, sessions, prices, label, callback_guard=callback_guard)
         app.state.llm_batch = state
         for warning in health.startup_warnings(state):
             logger.warning(warning)

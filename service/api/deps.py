@@ -13,7 +13,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.pipeline.cost import PriceTable
 from service.settings import Settings
 from service.webhooks.ssrf import CallbackGuard
-from service.workers.loop import ProviderHealth
 
 
 @dataclass
@@ -22,7 +21,6 @@ class AppState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     prices: PriceTable
-    provider_health: ProviderHealth
     provider_label: str
     # The SSRF guard for callback_url, shared with the webhook worker (tests swap its resolver).
     callback_guard: CallbackGuard = field(default_factory=CallbackGuard)
