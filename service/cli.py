@@ -207,10 +207,17 @@ def cmd_submit(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     if not io.as_json:
         fallback = f"failures to {created['fallback_model']}" if created["fallback"] else "no fallback pass"
         io.say(f"Accepted: batch {batch_id}, {len(items)} items; pass 1 on {created['model']}, {fallback}.")
+    return wait_or_follow(io, client, batch_id, created, args)
+
+
+def wait_or_follow(
+    io: Io, client: LlmBatchClient, batch_id: str, summary: dict[str, Any], args: argparse.Namespace
+) -> int:
+    """After submit or retry: wait with --wait, else print the summary (--json) or how to follow it."""
     if args.wait:
         return wait_for(io, client, batch_id, args)
     if io.as_json:
-        io.dump(created)
+        io.dump(summary)
     else:
         io.say(f"Follow it: {PROG} status {batch_id} --wait")
     return EXIT_DONE
@@ -265,13 +272,7 @@ def cmd_retry(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     if not io.as_json:
         which = f"{len(args.custom_ids)} chosen" if args.custom_ids else "all failed"
         io.say(f"Retrying {which} items of {args.batch_id} as pass {retry_pass['number']} on {retry_pass['model']}.")
-    if args.wait:
-        return wait_for(io, client, args.batch_id, args)
-    if io.as_json:
-        io.dump(summary)
-    else:
-        io.say(f"Follow it: {PROG} status {args.batch_id} --wait")
-    return EXIT_DONE
+    return wait_or_follow(io, client, args.batch_id, summary, args)
 
 
 def cmd_cancel(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -23,12 +23,21 @@ from service.api.schemas import (
     WebhookAttemptOut,
     WebhookOut,
 )
-from service.models import Attempt, Batch, Pass
+from service.models import Attempt, Batch, Pass, ProviderBatch
 from service.pipeline.cost import round_usd
 
 
 def results_url(batch_id: str) -> str:
     return f"/batches/{batch_id}/results"
+
+
+def request_counts(chunks: Sequence[ProviderBatch]) -> RequestCounts:
+    """Groq's request counts, added up over provider batches."""
+    return RequestCounts(
+        total=sum(c.request_total for c in chunks),
+        completed=sum(c.request_completed for c in chunks),
+        failed=sum(c.request_failed for c in chunks),
+    )
 
 
 async def batch_out(session: AsyncSession, batch: Batch) -> BatchOut:
@@ -51,11 +60,7 @@ async def batch_out(session: AsyncSession, batch: Batch) -> BatchOut:
                 succeeded=fig.succeeded,
                 failed=fig.failed,
                 pending=fig.pending,
-                request_counts=RequestCounts(
-                    total=sum(c.request_total for c in own_chunks),
-                    completed=sum(c.request_completed for c in own_chunks),
-                    failed=sum(c.request_failed for c in own_chunks),
-                ),
+                request_counts=request_counts(own_chunks),
                 failure_reasons=dict(sorted(fig.failure_reasons.items())),
                 cost=Cost(
                     usd=round_usd(fig.cost_usd),
@@ -69,9 +74,7 @@ async def batch_out(session: AsyncSession, batch: Batch) -> BatchOut:
                         status=c.provider_status,
                         state=c.state,
                         lines=c.line_count,
-                        request_counts=RequestCounts(
-                            total=c.request_total, completed=c.request_completed, failed=c.request_failed
-                        ),
+                        request_counts=request_counts([c]),
                         last_error=c.last_error,
                     )
                     for c in own_chunks

@@ -6,7 +6,6 @@ no double-counted cost."""
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from tests.reliability.observe import Database, EmulatorClient, eventually
 from tests.reliability.processes import Processes, service_env
 
 WAIT = 60.0
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.close()
 
 
 async def _setup(

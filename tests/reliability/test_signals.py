@@ -4,7 +4,6 @@ exit 0, no lease left), and a worker paused past its lease (SIGSTOP … SIGCONT)
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from tests.reliability.observe import Database, EmulatorClient, eventually
 from tests.reliability.processes import Processes, service_env
 
 WAIT = 60.0
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.close()
 
 
 async def _held_by(db: Database, worker_id: str) -> list[tuple[str, str, str]]:
