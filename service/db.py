@@ -28,10 +28,6 @@ def async_url(database_url: str) -> URL:
     raise ValueError(f"unsupported DATABASE_URL driver {url.drivername!r}: use sqlite:/// or postgresql://")
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _prepare_sqlite_file(url: URL) -> None:
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -31,10 +31,6 @@ def claim_batch(batch_id: str, owner: str, lease_seconds: float) -> Any:
     return _claim_statement(Batch, batch_id, owner, lease_seconds)
 
 
-def claim_chunk(row_id: int, owner: str, lease_seconds: float) -> Any:
-    return _claim_statement(ProviderBatch, row_id, owner, lease_seconds)
-
-
 def release_batch(batch_id: str, owner: str) -> Any:
     return (
         update(Batch)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -237,7 +236,3 @@ async def submit_chunk(ctx: WorkerContext, row_id: int) -> None:
         if not await _adopt(ctx, row_id, info):
             await _disown(ctx, row_id, key, info)
     await _after_adoption(ctx, key, info, [])
-
-
-def poll_delay(ctx: WorkerContext) -> timedelta:
-    return timedelta(seconds=ctx.settings.poll_interval_seconds)
