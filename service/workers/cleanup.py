@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
-from sqlmodel import col
-
 from service.db import transaction
 from service.models import ChunkState, Pass, ProviderBatch, utcnow
 from service.providers.groq import PermanentProviderError, ProviderNotFound
 from service.workers.context import WorkerContext
+from service.workers.leases import update_held_chunk
 from service.workers.submission import chunk_key, upload_filename
 
 logger = logging.getLogger(__name__)
@@ -46,12 +44,12 @@ async def delete_chunk_files(ctx: WorkerContext, row_id: int) -> None:
         if upload.filename == name and upload.purpose == "batch":
             await _delete(ctx, upload.id)
     async with transaction(ctx.sessions) as session:
-        await session.execute(
-            update(ProviderBatch)
-            .where(
-                col(ProviderBatch.id) == row_id,
-                col(ProviderBatch.lease_owner) == ctx.worker_id,
-                col(ProviderBatch.files_deleted_at).is_(None),
-            )
-            .values(files_deleted_at=utcnow())
+        await update_held_chunk(
+            session,
+            ctx.worker_id,
+            row_id,
+            ChunkState.DONE,
+            files_deleted_at=utcnow(),
+            lease_owner=None,  # nobody claims this chunk again: a lease left here would never be released
+            lease_expires_at=None,
         )

@@ -10,15 +10,13 @@ from typing import Any
 
 from sqlmodel import select
 
-from service.app import build_provider
-from service.db import create_engine, session_factory, transaction
+from service.db import transaction
 from service.models import ChunkState, ProviderBatch
-from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
-from service.workers.context import WorkerContext
 from service.workers.loop import ProviderHealth, run_once, run_worker
 from service.workers.progress import advance_batch
 from tests.conftest import Service
+from tests.e2e.workers import real_provider, worker_context
 from tests.emulator_inspection import provider_batches
 from tests.payloads import pr_batch
 
@@ -33,24 +31,6 @@ class DiesAfterCreate(GroqBatchProvider):
     async def create_batch(self, input_file_id: str, *, metadata: Any) -> ProviderBatchInfo:
         await super().create_batch(input_file_id, metadata=metadata)
         raise WorkerKilled
-
-
-def worker_context(service: Service, provider: GroqBatchProvider, worker_id: str) -> tuple[WorkerContext, Any]:
-    engine = create_engine(service.settings.database_url)
-    ctx = WorkerContext(
-        sessions=session_factory(engine),
-        provider=provider,
-        settings=service.settings,
-        prices=PriceTable(service.settings.prices()),
-        worker_id=worker_id,
-        lease_seconds=30.0,
-    )
-    return ctx, engine
-
-
-def real_provider(service: Service) -> GroqBatchProvider:
-    provider, _label = build_provider(service.settings, service.emulator_app)
-    return provider
 
 
 async def test_worker_killed_after_create_is_adopted_not_recreated(start_service: Any, database_url: str) -> None:

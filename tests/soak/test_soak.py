@@ -103,6 +103,14 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
             await asyncio.sleep(0.5)
     duration = time.monotonic() - started
     db = Database(postgres_url)
+    # Deleting a chunk's files on Groq may still be under way (or waiting out a killed worker's lease) when its
+    # batch has finished; the workers are stopped only once it is done.
+    await eventually(
+        db.chunks,
+        lambda chunks: all(chunk.files_deleted_at is not None for chunk in chunks),
+        within=60,
+        what="every chunk's files deleted",
+    )
     for worker in workers:  # a worker restarted a moment ago must be up before it can drain
         await eventually(lambda w=worker: db.worker_id(w.pid), bool, within=60, what=f"{worker.name} up")
         worker.send(signal.SIGTERM)

@@ -1,0 +1,106 @@
+"""PROVIDER_FILE_CLEANUP: once a chunk is done, its files on Groq (input, output, error and any stray upload
+carrying its name) are deleted, and the step that deletes them leaves no lease behind, even when the worker
+dies right after recording it (nobody claims a cleaned chunk again, so nobody would release that lease)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+
+from service.models import ChunkState, Pass, ProviderBatch
+from service.workers.claims import claim_next_chunk
+from service.workers.cleanup import delete_chunk_files
+from service.workers.context import WorkerContext
+from service.workers.loop import ProviderHealth, run_once, run_worker
+from service.workers.submission import chunk_key, upload_filename
+from tests.conftest import Service, wait_until
+from tests.e2e.workers import real_provider, worker_context
+from tests.payloads import pr_batch
+
+
+def _file_ids(chunk: ProviderBatch) -> set[str]:
+    return {file_id for file_id in (chunk.input_file_id, chunk.output_file_id, chunk.error_file_id) if file_id}
+
+
+async def _chunks(ctx: WorkerContext) -> list[ProviderBatch]:
+    async with ctx.sessions() as session:
+        return list((await session.exec(select(ProviderBatch).order_by(col(ProviderBatch.id)))).all())
+
+
+async def _work_until_finished(service: Service, ctx: WorkerContext, batch_id: str) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(ctx, ProviderHealth(), stop))
+    try:
+        await service.wait(batch_id)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_finished_batches_leave_no_files_on_groq(start_service: Any, database_url: str) -> None:
+    service: Service = await start_service(database_url, max_lines_per_provider_batch=10)
+    created = await service.submit(pr_batch(30), fallback=True)
+    summary = await service.wait(created["id"])
+    assert summary["passes"][0]["provider_batches"], "pass 1 went through Groq"
+
+    # Deleting the files is the step after ingestion; the batch may report completed just before it is done.
+    await wait_until(lambda: not service.emulator.files, what="every file deleted on the emulator")
+    ctx, engine = worker_context(service, real_provider(service), "reader")
+    try:
+        chunks = await _chunks(ctx)
+    finally:
+        await engine.dispose()
+    assert chunks and all(chunk.files_deleted_at is not None for chunk in chunks)
+    assert [chunk.lease_owner for chunk in chunks] == [None] * len(chunks)
+
+
+async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same_write(
+    start_service: Any, database_url: str, tmp_path: Path
+) -> None:
+    service: Service = await start_service(
+        database_url, workers_enabled=False, provider_file_cleanup=False, max_lines_per_provider_batch=10
+    )
+    created = await service.submit(pr_batch(30), fallback=True)
+    keeper, keeper_engine = worker_context(service, real_provider(service), "keeper")
+    cleanup_on = service.settings.model_copy(update={"provider_file_cleanup": True})
+    cleaner, cleaner_engine = worker_context(service, real_provider(service), "cleaner", cleanup_on)
+    try:
+        await _work_until_finished(service, keeper, created["id"])
+        await run_once(keeper, ProviderHealth())  # more sweeps with cleanup off delete nothing
+        chunks = await _chunks(keeper)
+        kept = set().union(*(_file_ids(chunk) for chunk in chunks))
+        assert len(chunks) >= 3 and kept and kept <= set(service.emulator.files)
+
+        row_id = await claim_next_chunk(cleaner, (ChunkState.DONE,), col(ProviderBatch.files_deleted_at).is_(None))
+        assert row_id is not None
+        [claimed] = [chunk for chunk in chunks if chunk.id == row_id]
+        async with cleaner.sessions() as session:
+            pass_number = (await session.get_one(Pass, claimed.pass_id)).number
+        stray = tmp_path / "stray.jsonl"
+        stray.write_bytes(b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n')
+        stray_name = upload_filename(chunk_key(claimed.batch_id, pass_number, claimed.chunk_index))
+        stray_id = await cleaner.provider.upload_jsonl(stray, filename=stray_name)
+
+        # The step alone, without the loop's release afterwards: as if the worker died right after its commit.
+        await delete_chunk_files(cleaner, row_id)
+
+        [cleaned] = [chunk for chunk in await _chunks(cleaner) if chunk.id == row_id]
+        assert cleaned.files_deleted_at is not None
+        assert (cleaned.lease_owner, cleaned.lease_expires_at) == (None, None)
+        remaining = set(service.emulator.files)
+        assert not (_file_ids(claimed) | {stray_id}) & remaining, "the chunk's files and its stray upload are gone"
+        assert kept - _file_ids(claimed) <= remaining, "other chunks' files are untouched"
+
+        for _ in range(len(chunks)):
+            await run_once(cleaner, ProviderHealth())
+        assert service.emulator.files == {}
+        finished = await _chunks(cleaner)
+        assert all(chunk.files_deleted_at is not None and chunk.lease_owner is None for chunk in finished)
+    finally:
+        await keeper.provider.close()
+        await cleaner.provider.close()
+        await keeper_engine.dispose()
+        await cleaner_engine.dispose()

@@ -1,0 +1,36 @@
+"""Workers a test drives by hand, next to (or instead of) the service's own: each with its own engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.app import build_provider
+from service.db import create_engine, session_factory
+from service.pipeline.cost import PriceTable
+from service.providers.groq import GroqBatchProvider
+from service.settings import Settings
+from service.workers.context import WorkerContext
+from tests.conftest import Service
+
+
+def worker_context(
+    service: Service, provider: GroqBatchProvider, worker_id: str, settings: Settings | None = None
+) -> tuple[WorkerContext, Any]:
+    """A worker on the service's database (with the service's settings unless others are given) and its engine."""
+    settings = settings or service.settings
+    engine = create_engine(settings.database_url)
+    ctx = WorkerContext(
+        sessions=session_factory(engine),
+        provider=provider,
+        settings=settings,
+        prices=PriceTable(settings.prices()),
+        worker_id=worker_id,
+        lease_seconds=30.0,
+    )
+    return ctx, engine
+
+
+def real_provider(service: Service) -> GroqBatchProvider:
+    """The production provider adapter, talking to the service's emulator."""
+    provider, _label = build_provider(service.settings, service.emulator_app)
+    return provider
