@@ -11,6 +11,24 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on at the moment of asking."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class UvicornThread:
     """`log_config=None` leaves logging as the test configured it (uvicorn's loggers included)."""
 

@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -92,13 +93,6 @@ def entrypoint_script(stage: Stage) -> Path:
         if parts[-1] == program or parts[-1] == f"/usr/local/bin/{program}":
             return ROOT / parts[0]
     raise AssertionError(f"no COPY puts {program} into the image")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def image_environment(stage: Stage, tmp_path: Path, port: int) -> dict[str, str]:

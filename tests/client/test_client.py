@@ -3,7 +3,6 @@ workers and the built-in emulator, called the way the Django monolith calls it (
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from service.client import (
 from service.emulator import create_emulator_app
 from tests.conftest import fast_emulator_config
 from tests.conftest import test_settings as make_settings
-from tests.loopback import UvicornThread
+from tests.loopback import UvicornThread, free_port
 from tests.payloads import pr_batch
 from tests.webhooks.helpers import SECRET, webhook_settings
 from tests.webhooks.receiver import Receiver
@@ -131,9 +130,7 @@ def test_wrong_token_is_a_401_error(server: UvicornThread) -> None:
 
 
 def test_unreachable_service_raises_a_connection_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with LlmBatchClient(f"http://127.0.0.1:{port}", timeout=2) as client:
         with pytest.raises(LlmBatchConnectionError) as unreachable:
             client.get("lb_any")

@@ -10,7 +10,6 @@ import asyncio
 import email.utils
 import itertools
 import re
-import socket
 import threading
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from service.providers.groq import (
     batch_info,
     map_sdk_error,
 )
+from tests.loopback import free_port
 from tests.providers.conftest import GroqEnv
 
 CHAT_URL = "/v1/chat/completions"
@@ -539,9 +539,7 @@ async def test_a_slow_response_times_out_as_retryable(loopback_env: GroqEnv) -> 
 
 
 async def test_connection_refused_is_retryable() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     provider = GroqBatchProvider.create(
         api_key="k", base_url=f"http://127.0.0.1:{port}", timeout_seconds=2, max_retries=0
     )

@@ -18,6 +18,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.emulator import EmulatorConfig, create_emulator_app
+from tests.loopback import read_body
 
 
 @dataclass
@@ -59,13 +60,7 @@ class Gate:
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "POST":
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
-            spec = orjson.loads(body)
+            spec = orjson.loads(await read_body(receive))
             self.rules.append(Rule(spec["method"], spec["path"], int(spec.get("count", 1))))
         payload = orjson.dumps({"held": self.held, "armed": [r.__dict__ for r in self.rules if r.count > 0]})
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tests.loopback import UvicornThread
+from tests.loopback import UvicornThread, read_body
 
 HANG = "hang"  # answer nothing for longer than the sender waits
 
@@ -50,12 +50,7 @@ class Receiver:
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         self.received.append(ReceivedRequest(scope["method"], scope["path"], headers, body, time.monotonic()))
         index = len(self.received) - 1
