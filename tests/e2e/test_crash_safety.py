@@ -16,9 +16,9 @@ from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
 from service.workers.loop import ProviderHealth, run_once, run_worker
 from service.workers.progress import advance_batch
 from tests.conftest import Service
-from tests.e2e.workers import real_provider, worker_context
 from tests.emulator_inspection import provider_batches
 from tests.payloads import pr_batch
+from tests.workers import real_provider, work_until_finished, worker_context
 
 
 class WorkerKilled(BaseException):
@@ -54,13 +54,9 @@ async def test_worker_killed_after_create_is_adopted_not_recreated(start_service
     await doomed_engine.dispose()
 
     survivor, survivor_engine = worker_context(service, base, "survivor")
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(survivor, ProviderHealth(), stop))
     try:
-        summary = await service.wait(created["id"])
+        summary = await work_until_finished(service, survivor, created["id"])
     finally:
-        stop.set()
-        await task
         await survivor_engine.dispose()
 
     sent = provider_batches(service.emulator)

@@ -4,7 +4,6 @@ dies right after recording it (nobody claims a cleaned chunk again, so nobody wo
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,11 @@ from service.models import ChunkState, Pass, ProviderBatch
 from service.workers.claims import claim_next_chunk
 from service.workers.cleanup import delete_chunk_files
 from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_once, run_worker
+from service.workers.loop import ProviderHealth, run_once
 from service.workers.submission import chunk_key, upload_filename
 from tests.conftest import Service, wait_until
-from tests.e2e.workers import real_provider, worker_context
 from tests.payloads import pr_batch
+from tests.workers import real_provider, work_until_finished, worker_context
 
 
 def _file_ids(chunk: ProviderBatch) -> set[str]:
@@ -28,16 +27,6 @@ def _file_ids(chunk: ProviderBatch) -> set[str]:
 async def _chunks(ctx: WorkerContext) -> list[ProviderBatch]:
     async with ctx.sessions() as session:
         return list((await session.exec(select(ProviderBatch).order_by(col(ProviderBatch.id)))).all())
-
-
-async def _work_until_finished(service: Service, ctx: WorkerContext, batch_id: str) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(ctx, ProviderHealth(), stop))
-    try:
-        await service.wait(batch_id)
-    finally:
-        stop.set()
-        await task
 
 
 async def test_finished_batches_leave_no_files_on_groq(start_service: Any, database_url: str) -> None:
@@ -68,7 +57,7 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
     cleanup_on = service.settings.model_copy(update={"provider_file_cleanup": True})
     cleaner, cleaner_engine = worker_context(service, real_provider(service), "cleaner", cleanup_on)
     try:
-        await _work_until_finished(service, keeper, created["id"])
+        await work_until_finished(service, keeper, created["id"])
         await run_once(keeper, ProviderHealth())  # more sweeps with cleanup off delete nothing
         chunks = await _chunks(keeper)
         kept = set().union(*(_file_ids(chunk) for chunk in chunks))

@@ -123,6 +123,14 @@ class Processes:
             process.close()
 
 
+async def stop_cleanly(*processes: Process) -> None:
+    """SIGTERM to every one at once; each must then drain and exit 0 within 30 s."""
+    for process in processes:
+        process.send(signal.SIGTERM)
+    for process in processes:
+        assert await process.wait(30) == 0, process.log()[-3000:]
+
+
 async def wait_for_http(url: str, process: Process, *, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=2) as client:

@@ -5,7 +5,6 @@ no double-counted cost."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from service.workers.submission import upload_filename
 from tests.conftest import Service
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually
-from tests.reliability.processes import Processes, service_env
+from tests.reliability.processes import Processes, service_env, stop_cleanly
 
 WAIT = 60.0
 
@@ -30,13 +29,6 @@ async def _setup(
     service: Service = await start_service(database_url, workers_enabled=False)
     url = await processes.emulator(gated=True, **emulator_timings)
     return service, EmulatorClient(url), service_env(database_url, url, tmp_path / "spool")
-
-
-async def _stop_cleanly(*workers: Any) -> None:
-    for worker in workers:
-        worker.send(signal.SIGTERM)
-    for worker in workers:
-        assert await worker.wait(30) == 0, worker.log()[-2000:]
 
 
 async def test_worker_killed_after_batch_create_before_commit_is_adopted_not_recreated(
@@ -55,7 +47,7 @@ async def test_worker_killed_after_batch_create_before_commit_is_adopted_not_rec
 
     survivor = processes.worker("survivor", env)
     summary = await service.wait(created["id"], within=WAIT)
-    await _stop_cleanly(survivor)
+    await stop_cleanly(survivor)
 
     batches = await emulator.batches()
     assert len(batches) == 1, f"a second provider batch was created: {[b['id'] for b in batches]}"
@@ -83,7 +75,7 @@ async def test_worker_killed_after_upload_before_commit_leaves_no_orphaned_file(
 
     survivor = processes.worker("survivor", env)
     summary = await service.wait(created["id"], within=WAIT)
-    await _stop_cleanly(survivor)
+    await stop_cleanly(survivor)
 
     assert len(await emulator.batches()) == 1
     assert summary["counts"]["pending"] == 0
@@ -128,7 +120,7 @@ async def test_worker_killed_mid_ingest_reingests_without_double_counting(
 
         survivor = processes.worker("survivor", env)
         summary = await service.wait(created["id"], within=WAIT)
-        await _stop_cleanly(survivor)
+        await stop_cleanly(survivor)
 
         attempts = await db.attempts()
         assert len(attempts) == 60 and len({a.item_id for a in attempts}) == 60, "one attempt per item"

@@ -4,7 +4,6 @@ state through the database."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import httpx
 from tests.conftest import Service
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually
-from tests.reliability.processes import Processes, service_env
+from tests.reliability.processes import Processes, service_env, stop_cleanly
 
 WAIT = 120.0
 
@@ -28,10 +27,7 @@ async def test_two_worker_processes_share_one_sqlite_file_safely(
     workers = [processes.worker(f"worker-{n}", env) for n in range(2)]
     batch_ids = [(await service.submit(pr_batch(80, start=1000 * n), fallback=True))["id"] for n in range(1, 4)]
     summaries = [await service.wait(batch_id, within=WAIT) for batch_id in batch_ids]
-    for worker in workers:
-        worker.send(signal.SIGTERM)
-    for worker in workers:
-        assert await worker.wait(30) == 0, worker.log()[-3000:]
+    await stop_cleanly(*workers)
 
     emulator = EmulatorClient(url)
     per_chunk = await emulator.batches_per_chunk()
@@ -81,8 +77,7 @@ async def test_api_replica_reports_live_workers_and_a_provider_outage_from_the_d
     rows = (await api.get(f"/batches/{batch_id}/results", params={"limit": 100})).json()["data"]
     assert len(rows) == 30 and {r["status"] for r in rows} <= {"succeeded", "failed"}
 
-    worker.send(signal.SIGTERM)
-    assert await worker.wait(30) == 0
+    await stop_cleanly(worker)
     assert (await _ready(api))["workers"] == 0
     await api.aclose()
     await emulator.close()

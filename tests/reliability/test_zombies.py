@@ -5,7 +5,6 @@ placed exactly, in-process, by a provider that runs the takeover right before Gr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,18 +14,18 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from service.app import build_provider
 from service.db import create_engine, session_factory, transaction
 from service.models import ChunkState, ProviderBatch, utcnow
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
 from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_once, run_worker
+from service.workers.loop import ProviderHealth, run_once
 from service.workers.progress import advance_batch
 from service.workers.runner import build_worker_context
 from service.workers.submission import CHUNK_METADATA_KEY, chunk_key, upload_filename
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database
+from tests.workers import real_provider, work_until_finished
 
 
 class PausedBeforeCreate(GroqBatchProvider):
@@ -76,16 +75,6 @@ async def _time_passes(sessions: Any) -> None:
         await session.execute(update(ProviderBatch).values(next_action_at=utcnow() - timedelta(seconds=1)))
 
 
-async def _finish(service: Service, rival: WorkerContext, batch_id: str) -> dict[str, Any]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(rival, ProviderHealth(), stop))
-    try:
-        return await service.wait(batch_id, within=60)
-    finally:
-        stop.set()
-        await task
-
-
 async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(
     start_service: Any, database_url: str, engine_sessions: Any, tmp_path: Path
 ) -> None:
@@ -93,7 +82,7 @@ async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(
         database_url, workers_enabled=False, emulator_config=fast_emulator_config(processing_seconds=2)
     )
     created = await service.submit(pr_batch(20))
-    base, _label = build_provider(service.settings, service.emulator_app)
+    base = real_provider(service)
     rival = _context(service, engine_sessions, base, "rival")
 
     async def rival_takes_over() -> None:
@@ -112,7 +101,7 @@ async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(
     assert duplicate["status"] in ("cancelling", "cancelled"), "the zombie cancelled its own duplicate"
     assert batches[kept]["status"] not in ("cancelling", "cancelled")
 
-    summary = await _finish(service, rival, created["id"])
+    summary = await work_until_finished(service, rival, created["id"])
     assert summary["counts"]["pending"] == 0
     assert [p["id"] for p in summary["passes"][0]["provider_batches"]] == [kept]
 
@@ -124,7 +113,7 @@ async def test_a_second_batch_found_for_a_chunk_is_cancelled_when_the_first_is_a
         database_url, workers_enabled=False, emulator_config=fast_emulator_config(processing_seconds=2)
     )
     created = await service.submit(pr_batch(20))
-    base, _label = build_provider(service.settings, service.emulator_app)
+    base = real_provider(service)
     key = chunk_key(created["id"], 1, 0)
     first: list[ProviderBatchInfo] = []
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,7 +24,7 @@ from service.pipeline.cost import PriceTable, Usage
 from service.settings import Settings
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually
-from tests.reliability.processes import Process, Processes, service_env
+from tests.reliability.processes import Process, Processes, service_env, stop_cleanly
 
 pytestmark = pytest.mark.postgres
 
@@ -113,9 +112,7 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
     )
     for worker in workers:  # a worker restarted a moment ago must be up before it can drain
         await eventually(lambda w=worker: db.worker_id(w.pid), bool, within=60, what=f"{worker.name} up")
-        worker.send(signal.SIGTERM)
-    for worker in workers:
-        assert await worker.wait(30) == 0, worker.log()[-3000:]
+    await stop_cleanly(*workers)
 
     await emulator.set_faults(error_rate=0, slow_seconds=0)  # the test's own reads go through the Files API
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from service.app import build_provider
@@ -10,6 +11,7 @@ from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings
 from service.workers.context import WorkerContext
+from service.workers.loop import ProviderHealth, run_worker
 from tests.conftest import Service
 
 
@@ -34,3 +36,14 @@ def real_provider(service: Service) -> GroqBatchProvider:
     """The production provider adapter, talking to the service's emulator."""
     provider, _label = build_provider(service.settings, service.emulator_app)
     return provider
+
+
+async def work_until_finished(service: Service, ctx: WorkerContext, batch_id: str) -> dict[str, Any]:
+    """Run the worker `ctx` until the batch is finished (the service's wait bounds it); the batch's summary."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(ctx, ProviderHealth(), stop))
+    try:
+        return await service.wait(batch_id, within=60)
+    finally:
+        stop.set()
+        await task
