@@ -9,9 +9,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
 COPY pyproject.toml docker/pinned_requirements.py ./
+COPY client ./client
 RUN python -m venv /opt/venv \
     && python pinned_requirements.py pyproject.toml > requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir --requirement requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir --requirement requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps ./client
 
 # -- runtime: the environment and the source, run by an unprivileged user ----------------------------------
 FROM python:3.11-slim
@@ -28,6 +30,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY alembic.ini pyproject.toml ./
 COPY alembic ./alembic
 COPY service ./service
+COPY groq_emulator ./groq_emulator
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/llm-batch-entrypoint
 RUN mkdir -p /app/data && chown llmbatch:llmbatch /app/data
 USER 10001:10001

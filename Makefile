@@ -5,10 +5,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint demo run emulator openapi fmt bench clean migration-regen
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./client
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -17,22 +17,23 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests bench alembic
-	$(BIN)/ruff format --check service tests bench alembic
-	$(BIN)/mypy service
+	$(BIN)/ruff check service groq_emulator client demo tests bench alembic
+	$(BIN)/ruff format --check service groq_emulator client demo tests bench alembic
+	$(BIN)/mypy service groq_emulator client/llm_batch_client demo
+	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix service tests bench alembic
-	$(BIN)/ruff format service tests bench alembic
+	$(BIN)/ruff check --fix service groq_emulator client demo tests bench alembic
+	$(BIN)/ruff format service groq_emulator client demo tests bench alembic
 
 demo: $(STAMP)
-	$(BIN)/python -m service.demo
+	$(BIN)/python -m demo
 
 run: $(STAMP)
-	$(BIN)/python -m uvicorn service.app:app --host 127.0.0.1 --port $${PORT:-8000}
+	$(BIN)/python -m uvicorn --factory service.app:serve_app --host 127.0.0.1 --port $${PORT:-8000}
 
 emulator: $(STAMP)
-	$(BIN)/python -m service.emulator --port 8090
+	$(BIN)/python -m groq_emulator --port 8090
 
 openapi: $(STAMP)
 	$(BIN)/python -m service openapi > openapi.yaml

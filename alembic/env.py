@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection service.db.migrate hands over, or on DATABASE_URL."""
+"""Alembic environment: runs on the connection service.store.database.migrate hands over, or on DATABASE_URL."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from service.db import create_engine
 from service.settings import get_settings
+from service.store.database import create_engine
 
 target_metadata = SQLModel.metadata
 

@@ -24,7 +24,7 @@ from groq import Groq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.emulator import EmulatorConfig, create_emulator_app
+from groq_emulator import EmulatorConfig, create_emulator_app
 
 PR_SCHEMA: dict[str, Any] = {
     "type": "object",

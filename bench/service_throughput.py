@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
+from demo.data import demo_payload
+from groq_emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.app import create_app
-from service.demo_data import demo_payload
-from service.emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.cli_admin import main
+from service.operator_cli import main
 
 if __name__ == "__main__":
     main()

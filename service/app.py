@@ -1,39 +1,44 @@
-"""create_app(): the HTTP routes, plus a lifespan that migrates the database and runs the workers."""
+"""The composition root: `create_app()` builds the HTTP app, whose lifespan migrates the database, connects the
+provider and runs the workers. Serve it with `uvicorn --factory service.app:create_app`.
+
+`service.app:app` still works for deployments that name it: the module builds it on first access (PEP 562), so
+importing this module builds nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
-from service.api import batches, health, webhooks
+from service.api import batch_routes, health_routes, metrics_routes, webhook_routes
 from service.api.auth import UNAUTHORIZED_RESPONSE, BearerAuthMiddleware, require_token
 from service.api.deps import AppState
 from service.api.errors import install_problem_handlers
 from service.api.limits import install_request_limits
 from service.api.openapi import install_openapi
-from service.db import create_engine, migrate, session_factory
-from service.observability import routes as observability_routes
+from service.batches.config import LifecycleConfig
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
-from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings, get_settings
+from service.store import Database
 from service.ui import routes as ui_routes
 from service.webhooks.ssrf import CallbackGuard
-from service.workers.loop import ProviderHealth
-from service.workers.runner import WorkerRunner, build_worker_context, default_loops
+from service.workers.context import WorkerContext
+from service.workers.runner import WorkerRunner, default_loops
 
 logger = logging.getLogger("service")
 EMULATOR_BASE_URL = "http://groq-emulator.invalid"
 
 
 def _emulator_app(settings: Settings) -> ASGIApp:
-    from service.emulator import EmulatorConfig, create_emulator_app
+    from groq_emulator import EmulatorConfig, create_emulator_app
 
     return create_emulator_app(EmulatorConfig(seed=settings.emulator_seed, time_scale=settings.emulator_time_scale))
 
@@ -68,22 +73,20 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        await migrate(engine)
-        sessions = session_factory(engine)
+        database = Database.connect(settings.database_url)
+        await database.migrate()
         provider, label = build_provider(settings, emulator)
-        prices = PriceTable(settings.prices())
-        provider_health = ProviderHealth()
+        config = LifecycleConfig.from_settings(settings)
         callback_guard = CallbackGuard(settings.callback_allowed_hosts)
-        state = AppState(settings, engine, sessions, prices, label, callback_guard=callback_guard)
+        state = AppState(config, database, label, callback_guard=callback_guard)
         app.state.llm_batch = state
-        for warning in health.startup_warnings(state):
+        for warning in health_routes.startup_warnings(state):
             logger.warning(warning)
         runner: WorkerRunner | None = None
         if settings.workers_enabled:
             runner = WorkerRunner(
-                build_worker_context(settings, sessions, provider),
-                default_loops(provider_health, callback_guard),
+                WorkerContext.build(settings, database.workers, provider),
+                default_loops(callback_guard),
                 grace_seconds=settings.worker_stop_grace_seconds,
             )
             await runner.start()
@@ -93,7 +96,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
             if runner is not None:
                 await runner.stop()
             await provider.close()
-            await engine.dispose()
+            await database.dispose()
 
     app = FastAPI(
         title="llm-batch",
@@ -106,17 +109,26 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
     install_openapi(app)
     install_request_limits(app, settings)
     app.add_middleware(BearerAuthMiddleware, tokens=settings.api_tokens)  # outermost: before any body is read
-    for router in (batches.router, webhooks.router):
+    for router in (batch_routes.router, webhook_routes.router):
         app.include_router(router, dependencies=[Depends(require_token)], responses=UNAUTHORIZED_RESPONSE)
-    app.include_router(health.router)
-    app.include_router(observability_routes.router)
+    app.include_router(health_routes.router)
+    app.include_router(metrics_routes.router)
     app.include_router(ui_routes.router)
     return app
 
 
-def _default_app() -> FastAPI:
+def serve_app() -> FastAPI:
+    """The app as a deployment runs it: settings and logging from the environment."""
     configure_from_settings(get_settings())
     return create_app()
 
 
-app = _default_app()
+_served: dict[str, FastAPI] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `uvicorn service.app:app`, built once, on first access
+        if "app" not in _served:
+            _served["app"] = serve_app()
+        return _served["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

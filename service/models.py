@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Naive UTC: SQLite keeps no zone, so every timestamp in the database is UTC without tzinfo."""
-    return datetime.now(UTC).replace(tzinfo=None)
+from service.kit.clock import utcnow
 
 
 class BatchStatus(StrEnum):
@@ -24,6 +21,7 @@ class BatchStatus(StrEnum):
 
 
 TERMINAL_BATCH_STATUSES = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED})
+OPEN_BATCH_STATUSES = (BatchStatus.QUEUED, BatchStatus.RUNNING)
 
 
 class ItemStatus(StrEnum):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.webhooks.signing import webhook_key_bytes
+from service.kit.whsec import webhook_key_bytes
 
 DEFAULT_PRIMARY_MODEL = "openai/gpt-oss-20b"
 DEFAULT_FALLBACK_MODEL = "llama-3.3-70b-versatile"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+from groq_emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.app import create_app
-from service.emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.settings import Settings
 
 POSTGRES_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.emulator import Emulator
+from groq_emulator import Emulator
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_readme_documents_the_commands_the_image_runs(final_stage: Stage) -> Non
         if line.strip().startswith(("python ", "exec python "))
     ]
     assert "python -m service migrate" in commands
-    assert any(command.startswith("python -m uvicorn service.app:app") for command in commands)
+    assert any(command.startswith("python -m uvicorn --factory service.app:serve_app") for command in commands)
     assert "python -m service worker" in commands
     for command in commands:
         assert command in readme, f"README does not show the image's command: {command}"

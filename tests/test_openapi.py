@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from service.cli_admin import openapi_yaml
+from service.operator_cli import openapi_yaml
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
 DOCUMENTED_OPERATIONS = [

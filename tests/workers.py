@@ -6,12 +6,11 @@ import asyncio
 from typing import Any
 
 from service.app import build_provider
-from service.db import create_engine, session_factory
-from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings
+from service.store.database import create_engine, session_factory
+from service.workers.batch_loop import run_worker
 from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_worker
 from tests.conftest import Service
 
 
@@ -21,14 +20,8 @@ def worker_context(
     """A worker on the service's database (with the service's settings unless others are given) and its engine."""
     settings = settings or service.settings
     engine = create_engine(settings.database_url)
-    ctx = WorkerContext(
-        sessions=session_factory(engine),
-        provider=provider,
-        settings=settings,
-        prices=PriceTable(settings.prices()),
-        worker_id=worker_id,
-        lease_seconds=30.0,
-    )
+    ctx = WorkerContext.build(settings, session_factory(engine), provider, worker_id=worker_id)
+    ctx.lease_seconds = 30.0
     return ctx, engine
 
 
@@ -41,7 +34,7 @@ def real_provider(service: Service) -> GroqBatchProvider:
 async def work_until_finished(service: Service, ctx: WorkerContext, batch_id: str) -> dict[str, Any]:
     """Run the worker `ctx` until the batch is finished (the service's wait bounds it); the batch's summary."""
     stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(ctx, ProviderHealth(), stop))
+    task = asyncio.create_task(run_worker(ctx, stop))
     try:
         return await service.wait(batch_id, within=60)
     finally:

@@ -19,7 +19,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import StateDep
-from service.api.errors import Problem, problem_response
+from service.api.errors import problem_response
+from service.kit.problems import Problem
 
 PROTECTED_PREFIX = "/batches"
 REALM = "llm-batch"

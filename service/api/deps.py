@@ -7,23 +7,29 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.pipeline.cost import PriceTable
+from service.batches.config import LifecycleConfig
 from service.settings import Settings
+from service.store import Database, Session, Sessions
 from service.webhooks.ssrf import CallbackGuard
 
 
 @dataclass
 class AppState:
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    prices: PriceTable
+    config: LifecycleConfig
+    database: Database
     provider_label: str
     # The SSRF guard for callback_url, shared with the webhook worker (tests swap its resolver).
     callback_guard: CallbackGuard = field(default_factory=CallbackGuard)
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @property
+    def sessions(self) -> Sessions:
+        """The API's own pool: the workers have theirs."""
+        return self.database.api
 
 
 def get_state(request: Request) -> AppState:
@@ -31,7 +37,7 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-async def get_session(state: Annotated[AppState, Depends(get_state)]) -> AsyncIterator[AsyncSession]:
+async def get_session(state: Annotated[AppState, Depends(get_state)]) -> AsyncIterator[Session]:
     """One unit of work per request. Writing routes commit before they answer (so a client that reads right
     after a 202 sees what it wrote); anything uncommitted is rolled back when the session closes."""
     async with state.sessions() as session:
@@ -39,4 +45,4 @@ async def get_session(state: Annotated[AppState, Depends(get_state)]) -> AsyncIt
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session)]

@@ -9,35 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.kit.problems import Problem
 from service.pipeline.errors import SubmissionError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:llm-batch:problem:"
-
-
-class Problem(Exception):
-    """An expected failure that becomes a problem+json response."""
-
-    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.extra = extra
-        self.headers: dict[str, str] = {}  # response headers, e.g. WWW-Authenticate or Retry-After
-
-
-def not_found(what: str) -> Problem:
-    return Problem(404, "not-found", "Not found", f"{what} does not exist")
-
-
-def conflict(detail: str) -> Problem:
-    return Problem(409, "conflict", "Conflict", detail)
-
-
-def invalid(detail: str, **extra: Any) -> Problem:
-    return Problem(422, "invalid-request", "Invalid request", detail, **extra)
 
 
 def problem_response(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:

@@ -28,15 +28,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, or_, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.api.deps import StateDep
-from service.api.errors import Problem, conflict
-from service.db import rows_affected, transaction
-from service.models import IdempotencyKey, IdempotencyState, utcnow
+from service.kit.clock import utcnow
+from service.kit.problems import Problem, conflict
+from service.models import IdempotencyKey, IdempotencyState
+from service.store import Session
+from service.store import idempotency as idempotency_store
 
 logger = logging.getLogger(__name__)
 
@@ -79,26 +77,15 @@ class Idempotency:
         return self.key is not None and self.replay is None
 
     async def respond(
-        self, session: AsyncSession, body: BaseModel, *, status_code: int, location: str | None = None
+        self, session: Session, body: BaseModel, *, status_code: int, location: str | None = None
     ) -> Response:
         """Commit the route's work together with its answer (stored under the key, if any) and return it."""
         content = body.model_dump_json(by_alias=True)
         if self.key is not None:
-            stored = await session.execute(
-                update(IdempotencyKey)
-                .where(
-                    col(IdempotencyKey.key) == self.key,
-                    col(IdempotencyKey.owner) == self.owner,
-                    col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
-                )
-                .values(
-                    state=IdempotencyState.COMPLETED,
-                    response_status=status_code,
-                    response_body=content,
-                    response_location=location,
-                )
+            stored = await idempotency_store.complete(
+                session, key=self.key, owner=self.owner, status=status_code, body=content, location=location
             )
-            if not rows_affected(stored):
+            if not stored:
                 # Our claim expired and another request took the key over: this work must not be committed.
                 raise conflict(f"{HEADER} {self.key!r} was taken over by another request; nothing was created")
         await session.commit()
@@ -124,40 +111,22 @@ def _reused(key: str, row: IdempotencyKey) -> Problem:
 
 
 async def _claim(state: StateDep, idempotency: Idempotency) -> tuple[bool, IdempotencyKey | None]:
-    """(True, None) when the key is now ours, else (False, the row holding it, or None when it just went away).
-    An expired key, or one whose holder died, is deleted first, as the first statement of the transaction (so
-    SQLite takes its write lock at once)."""
+    """(True, None) when the key is now ours, else (False, the row holding it, or None when it just went away)."""
     assert idempotency.key is not None
     now = utcnow()
-    try:
-        async with transaction(state.sessions) as session:
-            await session.execute(
-                delete(IdempotencyKey).where(
-                    col(IdempotencyKey.key) == idempotency.key,
-                    or_(
-                        col(IdempotencyKey.expires_at) < now,
-                        (col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS)
-                        & (col(IdempotencyKey.locked_until) < now),
-                    ),
-                )
-            )
-            await session.execute(
-                insert(IdempotencyKey).values(
-                    key=idempotency.key,
-                    request_hash=idempotency.request_hash,
-                    method=idempotency.method,
-                    path=idempotency.path,
-                    state=IdempotencyState.IN_PROGRESS,
-                    owner=idempotency.owner,
-                    locked_until=now + IN_PROGRESS_LEASE,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=state.settings.idempotency_key_ttl_seconds),
-                )
-            )
+    claimed = await idempotency_store.claim(
+        state.sessions,
+        key=idempotency.key,
+        request_hash=idempotency.request_hash,
+        method=idempotency.method,
+        path=idempotency.path,
+        owner=idempotency.owner,
+        locked_until=now + IN_PROGRESS_LEASE,
+        expires_at=now + timedelta(seconds=state.settings.idempotency_key_ttl_seconds),
+    )
+    if claimed:
         return True, None
-    except IntegrityError:
-        async with state.sessions() as session:
-            return False, await session.get(IdempotencyKey, idempotency.key)
+    return False, await idempotency_store.find(state.sessions, idempotency.key)
 
 
 async def _claim_or_replay(state: StateDep, idempotency: Idempotency) -> None:
@@ -182,15 +151,9 @@ async def _claim_or_replay(state: StateDep, idempotency: Idempotency) -> None:
 
 
 async def _give_back(state: StateDep, idempotency: Idempotency) -> None:
+    assert idempotency.key is not None
     try:
-        async with transaction(state.sessions) as session:
-            await session.execute(
-                delete(IdempotencyKey).where(
-                    col(IdempotencyKey.key) == idempotency.key,
-                    col(IdempotencyKey.owner) == idempotency.owner,
-                    col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
-                )
-            )
+        await idempotency_store.give_back(state.sessions, key=idempotency.key, owner=idempotency.owner)
     except Exception:  # the claim then frees itself after IN_PROGRESS_LEASE
         logger.exception("could not give back %s %r", HEADER, idempotency.key)
 

@@ -17,8 +17,9 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import Problem, problem_response
+from service.api.errors import problem_response
 from service.api.schemas import BatchCreate
+from service.kit.problems import limit_exceeded
 from service.settings import Settings
 
 MEBIBYTE = 1024 * 1024
@@ -95,10 +96,6 @@ async def _request_too_large(_request: Request, exc: Exception) -> JSONResponse:
 def install_request_limits(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_exception_handler(RequestTooLarge, _request_too_large)
-
-
-def limit_exceeded(detail: str, *, field: str, setting: str, maximum: int) -> Problem:
-    return Problem(422, "limit-exceeded", "Limit exceeded", detail, field=field, limit=setting, maximum=maximum)
 
 
 def json_size(value: Any) -> int | None:

@@ -1,18 +1,14 @@
 """Prometheus metrics.
 
-Two kinds:
-- events counted in this process (provider calls, polls, ingests, webhook deliveries): counters and
-  histograms that Prometheus sums over replicas;
-- the state of the shared database (batches by status, items by outcome and failure code, cost by model and
-  pass, chunks by state, how overdue the oldest due chunk is): read from the database at each scrape, so every
-  replica reports the same, right figures.
+Events counted in this process (provider calls, polls, ingests, webhook deliveries): counters and histograms
+that Prometheus sums over replicas. The state of the shared database is read at each scrape instead
+(service/views/metrics.py), so every replica reports the same, right figures.
 """
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import (
@@ -23,17 +19,9 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    generate_latest,
 )
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import func
-from sqlalchemy import select as sa_select
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import Attempt, Batch, BatchStatus, ChunkState, Item, ItemStatus, Pass, ProviderBatch, utcnow
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from service.kit.clock import utcnow
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # `*_created` series double the output; unused
 REGISTRY = CollectorRegistry()
@@ -113,117 +101,3 @@ def record_attempts(model: str, outcomes: Iterable[tuple[bool, str | None]]) -> 
 def record_webhook_delivery(outcome: str) -> None:
     """One delivery attempt: ``delivered`` (2xx), ``retry`` (will be tried again), ``gave_up``, ``refused``."""
     WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
-
-
-# -- database state, read at scrape time ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatabaseSnapshot:
-    batches: Mapping[str, int] = field(default_factory=dict)
-    items: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (status, failure code) -> count
-    cost_usd: Mapping[tuple[str, int], float] = field(default_factory=dict)  # (model, pass number) -> USD
-    chunks: Mapping[str, int] = field(default_factory=dict)
-    oldest_due_seconds: float = 0.0
-
-
-async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
-    batches = await session.execute(sa_select(col(Batch.status), func.count()).group_by(col(Batch.status)))
-    items = await session.execute(
-        sa_select(col(Item.status), col(Attempt.error_code), func.count())
-        .select_from(Item)
-        .outerjoin(Attempt, col(Attempt.id) == col(Item.deciding_attempt_id))
-        .group_by(col(Item.status), col(Attempt.error_code))
-    )
-    cost = await session.execute(
-        sa_select(col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Attempt.cost_usd)), 0.0))
-        .join(Pass, col(Pass.id) == col(Attempt.pass_id))
-        .group_by(col(Pass.model), col(Pass.number))
-    )
-    chunks = await session.execute(sa_select(col(ProviderBatch.state), func.count()).group_by(col(ProviderBatch.state)))
-    now = utcnow()
-    oldest_due = await session.scalar(
-        sa_select(func.min(col(ProviderBatch.next_action_at))).where(
-            col(ProviderBatch.state) != ChunkState.DONE, col(ProviderBatch.next_action_at) <= now
-        )
-    )
-    item_counts: Tally[tuple[str, str]] = Tally()
-    for status, code, count in items:
-        item_counts[(status, (code or "unknown") if status == ItemStatus.FAILED else "")] += count
-    return DatabaseSnapshot(
-        batches={status: count for status, count in batches},
-        items=dict(item_counts),
-        cost_usd={(model, number): float(usd) for model, number, usd in cost},
-        chunks={state: count for state, count in chunks},
-        oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
-    )
-
-
-def _batches(snapshot: DatabaseSnapshot) -> Metric:
-    family = GaugeMetricFamily("llm_batch_batches", "Batches by status.", labels=["status"])
-    for status in BatchStatus:
-        family.add_metric([status.value], float(snapshot.batches.get(status.value, 0)))
-    return family
-
-
-def _items(snapshot: DatabaseSnapshot) -> Metric:
-    family = GaugeMetricFamily(
-        "llm_batch_items",
-        "Items by status and, for failed items, the failure code of their final result.",
-        labels=["status", "code"],
-    )
-    for item_status in (ItemStatus.SUCCEEDED, ItemStatus.PENDING):
-        family.add_metric([item_status.value, ""], float(snapshot.items.get((item_status.value, ""), 0)))
-    for (status, code), count in sorted(snapshot.items.items()):
-        if status == ItemStatus.FAILED:
-            family.add_metric([status, code], float(count))
-    return family
-
-
-def _cost(snapshot: DatabaseSnapshot) -> Metric:
-    family = CounterMetricFamily(
-        "llm_batch_cost_usd", "Cost in USD of finished attempts, by model and pass number.", labels=["model", "pass"]
-    )
-    for (model, number), usd in sorted(snapshot.cost_usd.items()):
-        family.add_metric([model, str(number)], usd)
-    return family
-
-
-def _chunks(snapshot: DatabaseSnapshot) -> Metric:
-    family = GaugeMetricFamily(
-        "llm_batch_provider_chunks", "Pass chunks (one provider batch each) by state.", labels=["state"]
-    )
-    for state in ChunkState:
-        family.add_metric([state.value], float(snapshot.chunks.get(state.value, 0)))
-    return family
-
-
-def _overdue(snapshot: DatabaseSnapshot) -> Metric:
-    family = GaugeMetricFamily(
-        "llm_batch_oldest_due_chunk_seconds",
-        "How long the most overdue unfinished chunk has been waiting for a worker (0 when none is due).",
-    )
-    family.add_metric([], snapshot.oldest_due_seconds)
-    return family
-
-
-class SnapshotCollector:
-    """Exposes one DatabaseSnapshot; ``snapshot=None`` means the database did not answer."""
-
-    def __init__(self, snapshot: DatabaseSnapshot | None) -> None:
-        self.snapshot = snapshot
-
-    def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("llm_batch_database_up", "1 when the database answered this scrape.")
-        up.add_metric([], 1.0 if self.snapshot is not None else 0.0)
-        yield up
-        if self.snapshot is not None:
-            for family in (_batches, _items, _cost, _chunks, _overdue):
-                yield family(self.snapshot)
-
-
-def render(snapshot: DatabaseSnapshot | None) -> bytes:
-    """This process's counters and histograms, then the database's state."""
-    scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(SnapshotCollector(snapshot))
-    return generate_latest(REGISTRY) + generate_latest(scrape)

@@ -10,14 +10,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from service import repository
 from service.api.deps import SessionDep, StateDep
-from service.api.errors import Problem, not_found
-from service.api.health import startup_warnings
-from service.api.presenters import batch_out, ndjson_result_rows, result_row
+from service.api.health_routes import startup_warnings
+from service.batches.reading import batch_or_404, find_batch, list_page
+from service.kit.problems import Problem
 from service.models import Batch
 from service.ui import view
 from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, request_token, safe_next, token_accepted
+from service.views.batches import batch_out
+from service.views.results import ndjson_result_rows, result_page
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(usd=view.usd, number=view.number, when=view.when, when_short=view.when_short)
@@ -58,13 +59,6 @@ async def _summary(session: SessionDep, batch: Batch) -> dict[str, Any]:
     return (await batch_out(session, batch)).model_dump(mode="json", by_alias=True)
 
 
-async def _get_batch(session: SessionDep, batch_id: str) -> Batch:
-    batch = await session.get(Batch, batch_id)
-    if batch is None:
-        raise not_found(f"batch {batch_id!r}")
-    return batch
-
-
 @router.get("", response_class=HTMLResponse)
 async def batch_list(
     request: Request,
@@ -75,7 +69,7 @@ async def batch_list(
 ) -> Response:
     if not _authorized(request, state):
         return _to_login(request)
-    batches, has_more = await repository.list_batches(session, status=status, after=after, limit=LIST_PAGE_SIZE)
+    batches, has_more = await list_page(session, status=status, after=after, limit=LIST_PAGE_SIZE)
     summaries = [await _summary(session, batch) for batch in batches]
     return _page(
         request,
@@ -92,7 +86,7 @@ async def batch_list(
 async def batch_detail(batch_id: str, request: Request, session: SessionDep, state: StateDep) -> Response:
     if not _authorized(request, state):
         return _to_login(request)
-    batch = await session.get(Batch, batch_id)
+    batch = await find_batch(session, batch_id)
     if batch is None:
         return _page(request, state, "not_found.html", status_code=404, batch_id=batch_id)
     summary = await _summary(session, batch)
@@ -118,16 +112,9 @@ async def results_json(
     """One page, as GET /batches/{id}/results answers it (`after` is the `next_cursor` of the previous page)."""
     if not _authorized(request, state):
         raise _unauthorized()
-    await _get_batch(session, batch_id)
-    records = await repository.result_records(session, batch_id, status=status, after_position=after, limit=limit + 1)
-    has_more = len(records) > limit
-    records = records[:limit]
-    page = {
-        "data": [result_row(record).model_dump(mode="json", by_alias=True) for record in records],
-        "has_more": has_more,
-        "next_cursor": str(records[-1].position) if has_more else None,
-    }
-    return JSONResponse(page)
+    await batch_or_404(session, batch_id)
+    page = await result_page(session, batch_id, status=status, after_position=after, limit=limit)
+    return JSONResponse(page.model_dump(mode="json", by_alias=True))
 
 
 @router.get("/batches/{batch_id}/results.ndjson")
@@ -140,7 +127,7 @@ async def results_ndjson(
 ) -> StreamingResponse:
     if not _authorized(request, state):
         raise _unauthorized()
-    await _get_batch(session, batch_id)
+    await batch_or_404(session, batch_id)
     headers = {"Content-Disposition": f'inline; filename="{batch_id}-results.ndjson"'}
     return StreamingResponse(ndjson_result_rows(state.sessions, batch_id, status), media_type=NDJSON, headers=headers)
 

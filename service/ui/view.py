@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from service.report import money
-
 RUNNING_STATUSES = frozenset({"queued", "running"})
 # Failure codes the team sees most, in colours people learn; any other code gets one from the palette.
 REASON_COLOURS = {
@@ -90,7 +88,7 @@ def when_short(value: str | None) -> str:
 
 
 def usd(value: float | int | None) -> str:
-    return money(float(value or 0))
+    return f"${float(value or 0):,.6f}"
 
 
 def number(value: int | None) -> str:

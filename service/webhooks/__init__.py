@@ -1,1 +1,1 @@
-"""Webhook events to `callback_url`: Standard Webhooks signing, the SSRF guard, events and delivery."""
+"""Sending webhooks to `callback_url`: Standard Webhooks signing, the SSRF guard, one HTTP delivery attempt."""

@@ -8,12 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-
+from service.batches.config import LifecycleConfig
 from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings
+from service.store import Sessions
 
 
 def new_worker_id() -> str:
@@ -22,18 +21,36 @@ def new_worker_id() -> str:
 
 @dataclass
 class WorkerContext:
-    sessions: async_sessionmaker[AsyncSession]
+    sessions: Sessions  # the workers' own pool: never shared with the API's requests
     provider: GroqBatchProvider
-    settings: Settings
-    prices: PriceTable
+    config: LifecycleConfig
     worker_id: str = field(default_factory=new_worker_id)
     lease_seconds: float = 30.0
+
+    @classmethod
+    def build(
+        cls, settings: Settings, sessions: Sessions, provider: GroqBatchProvider, *, worker_id: str | None = None
+    ) -> WorkerContext:
+        ctx = cls(
+            sessions=sessions,
+            provider=provider,
+            config=LifecycleConfig.from_settings(settings),
+            lease_seconds=settings.worker_lease_seconds,
+        )
+        if worker_id is not None:
+            ctx.worker_id = worker_id
+        return ctx
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.settings
+
+    @property
+    def prices(self) -> PriceTable:
+        return self.config.prices
 
     @property
     def spool_dir(self) -> Path:
         path = Path(self.settings.spool_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
-
-    def supports_json_schema(self, model: str) -> bool:
-        return model in self.settings.json_schema_models

@@ -15,25 +15,23 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from service.db import create_engine, migrate, session_factory, transaction
-from service.models import Batch, ProviderBatch, WebhookDelivery
-from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings
+from service.store import Database
+from service.store import fleet as fleet_store
+from service.store import leases as leases_store
 from service.webhooks.ssrf import CallbackGuard
+from service.workers.batch_loop import run_worker
 from service.workers.context import WorkerContext
-from service.workers.heartbeat import announce_worker, retire_worker
-from service.workers.leases import release_everything
-from service.workers.loop import ProviderHealth, run_worker
-from service.workers.webhooks import webhook_loop
+from service.workers.webhook_loop import webhook_loop
 
 logger = logging.getLogger(__name__)
 
 RESTART_PAUSE_SECONDS = (1.0, 30.0)  # first and longest pause before a crashed loop is restarted
+# A worker row not renewed for this many leases belongs to a dead process: it is deleted.
+STALE_WORKER_LEASES = 20
 
 LoopFunction = Callable[[WorkerContext, asyncio.Event], Awaitable[None]]
 
@@ -46,25 +44,9 @@ class WorkerLoop:
     run: LoopFunction
 
 
-def default_loops(health: ProviderHealth, callback_guard: CallbackGuard | None = None) -> list[WorkerLoop]:
+def default_loops(callback_guard: CallbackGuard | None = None) -> list[WorkerLoop]:
     """Every loop a worker runs. Another kind of background work is one more entry here."""
-
-    async def batches(ctx: WorkerContext, stop: asyncio.Event) -> None:
-        await run_worker(ctx, health, stop)
-
-    return [WorkerLoop("batches", batches), WorkerLoop("webhooks", webhook_loop(callback_guard))]
-
-
-def build_worker_context(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], provider: GroqBatchProvider
-) -> WorkerContext:
-    return WorkerContext(
-        sessions=sessions,
-        provider=provider,
-        settings=settings,
-        prices=PriceTable(settings.prices()),
-        lease_seconds=settings.worker_lease_seconds,
-    )
+    return [WorkerLoop("batches", run_worker), WorkerLoop("webhooks", webhook_loop(callback_guard))]
 
 
 class WorkerRunner:
@@ -75,9 +57,15 @@ class WorkerRunner:
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
+    async def _announce(self) -> None:
+        stale_after = timedelta(seconds=self.ctx.lease_seconds * STALE_WORKER_LEASES)
+        await fleet_store.announce_worker(
+            self.ctx.sessions, self.ctx.worker_id, [loop.name for loop in self.loops], stale_after=stale_after
+        )
+
     async def start(self) -> None:
         try:
-            await announce_worker(self.ctx, [loop.name for loop in self.loops])
+            await self._announce()
         except Exception as error:  # the heartbeat retries; a worker works without being counted
             logger.warning("could not announce worker %s: %s", self.ctx.worker_id, error)
         self._tasks = [asyncio.create_task(self._supervise(loop), name=f"worker-{loop.name}") for loop in self.loops]
@@ -104,10 +92,8 @@ class WorkerRunner:
 
     async def _release_everything(self) -> None:
         try:
-            async with transaction(self.ctx.sessions) as session:
-                for table in (ProviderBatch, Batch, WebhookDelivery):
-                    await session.execute(release_everything(table, self.ctx.worker_id))
-            await retire_worker(self.ctx)
+            await leases_store.release_everything(self.ctx.sessions, self.ctx.worker_id)
+            await fleet_store.retire_worker(self.ctx.sessions, self.ctx.worker_id)
         except Exception as error:  # the leases run out by themselves; say why they were not freed now
             logger.warning("could not release the leases of %s: %s", self.ctx.worker_id, error)
 
@@ -123,14 +109,13 @@ class WorkerRunner:
                 pause = min(pause * 2, RESTART_PAUSE_SECONDS[1])
 
     async def _heartbeat(self) -> None:
-        names = [loop.name for loop in self.loops]
         while not self.stop_event.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=self.ctx.lease_seconds / 3)
             if self.stop_event.is_set():
                 return
             try:
-                await announce_worker(self.ctx, names)
+                await self._announce()
             except Exception as error:
                 logger.warning("worker heartbeat failed: %s", error)
 
@@ -142,11 +127,11 @@ async def run_worker_process(settings: Settings, provider: GroqBatchProvider, pr
             "GROQ_API_KEY is not set: this worker talks to its own in-process emulator, which no other process "
             "sees; point GROQ_BASE_URL at a shared emulator (python -m service.emulator) and set any key instead"
         )
-    engine = create_engine(settings.database_url)
+    database = Database.connect(settings.database_url)
     try:
-        await migrate(engine)
-        ctx = build_worker_context(settings, session_factory(engine), provider)
-        runner = WorkerRunner(ctx, default_loops(ProviderHealth()), grace_seconds=settings.worker_stop_grace_seconds)
+        await database.migrate()
+        ctx = WorkerContext.build(settings, database.workers, provider)
+        runner = WorkerRunner(ctx, default_loops(), grace_seconds=settings.worker_stop_grace_seconds)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -157,5 +142,5 @@ async def run_worker_process(settings: Settings, provider: GroqBatchProvider, pr
         await runner.stop()
     finally:
         await provider.close()
-        await engine.dispose()
+        await database.dispose()
     return 0

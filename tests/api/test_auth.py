@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from service.api.auth import token_digests, token_is_valid
-from service.cli_admin import openapi_yaml
+from service.operator_cli import openapi_yaml
 from tests.api.test_bad_input import assert_problem
 from tests.conftest import Service
 from tests.payloads import pr_batch

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from service.db import create_engine
-from service.emulator import ModelBehaviour
+from groq_emulator import ModelBehaviour
+from service.store.database import create_engine
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
 

@@ -13,12 +13,13 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
+from groq_emulator import ModelBehaviour
 from service.api.errors import Problem
 from service.api.idempotency import Idempotency, request_fingerprint
-from service.api.schemas import Health
-from service.db import transaction
-from service.emulator import ModelBehaviour
-from service.models import Batch, IdempotencyKey, IdempotencyState, utcnow
+from service.kit.clock import utcnow
+from service.models import Batch, IdempotencyKey, IdempotencyState
+from service.store import transaction
+from service.views.schemas import Health
 from tests.api.test_bad_input import assert_problem, stored_rows
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from service.emulator import ModelBehaviour
+from groq_emulator import ModelBehaviour
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from groq_emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.app import create_app
-from service.emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.settings import Settings
 from tests.conftest import fast_emulator_config, test_settings
 from tests.loopback import UvicornThread

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from llm_batch_client.cli import EXIT_DONE, EXIT_FAILURES, EXIT_NOT_FINISHED, EXIT_USAGE, main
 
-from service.cli import EXIT_DONE, EXIT_FAILURES, EXIT_NOT_FINISHED, EXIT_USAGE, main
 from tests.cli.conftest import LiveServiceFactory, write_items, write_params
 from tests.cli.live_server import LiveService
 from tests.conftest import fast_emulator_config
@@ -299,7 +299,7 @@ def test_console_script_runs_a_two_pass_batch_as_a_subprocess(live_service: Live
     assert done.returncode == expected_code(summary), done.stderr
 
     listed = subprocess.run(
-        [sys.executable, "-m", "service.cli", "list", "--json"],
+        [sys.executable, "-m", "llm_batch_client.cli", "list", "--json"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert listed.returncode == EXIT_DONE, listed.stderr

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from service.app import create_app
-from service.client import (
+from llm_batch_client.client import (
     BatchWaitTimeout,
     LlmBatchClient,
     LlmBatchConnectionError,
@@ -19,7 +17,9 @@ from service.client import (
     WebhookVerificationError,
     verify_webhook,
 )
-from service.emulator import create_emulator_app
+
+from groq_emulator import create_emulator_app
+from service.app import create_app
 from tests.conftest import fast_emulator_config
 from tests.conftest import test_settings as make_settings
 from tests.loopback import UvicornThread, free_port

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from service.db import alembic_config, create_engine, migrate
+from service.store.database import alembic_config, create_engine, migrate
 
 TABLES = {"batches", "items", "passes", "provider_batches", "attempts"}
 

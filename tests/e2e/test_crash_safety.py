@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlmodel import select
 
-from service.db import transaction
 from service.models import ChunkState, ProviderBatch
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
-from service.workers.loop import ProviderHealth, run_once, run_worker
-from service.workers.progress import advance_batch
+from service.store import transaction
+from service.workers.batch_loop import run_once, run_worker
+from service.workers.batch_steps import advance_batch
 from tests.conftest import Service
 from tests.emulator_inspection import provider_batches
 from tests.payloads import pr_batch
@@ -42,7 +42,7 @@ async def test_worker_killed_after_create_is_adopted_not_recreated(start_service
 
     await advance_batch(doomed, created["id"])
     with contextlib.suppress(WorkerKilled):
-        await run_once(doomed, ProviderHealth())
+        await run_once(doomed)
     assert len(provider_batches(service.emulator)) == 1, "the dead worker did create the provider batch"
     async with transaction(doomed.sessions) as session:
         row = (await session.exec(select(ProviderBatch))).one()
@@ -71,7 +71,7 @@ async def test_several_workers_never_duplicate_provider_batches(start_service: A
     batch_ids = [(await service.submit(pr_batch(100, start=1000 * n), fallback=True))["id"] for n in range(1, 4)]
     workers = [worker_context(service, real_provider(service), f"worker-{n}") for n in range(3)]
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(ctx, ProviderHealth(), stop)) for ctx, _engine in workers]
+    tasks = [asyncio.create_task(run_worker(ctx, stop)) for ctx, _engine in workers]
     try:
         summaries = [await service.wait(batch_id) for batch_id in batch_ids]
     finally:

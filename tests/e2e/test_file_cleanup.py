@@ -10,11 +10,11 @@ from typing import Any
 from sqlmodel import col, select
 
 from service.models import ChunkState, Pass, ProviderBatch
-from service.workers.claims import claim_next_chunk
-from service.workers.cleanup import delete_chunk_files
+from service.pipeline.chunk_names import chunk_key, upload_filename
+from service.store import leases as leases_store
+from service.workers.batch_loop import run_once
 from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_once
-from service.workers.submission import chunk_key, upload_filename
+from service.workers.file_cleanup import delete_chunk_files
 from tests.conftest import Service, wait_until
 from tests.payloads import pr_batch
 from tests.workers import real_provider, work_until_finished, worker_context
@@ -58,12 +58,14 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
     cleaner, cleaner_engine = worker_context(service, real_provider(service), "cleaner", cleanup_on)
     try:
         await work_until_finished(service, keeper, created["id"])
-        await run_once(keeper, ProviderHealth())  # more sweeps with cleanup off delete nothing
+        await run_once(keeper)  # more sweeps with cleanup off delete nothing
         chunks = await _chunks(keeper)
         kept = set().union(*(_file_ids(chunk) for chunk in chunks))
         assert len(chunks) >= 3 and kept and kept <= set(service.emulator.files)
 
-        row_id = await claim_next_chunk(cleaner, (ChunkState.DONE,), col(ProviderBatch.files_deleted_at).is_(None))
+        row_id = await leases_store.claim_next_chunk(
+            cleaner.sessions, cleaner.worker_id, cleaner.lease_seconds, (ChunkState.DONE,), files_left=True
+        )
         assert row_id is not None
         [claimed] = [chunk for chunk in chunks if chunk.id == row_id]
         async with cleaner.sessions() as session:
@@ -84,7 +86,7 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
         assert kept - _file_ids(claimed) <= remaining, "other chunks' files are untouched"
 
         for _ in range(len(chunks)):
-            await run_once(cleaner, ProviderHealth())
+            await run_once(cleaner)
         assert service.emulator.files == {}
         finished = await _chunks(cleaner)
         assert all(chunk.files_deleted_at is not None and chunk.lease_owner is None for chunk in finished)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.emulator import ModelBehaviour
+from groq_emulator import ModelBehaviour
 from service.settings import DEFAULT_BATCH_PRICES
 from tests.conftest import Service, fast_emulator_config, wait_until
 from tests.emulator_inspection import provider_batches

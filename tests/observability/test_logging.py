@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.emulator import Emulator, create_emulator_app
+from groq_emulator import Emulator, create_emulator_app
 from service.observability.logging import (
     HANDLER_NAME,
     bind_log_context,
@@ -189,7 +189,7 @@ def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, c
     assert buffer.getvalue().splitlines()[-1].count(REDACTED) == 3
     text = buffer.getvalue()
     loggers = {record["logger"] for record in json_lines(buffer)}
-    assert {"httpx", "httpcore.http11", "uvicorn.access", "service.workers.submission"} <= loggers, loggers
+    assert {"httpx", "httpcore.http11", "uvicorn.access", "service.workers.chunk_submission"} <= loggers, loggers
     assert any(record["level"] == "DEBUG" for record in json_lines(buffer))
     for secret in secrets:
         assert secret not in text

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.observability.metrics import DatabaseSnapshot, render
+from service.store.metrics import DatabaseSnapshot
+from service.views.metrics import render
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
 

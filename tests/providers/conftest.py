@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.emulator import Emulator, EmulatorConfig, ManualClock, create_emulator_app
+from groq_emulator import Emulator, EmulatorConfig, ManualClock, create_emulator_app
 from service.providers.groq import GroqBatchProvider
 from tests.loopback import UvicornThread
 

@@ -17,7 +17,7 @@ import orjson
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.emulator import EmulatorConfig, create_emulator_app
+from groq_emulator import EmulatorConfig, create_emulator_app
 from tests.loopback import read_body
 
 

@@ -12,8 +12,8 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from service.db import create_engine, session_factory
 from service.models import Attempt, Batch, Item, ProviderBatch, WorkerHeartbeat
+from service.store.database import create_engine, session_factory
 
 T = TypeVar("T")
 

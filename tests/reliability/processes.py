@@ -95,7 +95,7 @@ class Processes:
     async def emulator(self, *, gated: bool = False, **timings: float) -> str:
         """Start the emulator on a free port (the gated one for tests that hold responses); its base URL."""
         port = free_port()
-        module = "tests.reliability.gated_emulator" if gated else "service.emulator"
+        module = "tests.reliability.gated_emulator" if gated else "groq_emulator"
         args = [sys.executable, "-m", module, "--port", str(port), "--seed", "7"]
         defaults = {"validating_seconds": 0.05, "processing_seconds": 0.3, "finalizing_seconds": 0.05}
         if not gated:
@@ -112,7 +112,17 @@ class Processes:
 
     async def api(self, name: str, env: dict[str, str]) -> str:
         port = free_port()
-        args = [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(port)]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "service.app:serve_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         process = self.start(name, args, {**env, "WORKERS_ENABLED": "false"})
         url = f"http://127.0.0.1:{port}"
         await wait_for_http(f"{url}/healthz", process, within=60)

@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from service.models import AttemptStatus, ChunkState
+from service.pipeline.chunk_names import upload_filename
 from service.pipeline.cost import PriceTable, Usage
-from service.workers.submission import upload_filename
 from tests.conftest import Service
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually

@@ -14,15 +14,15 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from service.app import build_provider
-from service.db import create_engine, migrate, rows_affected, session_factory, transaction
-from service.models import Batch, ChunkState, Pass, PassKind, ProviderBatch, utcnow
+from service.kit.clock import utcnow
+from service.models import Batch, ChunkState, Pass, PassKind, ProviderBatch
 from service.providers.groq import RetryableProviderError
+from service.store import leases as leases_store
+from service.store import transaction
+from service.store.database import create_engine, migrate, session_factory
 from service.workers.circuit import CIRCUIT_THRESHOLD, read_circuit, record_failure, record_success
-from service.workers.claims import claim_next_chunk
 from service.workers.context import WorkerContext
-from service.workers.heartbeat import LeaseLost, protected, run_with_lease
-from service.workers.leases import claim_batch
-from service.workers.runner import build_worker_context
+from service.workers.leasing import LeaseLost, protected, run_with_lease
 from tests.conftest import test_settings as make_settings
 
 
@@ -40,9 +40,7 @@ async def contexts(database_url: str, tmp_path: Path) -> AsyncIterator[list[Work
         session.add(Pass(batch_id="lb_test", number=1, kind=PassKind.PRIMARY, model="m"))
     workers = []
     for n in range(4):
-        ctx = build_worker_context(settings, sessions, provider)
-        ctx.worker_id = f"worker-{n}"
-        workers.append(ctx)
+        workers.append(WorkerContext.build(settings, sessions, provider, worker_id=f"worker-{n}"))
     yield workers
     await provider.close()
     await engine.dispose()
@@ -56,8 +54,11 @@ async def _add_chunks(ctx: WorkerContext, count: int) -> None:
 
 
 async def _claim(ctx: WorkerContext) -> bool:
-    async with transaction(ctx.sessions) as session:
-        return rows_affected(await session.execute(claim_batch("lb_test", ctx.worker_id, ctx.lease_seconds))) > 0
+    return await leases_store.claim(ctx.sessions, Batch, "lb_test", ctx.worker_id, ctx.lease_seconds)
+
+
+async def claim_next_chunk(ctx: WorkerContext, states: tuple[str, ...]) -> int | None:
+    return await leases_store.claim_next_chunk(ctx.sessions, ctx.worker_id, ctx.lease_seconds, states)
 
 
 async def _steal(ctx: WorkerContext, thief: str) -> None:
@@ -151,7 +152,7 @@ async def test_the_provider_circuit_opens_after_failures_in_a_row_and_closes_on_
     until = await record_failure(second, outage)  # any worker's failures count
     assert until is not None and until > utcnow()
     state = await read_circuit(first)
-    assert state.failures == CIRCUIT_THRESHOLD and state.paused_until == until
+    assert state.consecutive_failures == CIRCUIT_THRESHOLD and state.backoff_until == until
 
     assert await record_success(second)
     assert await read_circuit(first) == type(state)()
@@ -163,4 +164,4 @@ async def test_a_rate_limit_with_retry_after_pauses_every_worker_at_once(context
     until = await record_failure(contexts[0], limited)
     assert until is not None
     assert (until - utcnow()).total_seconds() > 15
-    assert (await read_circuit(contexts[3])).paused_until == until
+    assert (await read_circuit(contexts[3])).backoff_until == until

@@ -14,14 +14,15 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from service.db import create_engine, session_factory, transaction
-from service.models import ChunkState, ProviderBatch, utcnow
+from service.kit.clock import utcnow
+from service.models import ChunkState, ProviderBatch
+from service.pipeline.chunk_names import CHUNK_METADATA_KEY, chunk_key, upload_filename
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
+from service.store import transaction
+from service.store.database import create_engine, session_factory
+from service.workers.batch_loop import run_once
+from service.workers.batch_steps import advance_batch
 from service.workers.context import WorkerContext
-from service.workers.loop import ProviderHealth, run_once
-from service.workers.progress import advance_batch
-from service.workers.runner import build_worker_context
-from service.workers.submission import CHUNK_METADATA_KEY, chunk_key, upload_filename
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database
@@ -59,9 +60,7 @@ async def engine_sessions(database_url: str) -> AsyncIterator[Any]:
 
 
 def _context(service: Service, sessions: Any, provider: GroqBatchProvider, worker_id: str) -> WorkerContext:
-    ctx = build_worker_context(service.settings, sessions, provider)
-    ctx.worker_id = worker_id
-    return ctx
+    return WorkerContext.build(service.settings, sessions, provider, worker_id=worker_id)
 
 
 async def _time_passes(sessions: Any) -> None:
@@ -87,11 +86,11 @@ async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(
 
     async def rival_takes_over() -> None:
         await _time_passes(engine_sessions)
-        await run_once(rival, ProviderHealth())  # claims the chunk, creates its own batch from the same file
+        await run_once(rival)  # claims the chunk, creates its own batch from the same file
 
     zombie = _context(service, engine_sessions, PausedBeforeCreate(base, rival_takes_over), "zombie")
     await advance_batch(zombie, created["id"])
-    await run_once(zombie, ProviderHealth())
+    await run_once(zombie)
 
     batches = service.emulator.batches
     assert len(batches) == 2, "the zombie's create did reach Groq"
@@ -127,13 +126,13 @@ async def test_a_second_batch_found_for_a_chunk_is_cancelled_when_the_first_is_a
 
     doomed = _context(service, engine_sessions, PausedBeforeCreate(base, two_zombies_created_batches), "doomed")
     await advance_batch(doomed, created["id"])
-    await run_once(doomed, ProviderHealth())
+    await run_once(doomed)
     [chunk] = await Database(database_url).chunks()
     assert chunk.state == ChunkState.UPLOADING and chunk.provider_batch_id is None
     await _time_passes(engine_sessions)
 
     survivor = _context(service, engine_sessions, base, "survivor")
-    await run_once(survivor, ProviderHealth())
+    await run_once(survivor)
     [chunk] = await Database(database_url).chunks()
     assert chunk.provider_batch_id == first[0].id, "the oldest provider batch of the chunk is adopted"
     assert service.emulator.batches[first[1].id]["status"] in ("cancelling", "cancelled")

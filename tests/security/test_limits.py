@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from service.emulator import ModelBehaviour
+from groq_emulator import ModelBehaviour
 from service.settings import Settings
 from tests.api.test_bad_input import assert_nothing_stored, assert_problem
 from tests.conftest import Service, fast_emulator_config

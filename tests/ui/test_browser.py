@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.emulator import ManualClock
+from groq_emulator import ManualClock
 from tests.cli.live_server import LiveService, start_live_service
 from tests.conftest import fast_emulator_config
 from tests.payloads import pr_batch

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.emulator import ManualClock
+from groq_emulator import ManualClock
 from service.ui.auth import TOKEN_COOKIE
 from service.webhooks.signing import new_webhook_secret
 from tests.cli.live_server import LiveServer

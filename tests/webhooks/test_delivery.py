@@ -13,10 +13,10 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
+from groq_emulator import ModelBehaviour, create_emulator_app
 from service.app import create_app
-from service.db import create_engine, session_factory
-from service.emulator import ModelBehaviour, create_emulator_app
 from service.models import WebhookDelivery
+from service.store.database import create_engine, session_factory
 from tests import conftest
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.db import create_engine, migrate, session_factory, transaction
 from service.models import (
     Batch,
     BatchStatus,
@@ -23,9 +22,12 @@ from service.models import (
     WebhookDelivery,
     utcnow,
 )
+from service.store import transaction
+from service.store.database import create_engine, migrate, session_factory
+from service.store.idempotency import purge_expired as purge_expired_idempotency_keys
 from service.webhooks.delivery import RetrySchedule
 from service.webhooks.ssrf import CallbackGuard
-from service.workers.webhooks import WebhookWorkerContext, deliver_due, purge_expired_idempotency_keys
+from service.workers.webhook_loop import WebhookWorkerContext, deliver_due
 from tests.conftest import test_settings as make_settings
 from tests.webhooks.helpers import webhook_settings
 from tests.webhooks.receiver import HANG, Receiver

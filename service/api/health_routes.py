@@ -1,0 +1,47 @@
+"""Liveness and readiness; open without a token so orchestrators can probe them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.api.deps import AppState, StateDep
+from service.views.health import readiness, unready
+from service.views.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+def startup_warnings(state: AppState) -> list[str]:
+    warnings = []
+    if state.provider_label == "emulator":
+        warnings.append("GROQ_API_KEY is not set: batches run against the built-in Groq emulator, not Groq")
+    if not state.settings.api_tokens:
+        warnings.append("API_TOKENS is empty: authentication is off")
+    return warnings
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness, with the provider in use")
+async def healthz(state: StateDep) -> Health:
+    return Health(
+        status="ok",
+        provider=state.provider_label,
+        auth="on" if state.settings.api_tokens else "off",
+        warnings=startup_warnings(state),
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: the database answers; the provider's state as the workers last saw it",
+    responses={503: {"model": Readiness}},
+)
+async def readyz(state: StateDep) -> JSONResponse:
+    try:
+        async with state.sessions() as session:
+            # Written by the workers, wherever they run: an API-only replica sees what they see.
+            body = await readiness(session, state.settings.worker_lease_seconds)
+    except Exception as error:  # any failure means not ready; say why
+        return JSONResponse(unready(error).model_dump(mode="json"), status_code=503)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200)

@@ -1,0 +1,1 @@
+"""Plumbing shared by every layer, with no dependency on any of them."""

@@ -1,0 +1,11 @@
+"""The data-access layer: every SQL statement of the service, a module per aggregate.
+
+Callers get plain values or table rows back and pass plain values in; nothing outside this package (and
+`service/models.py`, the tables) builds a query. Dialect differences live in `dialect.py` alone.
+"""
+
+from service.store.database import Database, Sessions
+from service.store.dialect import write_transaction
+from service.store.unit import Session, rows_affected, transaction
+
+__all__ = ["Database", "Session", "Sessions", "rows_affected", "transaction", "write_transaction"]

@@ -1,0 +1,67 @@
+"""The one module that knows SQLite from PostgreSQL. Callers state intent; this module picks the statement.
+
+- Claiming a row: PostgreSQL's `FOR UPDATE SKIP LOCKED` lets concurrent workers pass over a row another one is
+  claiming; SQLite has no row locks, so the claim runs in a transaction opened with `BEGIN IMMEDIATE`, which
+  takes the database's single write lock before reading (queueing on the busy timeout, with WAL so that
+  readers go on).
+- Migrations from several processes at once: an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK_KEY = 727274
+SQLITE_CONNECT_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+
+
+def is_sqlite_url(url: URL) -> bool:
+    return url.drivername.startswith("sqlite")
+
+
+def is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; the busy timeout makes writers queue instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def configure_sqlite_engine(engine: AsyncEngine, url: URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+
+
+@asynccontextmanager
+async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A transaction whose reads must still hold when it writes. SQLite: BEGIN IMMEDIATE takes the write lock
+    first. PostgreSQL: a plain transaction; the statements inside lock what they decide on (FOR UPDATE, or a
+    conditional UPDATE as the first statement)."""
+    async with sessions() as session, session.begin():
+        if is_sqlite(session):
+            await session.execute(text("BEGIN IMMEDIATE"))
+        yield session
+
+
+async def serialise_migrations(connection: AsyncConnection) -> None:
+    """Only one process migrates at a time; the others then find the schema at the newest migration."""
+    if connection.dialect.name == "postgresql":
+        await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    else:  # SQLite: the DDL runs inside a transaction that holds the write lock from its start
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")

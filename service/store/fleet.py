@@ -1,0 +1,150 @@
+"""What every replica shares about the fleet: live workers (`worker_heartbeats`) and the provider's health as
+the workers last saw it (`provider_health`: the shared back-off, or circuit, and what /readyz reports)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.kit.clock import utcnow
+from service.models import ProviderHealthRecord, WorkerHeartbeat
+from service.store.unit import rows_affected, transaction
+
+PROVIDER = "groq"
+ERROR_TEXT_LIMIT = 2000
+
+
+# -- workers --------------------------------------------------------------------------------------------
+
+
+async def announce_worker(
+    sessions: async_sessionmaker[AsyncSession], worker_id: str, loops: list[str], *, stale_after: timedelta
+) -> None:
+    """Say this worker is alive (insert its row, or renew it); prune the rows of workers long dead."""
+    now = utcnow()
+    async with transaction(sessions) as session:
+        renewed = await session.execute(
+            update(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == worker_id).values(last_seen_at=now)
+        )
+        if not rows_affected(renewed):
+            session.add(
+                WorkerHeartbeat(
+                    worker_id=worker_id,
+                    hostname=socket.gethostname()[:255],
+                    pid=os.getpid(),
+                    loops=",".join(loops)[:255],
+                    started_at=now,
+                    last_seen_at=now,
+                )
+            )
+        await session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.last_seen_at) < now - stale_after))
+
+
+async def retire_worker(sessions: async_sessionmaker[AsyncSession], worker_id: str) -> None:
+    async with transaction(sessions) as session:
+        await session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.worker_id) == worker_id))
+
+
+# -- the provider's health ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """The shared record: failures in a row (any worker's) and the pause every worker observes."""
+
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    backoff_until: datetime | None = None  # only while in the future
+
+    @property
+    def degraded(self) -> bool:
+        return self.consecutive_failures > 0 or self.backoff_until is not None
+
+
+async def provider_health(session: AsyncSession) -> ProviderHealth:
+    record = await session.get(ProviderHealthRecord, PROVIDER)
+    if record is None:
+        return ProviderHealth()
+    now = utcnow()
+    until = record.backoff_until if record.backoff_until is not None and record.backoff_until > now else None
+    degraded = record.consecutive_failures > 0 or until is not None
+    return ProviderHealth(record.consecutive_failures, record.last_error if degraded else None, until)
+
+
+async def count_failure(sessions: async_sessionmaker[AsyncSession], error: str) -> int:
+    """One more provider failure in a row; the new count."""
+    now = utcnow()
+    for _ in range(2):  # the first failure ever inserts the row; two workers may race to do it
+        try:
+            async with transaction(sessions) as session:
+                result = await session.execute(
+                    update(ProviderHealthRecord)
+                    .where(col(ProviderHealthRecord.provider) == PROVIDER)
+                    .values(
+                        consecutive_failures=col(ProviderHealthRecord.consecutive_failures) + 1,
+                        last_error=error[:ERROR_TEXT_LIMIT],
+                        last_error_at=now,
+                    )
+                    .returning(col(ProviderHealthRecord.consecutive_failures))
+                )
+                failures = result.scalar_one_or_none()
+                if failures is not None:
+                    return int(failures)
+                session.add(
+                    ProviderHealthRecord(
+                        provider=PROVIDER,
+                        consecutive_failures=1,
+                        last_error=error[:ERROR_TEXT_LIMIT],
+                        last_error_at=now,
+                    )
+                )
+                return 1
+        except IntegrityError:
+            continue
+    return 1
+
+
+async def pause_until(sessions: async_sessionmaker[AsyncSession], until: datetime) -> None:
+    """Every worker pauses its provider work until `until` (a later pause already set is kept)."""
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(ProviderHealthRecord)
+            .where(
+                col(ProviderHealthRecord.provider) == PROVIDER,
+                or_(col(ProviderHealthRecord.backoff_until).is_(None), col(ProviderHealthRecord.backoff_until) < until),
+            )
+            .values(backoff_until=until)
+        )
+
+
+async def count_success(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Close the circuit; True if it was open or counting failures."""
+    async with transaction(sessions) as session:
+        result = await session.execute(
+            update(ProviderHealthRecord)
+            .where(col(ProviderHealthRecord.provider) == PROVIDER, col(ProviderHealthRecord.consecutive_failures) > 0)
+            .values(consecutive_failures=0, backoff_until=None, last_success_at=utcnow())
+        )
+        return rows_affected(result) > 0
+
+
+# -- what /readyz reads ------------------------------------------------------------------------------------
+
+
+async def live_workers(session: AsyncSession, within: timedelta) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(WorkerHeartbeat).where(col(WorkerHeartbeat.last_seen_at) >= utcnow() - within)
+    )
+    return int(count or 0)
+
+
+async def ping(session: AsyncSession) -> None:
+    await session.execute(select(1))
