@@ -135,6 +135,11 @@ async def cancel_batch(request: Request, emulator: Emulator) -> Response:
     return json_response(await run_in_threadpool(emulator.cancel_batch, request.path_params["batch_id"]))
 
 
+# -- models ------------------------------------------------------------------------------------
+async def list_models(request: Request, emulator: Emulator) -> Response:
+    return json_response(emulator.list_models())
+
+
 # -- control routes (no auth, not logged, no faults) ---------------------------------------------
 async def get_faults(request: Request) -> Response:
     return json_response(_emulator(request).faults.to_dict())
@@ -194,6 +199,7 @@ def create_emulator_app(config: EmulatorConfig | None = None, emulator: Emulator
         Route(f"{PREFIX}/batches", api(list_batches), methods=["GET"]),
         Route(f"{PREFIX}/batches/{{batch_id}}", api(retrieve_batch), methods=["GET"]),
         Route(f"{PREFIX}/batches/{{batch_id}}/cancel", api(cancel_batch), methods=["POST"]),
+        Route(f"{PREFIX}/models", api(list_models), methods=["GET"]),
         Route("/_emulator/faults", get_faults, methods=["GET"]),
         Route("/_emulator/faults", set_faults, methods=["POST"]),
         Route("/_emulator/reset", reset, methods=["POST"]),

@@ -36,6 +36,15 @@ JSON_SCHEMA_UNSUPPORTED = (
     "This model does not support response format `json_schema`. "
     "See supported models at https://console.groq.com/docs/structured-outputs#supported-models"
 )
+DECOMMISSIONED = (
+    "The model `{model}` has been decommissioned and is no longer supported. Please refer to "
+    "https://console.groq.com/docs/deprecations for a recommendation on which model to use instead."
+)
+# The chat template around the messages (the harmony preamble of gpt-oss, role headers), in prompt tokens.
+TEMPLATE_TOKENS = 50
+PER_MESSAGE_TOKENS = 4
+# How much a reasoning model thinks at each reasoning_effort, against Groq's default (medium).
+EFFORT_FACTORS = {"low": 0.35, "medium": 1.0, "high": 2.2}
 
 
 @dataclass(frozen=True)
@@ -92,10 +101,38 @@ class _Request:
     schema: Any
     strict: bool
     budget: int | None
+    messages: int = 1
+    effort: str = "medium"
+
+
+def _strict_refusal(schema: Any, where: str = "schema") -> str | None:
+    """Why a schema is not valid for strict mode (every property required, additionalProperties false)."""
+    if not isinstance(schema, dict):
+        return None
+    nodes: list[tuple[Any, str]] = [(schema, where)]
+    while nodes:
+        node, path = nodes.pop()
+        if not isinstance(node, dict):
+            continue
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            if node.get("additionalProperties") is not False:
+                return f"{path}: 'additionalProperties' must be false in strict mode"
+            missing = [name for name in properties if name not in (node.get("required") or [])]
+            if missing:
+                return f"{path}: every property must be required in strict mode (missing: {missing[0]})"
+        for key, value in node.items():
+            if isinstance(value, dict):
+                nodes.append((value, f"{path}/{key}"))
+            elif isinstance(value, list):
+                nodes.extend((item, f"{path}/{key}/{i}") for i, item in enumerate(value))
+    return None
 
 
 def _parse(body: dict[str, Any], config: EmulatorConfig) -> _Request | tuple[int, dict[str, Any]]:
     model = body["model"]
+    if model in config.decommissioned_models:
+        return 400, error_body(DECOMMISSIONED.format(model=model), code="model_decommissioned")
     if not config.model_exists(model):
         message = f"The model `{model}` does not exist or you do not have access to it."
         return 404, error_body(message, code="model_not_found")
@@ -124,17 +161,35 @@ def _parse(body: dict[str, Any], config: EmulatorConfig) -> _Request | tuple[int
         spec = spec if isinstance(spec, dict) else {}
         schema = spec.get("schema", {})
         strict = spec.get("strict") is True and model in config.strict_models
+        refusal = _strict_refusal(schema) if strict else None
+        if refusal is not None:
+            return 400, error_body(f"Invalid JSON schema for strict mode: {refusal}", param="response_format")
     elif rf_type == "json_object":
         schema = _prompt_schema(texts)
     elif rf_type not in (None, "text"):
         return 400, error_body(f"response_format.type `{rf_type}` is not supported", param="response_format")
     words = prompt_words(texts)
-    return _Request(model, texts, words, rf_type if rf_type != "text" else None, schema, strict, budget)
+    effort = body.get("reasoning_effort")
+    return _Request(
+        model,
+        texts,
+        words,
+        rf_type if rf_type != "text" else None,
+        schema,
+        strict,
+        budget,
+        messages=len(messages),
+        effort=effort if effort in EFFORT_FACTORS else "medium",
+    )
 
 
 def _outcome(u: float, req: _Request, behaviour: ModelBehaviour) -> str:
+    """`long`: the request needs a long generation (whether it fits is the budget's business)."""
     offset = 0.0
     if req.rf_type is not None and not req.strict:
+        long_share = behaviour.json_validate_failed * behaviour.max_tokens_share
+        if u < long_share:
+            return "long"
         if u < behaviour.json_validate_failed:
             return "json_validate_failed"
         offset = behaviour.json_validate_failed
@@ -142,7 +197,7 @@ def _outcome(u: float, req: _Request, behaviour: ModelBehaviour) -> str:
             return "schema_break"
         offset += behaviour.schema_break
     if u < offset + behaviour.length:
-        return "length"
+        return "long"
     return "ok"
 
 
@@ -172,14 +227,12 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
         schema = req.schema if req.schema is not None else {"type": "object"}
         instance = InstanceGenerator(schema, rng, req.words).generate()
         content = orjson.dumps(instance).decode()
-    low, high = behaviour.reasoning_tokens
-    reasoning = rng.randint(low, high) if high > 0 else 0
+    low, high = behaviour.long_reasoning_tokens if outcome == "long" else behaviour.reasoning_tokens
+    reasoning = round(rng.randint(low, high) * EFFORT_FACTORS.get(req.effort, 1.0)) if high > 0 else 0
     finish = "stop"
 
     if outcome == "json_validate_failed":
-        if rng.random() < behaviour.max_tokens_share:
-            error = error_body(JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT)
-        elif rng.random() < 0.15:
+        if rng.random() < 0.15:
             error = error_body(JVF_VALIDATE, code="json_validate_failed", failed_generation="")
         else:
             partial = content[: rng.randint(1, max(1, len(content) - 1))]
@@ -193,22 +246,39 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
             message = f"{JVF_SCHEMA} Error: {schema_error_text(req.schema, broken)}"
             error = error_body(message, code="json_validate_failed", failed_generation=content)
             return LineResult(request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error))
-    elif outcome == "length":
-        content = content[: rng.randint(max(1, len(content) // 3), max(1, len(content) * 9 // 10))]
-        finish = "length"
 
     completion_tokens = reasoning + max(1, math.ceil(len(content) / 4))
     if req.budget is not None and req.budget < completion_tokens:
-        if req.budget <= reasoning and req.rf_type is not None:
+        if req.rf_type is not None:  # JSON mode cut off: no valid document, Groq's only signal is this error
             error = error_body(JVF_VALIDATE_SEE, code="json_validate_failed", failed_generation=MAX_TOKENS_TEXT)
             return LineResult(request.custom_id, 400, _line(line_id, request.custom_id, 400, request_id, error))
         content = content[: max(0, req.budget - reasoning) * 4]
         completion_tokens, finish = req.budget, "length"
 
-    completion = _completion(rng, req, behaviour, content, finish, completion_tokens, reasoning)
+    prompt = prompt_tokens(req, config)
+    completion = _completion(rng, req, behaviour, content, finish, completion_tokens, reasoning, prompt)
     completion["created"] = int(processed_at)
     completion["x_groq"] = {"id": request_id}
     return LineResult(request.custom_id, 200, _line(line_id, request.custom_id, 200, request_id, completion))
+
+
+@functools.lru_cache(maxsize=1)
+def _o200k() -> Any:
+    import bpe_openai
+
+    return bpe_openai.get_encoding("o200k_base")
+
+
+def prompt_tokens(req: _Request, config: EmulatorConfig) -> int:
+    """What Groq bills as the prompt: the messages' tokens in the model's own vocabulary where we have it
+    (o200k for gpt-oss), a quarter of the characters otherwise, plus the chat template around them."""
+    texts = list(req.texts)
+    if req.rf_type == "json_schema" and req.schema is not None:
+        texts.append(orjson.dumps(req.schema).decode())
+    if req.model in config.o200k_models:
+        counted = len(_o200k().encode_ordinary("\n".join(texts)))
+        return counted + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * req.messages
+    return max(1, sum(len(t) for t in texts) // 4)
 
 
 def _completion(
@@ -219,8 +289,9 @@ def _completion(
     finish: str,
     completion_tokens: int,
     reasoning: int,
+    prompt: int,
 ) -> dict[str, Any]:
-    prompt_tokens = max(1, sum(len(t) for t in req.texts) // 4)
+    prompt_tokens = prompt
     prompt_time = round(prompt_tokens / rng.uniform(8000.0, 20000.0), 6)
     completion_time = round(completion_tokens / (behaviour.tokens_per_second * rng.uniform(0.8, 1.2)), 6)
     usage: dict[str, Any] = {

@@ -17,9 +17,11 @@ class ModelBehaviour:
 
     ``json_validate_failed``, ``schema_break``: only when JSON was requested (``response_format``
     ``json_object`` or ``json_schema``) and never with ``json_schema`` + ``strict: true`` on a model
-    in ``EmulatorConfig.strict_models``. ``max_tokens_share`` of the json_validate_failed lines carry
-    Groq's "max completion tokens reached before generating a valid document". ``length``: a 200
-    with ``finish_reason: "length"`` and truncated content (any request).
+    in ``EmulatorConfig.strict_models`` (constrained decoding). ``max_tokens_share`` of the
+    json_validate_failed draws, and every ``length`` draw, are a request that needs a long generation
+    instead (``long_reasoning_tokens`` of reasoning first): it runs out of its ``max_completion_tokens``
+    (JSON mode: Groq's json_validate_failed "max completion tokens reached..."; otherwise a 200 cut off
+    with ``finish_reason: "length"``), and succeeds once the budget is large enough.
     """
 
     json_validate_failed: float = 0.02
@@ -27,6 +29,7 @@ class ModelBehaviour:
     length: float = 0.005
     schema_break: float = 0.005
     reasoning_tokens: tuple[int, int] = (0, 0)  # inclusive range of hidden reasoning tokens
+    long_reasoning_tokens: tuple[int, int] = (2_500, 3_600)  # a request that needs more than a 2,048 budget
     max_output_tokens: int = 32_768
     tokens_per_second: float = 500.0
 
@@ -41,7 +44,7 @@ GPT_OSS_20B = ModelBehaviour(
     tokens_per_second=1000.0,
 )
 GPT_OSS_120B = dataclasses.replace(
-    GPT_OSS_20B, json_validate_failed=0.05, length=0.01, schema_break=0.005, tokens_per_second=500.0
+    GPT_OSS_20B, json_validate_failed=0.004, length=0.0015, schema_break=0.001, tokens_per_second=500.0
 )
 LLAMA_70B = ModelBehaviour(
     json_validate_failed=0.006,
@@ -82,6 +85,15 @@ DEFAULT_JSON_SCHEMA_MODELS = frozenset(
     }
 )
 DEFAULT_STRICT_MODELS = frozenset({"openai/gpt-oss-20b", "openai/gpt-oss-120b"})
+# Retired by Groq (GROQ_BATCH_API.md §13a): a request for one answers 400 model_decommissioned.
+DEFAULT_DECOMMISSIONED_MODELS = frozenset(
+    {
+        "llama-3.3-70b-versatile",
+        "llama-3.1-8b-instant",
+        "moonshotai/kimi-k2-instruct-0905",
+        "meta-llama/llama-4-maverick-17b-128e-instruct",
+    }
+)
 DEFAULT_KNOWN_MODELS = frozenset(
     {
         *default_behaviours(),
@@ -91,6 +103,8 @@ DEFAULT_KNOWN_MODELS = frozenset(
         "qwen/qwen3-32b",
     }
 )
+# Models whose prompt tokens are counted with their real vocabulary (o200k), like Groq bills them.
+O200K_MODELS = frozenset({"openai/gpt-oss-20b", "openai/gpt-oss-120b", "openai/gpt-oss-safeguard-20b"})
 
 
 @dataclass
@@ -118,9 +132,18 @@ class EmulatorConfig:
     json_schema_models: frozenset[str] = DEFAULT_JSON_SCHEMA_MODELS
     # ``strict: true`` means constrained decoding only on these; elsewhere it is best effort.
     strict_models: frozenset[str] = DEFAULT_STRICT_MODELS
+    decommissioned_models: frozenset[str] = DEFAULT_DECOMMISSIONED_MODELS
+    # Whether Groq fails a whole batch naming a decommissioned model at validation instead of each line is
+    # uncertain (GROQ_BATCH_API.md §13a): False answers per line, True fails the batch.
+    decommissioned_fails_batch: bool = False
+    o200k_models: frozenset[str] = O200K_MODELS
 
     def model_exists(self, model: str) -> bool:
         return model in self.known_models or model in self.behaviours
+
+    def listed_models(self) -> list[str]:
+        """What GET /openai/v1/models lists: the models the account can use now."""
+        return sorted((set(self.known_models) | set(self.behaviours)) - self.decommissioned_models)
 
     def behaviour(self, model: str) -> ModelBehaviour:
         return self.behaviours.get(model, self.default_behaviour)

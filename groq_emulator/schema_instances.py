@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+import jsonschema_rs
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from groq_emulator.text import TextMaker
 
@@ -49,11 +48,14 @@ _FORMATS: dict[str, Callable[[TextMaker], str]] = {
 
 
 @functools.lru_cache(maxsize=256)
-def _validator_for(schema_text: bytes) -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads(schema_text))
+def _validator_for(schema_text: bytes) -> jsonschema_rs.Validator:
+    # Linear-time patterns, nothing fetched: Groq's own validation cannot be made to backtrack either.
+    return jsonschema_rs.Draft202012Validator(
+        orjson.loads(schema_text), pattern_options=jsonschema_rs.RegexOptions(), offline=True
+    )
 
 
-def validator_for(schema: Any) -> Draft202012Validator:
+def validator_for(schema: Any) -> jsonschema_rs.Validator:
     """A cached Draft 2020-12 validator for ``schema``."""
     return _validator_for(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
 
@@ -171,10 +173,17 @@ class InstanceGenerator:
             value = self._value(candidate, depth, hint)
             if key == "anyOf":
                 return value
-            matches = sum(validator_for(self.root).evolve(schema=b).is_valid(value) for b in schema[key])
+            matches = sum(validator_for(self._with_root_definitions(b)).is_valid(value) for b in schema[key])
             if matches == 1:
                 return value
         return value
+
+    def _with_root_definitions(self, branch: Any) -> Any:
+        """A branch as a schema of its own whose local $refs still resolve against the root's definitions."""
+        if not isinstance(branch, dict) or not isinstance(self.root, dict):
+            return branch
+        shared = {key: self.root[key] for key in ("$defs", "definitions") if key in self.root}
+        return {**shared, **branch}
 
     def _object(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         props = schema.get("properties")
@@ -364,9 +373,9 @@ def break_instance(schema: Any, instance: Any, rng: random.Random) -> Any:
 
 def schema_error_text(schema: Any, instance: Any) -> str:
     """Groq-like text for a validation failure: ``jsonschema: '/path' does not validate with ...``."""
-    error = best_match(validator_for(schema).iter_errors(instance))
+    error = next(iter(validator_for(schema).iter_errors(instance)), None)
     if error is None:
         return ""
-    path = "/" + "/".join(str(p) for p in error.absolute_path)
-    rule = "/" + "/".join(str(p) for p in error.absolute_schema_path)
-    return f"jsonschema: '{path}' does not validate with {rule}: {error.message}"
+    path = "/" + "/".join(str(p) for p in error.instance_path)
+    rule = "/" + "/".join(str(p) for p in error.schema_path)
+    return f"jsonschema: '{path}' does not validate with {rule}: {error.message.splitlines()[0]}"

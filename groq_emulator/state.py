@@ -213,11 +213,43 @@ class Emulator:
                 ]
             elif not checked.ok:
                 rec.errors = checked.errors
+            elif cfg.decommissioned_fails_batch and (gone := self._decommissioned_lines(checked.requests)):
+                rec.errors = gone
             elif self.faults.expire_next_batches > 0:
                 self.faults.expire_next_batches -= 1
                 rec.expire_fraction = self.faults.expire_after_fraction
             self.batch_records[rec.id] = rec
         return self._refresh(rec)
+
+    def _decommissioned_lines(self, requests: list[Any]) -> list[dict[str, Any]]:
+        """Validation errors for lines naming a decommissioned model (when the batch, not the line, fails)."""
+        errors = []
+        for request in requests:
+            model = request.body.get("model")
+            if model in self.config.decommissioned_models:
+                message = behaviour.DECOMMISSIONED.format(model=model)
+                errors.append(
+                    {"code": "model_decommissioned", "message": message, "param": "body.model", "line": request.line}
+                )
+            if len(errors) >= self.config.max_reported_errors:
+                break
+        return errors
+
+    def list_models(self) -> dict[str, Any]:
+        created = int(self.clock.now())
+        data = [
+            {
+                "id": model,
+                "object": "model",
+                "created": created,
+                "owned_by": model.split("/", 1)[0] if "/" in model else "Meta",
+                "active": True,
+                "context_window": 131072,
+                "public_apps": None,
+            }
+            for model in self.config.listed_models()
+        ]
+        return {"object": "list", "data": data}
 
     def _record(self, batch_id: str) -> BatchRecord:
         with self._lock:

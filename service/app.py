@@ -16,12 +16,13 @@ import httpx
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
-from service.api import batch_routes, health_routes, metrics_routes, webhook_routes
-from service.api.auth import UNAUTHORIZED_RESPONSE, BearerAuthMiddleware, require_token
-from service.api.deps import AppState
+from service.api import batch_routes, health_routes, metrics_routes, model_routes, webhook_routes
+from service.api.auth import UNAUTHORIZED_RESPONSE, BearerAuthMiddleware, require_principal
+from service.api.deps import AppState, ExportSlots
 from service.api.errors import install_problem_handlers
 from service.api.limits import install_request_limits
 from service.api.openapi import install_openapi
+from service.api.principals import TokenTable
 from service.batches.config import LifecycleConfig
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
@@ -78,7 +79,14 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         provider, label = build_provider(settings, emulator)
         config = LifecycleConfig.from_settings(settings)
         callback_guard = CallbackGuard(settings.callback_allowed_hosts)
-        state = AppState(config, database, label, callback_guard=callback_guard)
+        state = AppState(
+            config,
+            database,
+            label,
+            TokenTable.of(settings.token_grants()),
+            callback_guard=callback_guard,
+            exports=ExportSlots(settings.export_max_concurrent),
+        )
         app.state.llm_batch = state
         for warning in health_routes.startup_warnings(state):
             logger.warning(warning)
@@ -89,6 +97,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
                 default_loops(callback_guard),
                 grace_seconds=settings.worker_stop_grace_seconds,
             )
+            state.wake = runner.wake
             await runner.start()
         try:
             yield
@@ -100,17 +109,18 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
 
     app = FastAPI(
         title="llm-batch",
-        version="0.1.0",
-        description="Two-pass LLM batches on Groq's Batch API: a cheap model first, failures to a strong "
-        "model, one merged result per item, with the cost of each pass.",
+        version="0.2.0",
+        description="LLM batches on Groq's Batch API through a cascade of models: the cheap one first, each "
+        "failure sent on by its cause, one merged result per item, with the cost of each pass and tier.",
         lifespan=lifespan,
     )
     install_problem_handlers(app)
     install_openapi(app)
     install_request_limits(app, settings)
-    app.add_middleware(BearerAuthMiddleware, tokens=settings.api_tokens)  # outermost: before any body is read
-    for router in (batch_routes.router, webhook_routes.router):
-        app.include_router(router, dependencies=[Depends(require_token)], responses=UNAUTHORIZED_RESPONSE)
+    # outermost: before any body is read
+    app.add_middleware(BearerAuthMiddleware, grants=settings.token_grants())
+    for router in (batch_routes.router, webhook_routes.router, model_routes.router):
+        app.include_router(router, dependencies=[Depends(require_principal)], responses=UNAUTHORIZED_RESPONSE)
     app.include_router(health_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(ui_routes.router)

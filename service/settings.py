@@ -2,41 +2,55 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.kit.whsec import webhook_key_bytes
 
-DEFAULT_PRIMARY_MODEL = "openai/gpt-oss-20b"
-DEFAULT_FALLBACK_MODEL = "llama-3.3-70b-versatile"
-
-# Batch prices per 1M tokens, already halved by the 50% batch discount (GROQ_BATCH_API.md §11,
-# and the figures of DESIGN.md that the cost expectations were set with).
-DEFAULT_BATCH_PRICES: dict[str, tuple[float, float]] = {
-    "openai/gpt-oss-20b": (0.0375, 0.15),
-    "llama-3.3-70b-versatile": (0.30, 0.40),
-    "openai/gpt-oss-120b": (0.075, 0.30),
-    "llama-3.1-8b-instant": (0.025, 0.04),
-}
-
-# Models that accept response_format json_schema (the rest get json_object + local validation).
-DEFAULT_JSON_SCHEMA_MODELS = [
-    "openai/gpt-oss-20b",
-    "openai/gpt-oss-120b",
-    "openai/gpt-oss-safeguard-20b",
-    "moonshotai/kimi-k2-instruct-0905",
-    "meta-llama/llama-4-maverick-17b-128e-instruct",
-    "meta-llama/llama-4-scout-17b-16e-instruct",
-]
+DEFAULT_CASCADE = ["openai/gpt-oss-20b", "openai/gpt-oss-120b"]
+DEFAULT_TENANT = "default"
+MIN_TOKEN_LENGTH = 16
+TENANT_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """One bearer token and what it may see: its tenant's batches, or every tenant's (`admin`)."""
+
+    token: str
+    tenant: str
+    admin: bool = False
+
+
+def parse_tokens(entries: list[str], *, setting: str, admin: bool) -> list[TokenGrant]:
+    """`name:token` gives the token its tenant `name`; a bare token belongs to tenant `default`."""
+    grants = []
+    for entry in entries:
+        name, separator, token = entry.partition(":")
+        tenant = name.strip() if separator else DEFAULT_TENANT
+        token = token.strip() if separator else entry.strip()
+        if separator and (not tenant or set(tenant) - TENANT_NAME_CHARACTERS or len(tenant) > 80):
+            raise ValueError(f"{setting}: a tenant name (before ':') is 1 to 80 letters, digits, '_', '.' or '-'")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"{setting}: every token must be at least {MIN_TOKEN_LENGTH} characters long "
+                f"(one of {tenant!r} is {len(token)}); generate one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        grants.append(TokenGrant(token=token, tenant=tenant, admin=admin))
+    return grants
 
 
 class Settings(BaseSettings):
@@ -50,7 +64,9 @@ class Settings(BaseSettings):
     groq_timeout_seconds: float = 60.0
     groq_max_retries: int = 2
 
+    # `name:token` or a bare token (tenant `default`); ADMIN_TOKENS see every tenant.
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    admin_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     callback_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Absolute base of the results URL in webhook events (e.g. https://llm-batch.internal); unset: a path.
@@ -62,19 +78,38 @@ class Settings(BaseSettings):
     idempotency_key_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
     idempotency_wait_seconds: float = Field(default=30.0, ge=0)
 
-    # Input limits (README explains the defaults: a 21,000-PR backfill of ~20 KB per item fits in one request).
+    # Input limits (README explains the defaults).
     max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
-    max_items_per_batch: int = Field(default=50_000, gt=0)
+    max_items_per_batch: int = Field(default=200_000, gt=0)
     max_custom_id_length: int = Field(default=512, gt=0, le=512)
     max_metadata_keys: int = Field(default=16, ge=0)
     max_metadata_bytes: int = Field(default=4096, gt=0)
+    max_item_metadata_keys: int = Field(default=16, ge=0)
+    max_item_metadata_bytes: int = Field(default=1024, gt=0)
     max_output_schema_bytes: int = Field(default=64 * 1024, gt=0)
+    # A client that stops sending its request body for this long gets 408.
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # NDJSON exports streaming at once in one process; more get 503 with Retry-After.
+    export_max_concurrent: int = Field(default=4, ge=1)
 
-    primary_model: str = DEFAULT_PRIMARY_MODEL
-    fallback_model: str = DEFAULT_FALLBACK_MODEL
-    json_schema_models: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_JSON_SCHEMA_MODELS))
-    # JSON object {"model": [input_usd_per_1m, output_usd_per_1m]}, merged over the defaults.
+    # The default cascade (?fallback=true with no model named); PRIMARY_MODEL / FALLBACK_MODEL replace its
+    # first / second tier.
+    cascade: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_CASCADE))
+    primary_model: str | None = None
+    fallback_model: str | None = None
+    # Resends of a request that never ran (expired, missing, a provider 5xx) on the same tier.
+    cascade_max_resends: int = Field(default=2, ge=0, le=10)
+    # The model catalogue over the defaults (service/pipeline/catalogue.json): a JSON object of entries by
+    # model, in the environment or in a file.
+    model_catalogue: dict[str, Any] = Field(default_factory=dict)
+    model_catalogue_file: str | None = None
+    # JSON object {"model": [input_usd_per_1m, output_usd_per_1m]}, merged over the catalogue's prices.
     model_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # How often Groq's model list is read again (a model the account cannot use is refused at submit).
+    model_sync_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Reuse: an identical request that succeeded for the same tenant within this long is not sent again.
+    reuse_results: bool = False
+    reuse_max_age_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
 
     poll_interval_seconds: float = 30.0
     workers_enabled: bool = True
@@ -102,7 +137,7 @@ class Settings(BaseSettings):
     emulator_seed: int = 0
     emulator_time_scale: float = 0.02
 
-    @field_validator("api_tokens", "callback_allowed_hosts", "json_schema_models", mode="before")
+    @field_validator("api_tokens", "admin_tokens", "callback_allowed_hosts", "cascade", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -125,12 +160,49 @@ class Settings(BaseSettings):
             raise ValueError("PUBLIC_BASE_URL must be an http(s) URL such as https://llm-batch.internal")
         return value.rstrip("/")
 
+    @field_validator("cascade", mode="after")
+    @classmethod
+    def _cascade(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("CASCADE names at least one model (cheapest first, comma-separated)")
+        return value
+
+    @model_validator(mode="after")
+    def _tokens(self) -> Settings:
+        """Refuse short tokens at start-up (never quoting one): they are guessable, and too short to redact."""
+        self.token_grants()
+        return self
+
+    def token_grants(self) -> list[TokenGrant]:
+        return [
+            *parse_tokens(self.api_tokens, setting="API_TOKENS", admin=False),
+            *parse_tokens(self.admin_tokens, setting="ADMIN_TOKENS", admin=True),
+        ]
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_tokens or self.admin_tokens)
+
     @property
     def uses_emulator(self) -> bool:
         return self.groq_api_key is None or not self.groq_api_key.get_secret_value()
 
-    def prices(self) -> dict[str, tuple[float, float]]:
-        return {**DEFAULT_BATCH_PRICES, **self.model_prices}
+    def default_cascade(self) -> list[str]:
+        tiers = list(self.cascade)
+        if self.primary_model:
+            tiers[0] = self.primary_model
+        if self.fallback_model:
+            tiers[1:2] = [self.fallback_model]
+        return tiers
+
+    def catalogue_overrides(self) -> dict[str, Any]:
+        """MODEL_CATALOGUE_FILE, then MODEL_CATALOGUE over it."""
+        overrides: dict[str, Any] = {}
+        if self.model_catalogue_file:
+            loaded = json.loads(Path(self.model_catalogue_file).read_text(encoding="utf-8"))
+            overrides.update(loaded.get("models", loaded) if isinstance(loaded, dict) else {})
+        overrides.update(self.model_catalogue)
+        return overrides
 
 
 @lru_cache

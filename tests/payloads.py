@@ -41,9 +41,20 @@ def pr_item(number: int, *, max_tokens: int = 2048) -> dict[str, Any]:
     }
 
 
-def pr_batch(count: int, *, start: int = 1, **extra: Any) -> dict[str, Any]:
+# A budget no emulated generation runs out of: with strict mode on, every item succeeds in its first pass.
+AMPLE_TOKENS = 8192
+
+
+def pr_batch(
+    count: int, *, start: int = 1, items_metadata: bool = False, max_tokens: int = 2048, **extra: Any
+) -> dict[str, Any]:
+    """`count` PR analyses; `items_metadata`: each item carries {"pr_id": its number}; `extra`: header fields."""
+    items = [pr_item(number, max_tokens=max_tokens) for number in range(start, start + count)]
+    if items_metadata:
+        for number, item in enumerate(items, start=start):
+            item["metadata"] = {"pr_id": number}
     payload: dict[str, Any] = {
-        "items": [pr_item(number) for number in range(start, start + count)],
+        "items": items,
         "params": {
             "temperature": 0,
             "response_format": {

@@ -2,82 +2,151 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 
+from service.api.auth import PrincipalDep
 from service.api.deps import SessionDep, StateDep
+from service.api.errors import validation_problem
 from service.api.idempotency import IdempotencyDep
-from service.api.limits import check_json_depth, check_submission_limits
-from service.api.schemas import BatchCreate, RetryRequest
+from service.api.limits import check_header_limits, check_json_depth
+from service.api.schemas import BatchCreate, BatchHeader, RetryRequest
+from service.api.submission_body import NDJSON, BodyReader, Limits, read_submission, submission_format
 from service.api.webhook_routes import check_callback_url
 from service.batches.cancel import request_cancel
 from service.batches.reading import batch_or_404, item_or_404, list_page
 from service.batches.retry import RetryRequest as Retry
 from service.batches.retry import retry
+from service.batches.staging import StagedItems
 from service.batches.submission import NewBatch, submit
-from service.kit.problems import Problem
+from service.kit.problems import Problem, unavailable
 from service.models import BatchStatus
+from service.pipeline.validation import ItemChecker
 from service.views.batches import batch_out
-from service.views.results import item_out, ndjson_result_rows, result_page
+from service.views.results import ResultFilter, item_out, ndjson_pages, result_rows
 from service.views.schemas import BatchOut, BatchPage, ItemOut, ResultPage
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
-NDJSON = "application/x-ndjson"
 CURSOR_PATTERN = re.compile(r"[0-9]{1,9}")  # an item position; int32 on PostgreSQL
+BATCH_CURSOR_PATTERN = re.compile(r"lb_[0-9a-z]{26}")
+NDJSON_PAGE = 1000
+EXPORT_RETRY_AFTER_SECONDS = 2
+
+SUBMISSION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreate"}},
+            NDJSON: {
+                "schema": {
+                    "type": "string",
+                    "description": "Line 1: the BatchCreate fields except items (a JSON object). Then one ItemIn "
+                    "per line. Streamed: memory does not grow with the body.",
+                }
+            },
+        },
+    }
+}
+
+
+def _limits(state: StateDep) -> Limits:
+    settings = state.settings
+    return Limits(
+        max_items=settings.max_items_per_batch,
+        max_item_bytes=settings.max_bytes_per_provider_batch,
+        checker=ItemChecker(
+            max_custom_id_length=settings.max_custom_id_length,
+            max_metadata_keys=settings.max_item_metadata_keys,
+            max_metadata_bytes=settings.max_item_metadata_bytes,
+        ),
+    )
+
+
+def _header(raw: dict[str, Any]) -> BatchHeader:
+    try:
+        return BatchHeader.model_validate(raw)
+    except ValidationError as error:
+        raise validation_problem(error.errors()) from None
 
 
 @router.post(
     "",
     status_code=202,
     response_model=BatchOut,
-    summary="Submit items for a two-pass batch run",
+    summary="Submit items for a batch run through a cascade of models (JSON, or streamed NDJSON)",
+    openapi_extra=SUBMISSION_BODY,
     responses={
         400: {"description": "The body could not be read (not UTF-8)"},
+        408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
         409: {"description": "A request with this Idempotency-Key is still in progress (see Retry-After)"},
         413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+        415: {"description": "Neither application/json nor application/x-ndjson"},
     },
 )
 async def create_batch(
-    payload: BatchCreate,
+    request: Request,
     session: SessionDep,
     state: StateDep,
+    principal: PrincipalDep,
     idempotency: IdempotencyDep,
-    fallback: Annotated[bool, Query(description="Send pass-1 failures to the fallback model")] = False,
+    fallback: Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")] = False,
 ) -> Response:
-    if idempotency.replay is not None:
-        return idempotency.replay
-    check_submission_limits(payload, state.settings)
-    if payload.callback_url is not None:
-        await check_callback_url(state, payload.callback_url)
-    new = NewBatch(
-        items=[item.model_dump() for item in payload.items],
-        params=payload.params,
-        model=payload.model,
-        fallback_model=payload.fallback_model,
-        fallback_params=payload.fallback_params,
-        output_schema=payload.output_schema,
-        completion_window=payload.completion_window,
-        callback_url=payload.callback_url,
-        metadata=payload.metadata,
-        fallback=fallback,
-    )
-    batch = await submit(session, state.config, new)
+    kind = submission_format(request)
+    reader = BodyReader(request, state.settings.request_body_timeout_seconds)
+    with StagedItems(state.settings.spool_dir) as staged:
+        try:
+            raw = await read_submission(reader, kind, _limits(state), staged)
+            header = _header(raw.header)
+            check_header_limits(header, state.settings)
+        except Exception:
+            await reader.drain()
+            raise
+        replay = await idempotency.begin(state, raw.body_hash)
+        if replay is not None:
+            return replay
+        if header.callback_url is not None:
+            await check_callback_url(state, header.callback_url)
+        new = NewBatch(
+            params=header.params,
+            cascade=[tier.model_dump() for tier in header.cascade] if header.cascade is not None else None,
+            model=header.model,
+            fallback_model=header.fallback_model,
+            fallback_params=header.fallback_params,
+            strict=header.strict,
+            output_schema=header.output_schema,
+            completion_window=header.completion_window,
+            callback_url=header.callback_url,
+            metadata=header.metadata,
+            budget_usd=header.budget_usd,
+            reuse=header.reuse,
+            fallback=fallback,
+        )
+        batch = await submit(session, state.config, principal.tenant, new, staged)
     out = await batch_out(session, batch)
-    return await idempotency.respond(session, out, status_code=202, location=f"/batches/{batch.id}")
+    response = await idempotency.respond(session, out, status_code=202, location=f"/batches/{batch.id}")
+    state.wake_workers()
+    return response
 
 
 @router.get("", response_model=BatchPage, summary="List batches, newest first")
 async def list_batches(
     session: SessionDep,
+    principal: PrincipalDep,
     status: Annotated[BatchStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     after: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
 ) -> BatchPage:
-    batches, has_more = await list_page(session, status=status, after=after, limit=limit)
+    if after is not None and not BATCH_CURSOR_PATTERN.fullmatch(after):
+        raise bad_cursor()
+    batches, has_more = await list_page(session, tenant=principal.scope, status=status, after=after, limit=limit)
     return BatchPage(
         data=[await batch_out(session, batch) for batch in batches],
         has_more=has_more,
@@ -85,16 +154,16 @@ async def list_batches(
     )
 
 
-@router.get("/{batch_id}", response_model=BatchOut, summary="A batch: status, counts, cost and passes")
-async def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
-    return await batch_out(session, await batch_or_404(session, batch_id))
+@router.get("/{batch_id}", response_model=BatchOut, summary="A batch: status, counts, cost, tiers and passes")
+async def get_batch(batch_id: str, session: SessionDep, principal: PrincipalDep) -> BatchOut:
+    return await batch_out(session, await batch_or_404(session, batch_id, principal.scope))
 
 
 @router.post(
     "/{batch_id}/retry",
     status_code=202,
     response_model=BatchOut,
-    summary="Retry failed items",
+    summary="Retry failed items as a new pass",
     responses={
         400: {"description": "The body could not be read (not UTF-8)"},
         413: {"description": "Body larger than MAX_REQUEST_BYTES"},
@@ -102,37 +171,51 @@ async def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
 )
 async def retry_batch(
     batch_id: str,
+    request: Request,
     session: SessionDep,
     state: StateDep,
+    principal: PrincipalDep,
     idempotency: IdempotencyDep,
     payload: Annotated[RetryRequest | None, Body()] = None,
 ) -> Response:
-    if idempotency.replay is not None:
-        return idempotency.replay
-    request = payload or RetryRequest()
-    if request.params is not None:
-        check_json_depth(request.params, "params")
+    await batch_or_404(session, batch_id, principal.scope)
+    replay = await idempotency.begin(state, hashlib.sha256(await request.body()).hexdigest())
+    if replay is not None:
+        return replay
+    retry_request = payload or RetryRequest()
+    if retry_request.params is not None:
+        check_json_depth(retry_request.params, "params")
     batch = await retry(
         session,
         state.config,
         batch_id,
-        Retry(model=request.model, params=request.params, custom_ids=request.custom_ids),
+        Retry(model=retry_request.model, params=retry_request.params, custom_ids=retry_request.custom_ids),
+        principal.scope,
     )
-    return await idempotency.respond(session, await batch_out(session, batch), status_code=202)
+    response = await idempotency.respond(session, await batch_out(session, batch), status_code=202)
+    state.wake_workers()
+    return response
 
 
 @router.post("/{batch_id}/cancel", status_code=202, response_model=BatchOut, summary="Cancel a batch")
-async def cancel_batch(batch_id: str, session: SessionDep) -> BatchOut:
-    batch = await request_cancel(session, batch_id)
+async def cancel_batch(batch_id: str, session: SessionDep, state: StateDep, principal: PrincipalDep) -> BatchOut:
+    batch = await request_cancel(session, batch_id, principal.scope)
     await session.commit()
+    state.wake_workers()
     return await batch_out(session, batch)
+
+
+def bad_cursor() -> Problem:
+    return Problem(
+        400, "bad-cursor", "Bad cursor", "after must be a next_cursor returned by this endpoint", field="after"
+    )
 
 
 def _position_cursor(after: str | None) -> int:
     if after is None:
         return -1
     if not CURSOR_PATTERN.fullmatch(after):
-        raise Problem(400, "bad-cursor", "Bad cursor", "after must be a next_cursor returned by this endpoint")
+        raise bad_cursor()
     return int(after)
 
 
@@ -140,23 +223,77 @@ def _position_cursor(after: str | None) -> int:
     "/{batch_id}/results",
     response_model=ResultPage,
     summary="Merged results, one row per item (JSON pages, or NDJSON with Accept: application/x-ndjson)",
-    responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
+        503: {"description": "Too many exports streaming at once (EXPORT_MAX_CONCURRENT); see Retry-After"},
+    },
 )
 async def get_results(
     batch_id: str,
     request: Request,
     session: SessionDep,
     state: StateDep,
-    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[str | None, Query(max_length=20)] = None,
-) -> Any:
-    await batch_or_404(session, batch_id)
+    principal: PrincipalDep,
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending|retrying)$")] = None,
+    pass_number: Annotated[int | None, Query(alias="pass", ge=1, description="Rows decided in this pass")] = None,
+    tier: Annotated[int | None, Query(ge=0, description="Rows decided on this cascade tier")] = None,
+    since_pass: Annotated[
+        int | None, Query(ge=0, description="Only rows that changed in a pass after this one (a retry's import)")
+    ] = None,
+    updated_after: Annotated[datetime | None, Query(description="Only rows changed after this time (UTC)")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page (NDJSON: rows in all)")] = None,
+    after: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")] = None,
+) -> Response:
+    await batch_or_404(session, batch_id, principal.scope)
+    where = ResultFilter(
+        status=status,
+        pass_number=pass_number,
+        tier=tier,
+        since_pass=since_pass,
+        updated_after=updated_after.replace(tzinfo=None) if updated_after is not None else None,
+    )
+    position = _position_cursor(after)
     if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(ndjson_result_rows(state.sessions, batch_id, status), media_type=NDJSON)
-    return await result_page(session, batch_id, status=status, after_position=_position_cursor(after), limit=limit)
+        return await ndjson_export(session, state, batch_id, position, where, limit)
+    page_size = limit or 100
+    rows, cursor = await result_rows(session, batch_id, after_position=position, limit=page_size, where=where, raw=True)
+    page = {"data": rows, "has_more": cursor is not None, "next_cursor": str(cursor) if cursor is not None else None}
+    return Response(orjson.dumps(page), media_type="application/json")
+
+
+async def ndjson_export(
+    session: SessionDep, state: StateDep, batch_id: str, position: int, where: ResultFilter, limit: int | None
+) -> Response:
+    """The whole set (or `limit` rows), streamed. Admitted under EXPORT_MAX_CONCURRENT; the first page is read
+    before the answer starts, so a database that cannot serve it is a 503, not a truncated 200."""
+    if not state.exports.take():
+        raise unavailable(
+            f"{state.exports.limit} result exports are streaming already (EXPORT_MAX_CONCURRENT); try again shortly",
+            retry_after_seconds=EXPORT_RETRY_AFTER_SECONDS,
+        )
+    try:
+        size = NDJSON_PAGE if limit is None else min(NDJSON_PAGE, limit)
+        first = await result_rows(session, batch_id, after_position=position, limit=size, where=where, raw=True)
+        await session.close()  # the rest is read page by page, each with a connection of its own
+    except BaseException:
+        state.exports.give_back()
+        raise
+
+    async def stream() -> Any:
+        try:
+            async for block in ndjson_pages(
+                state.sessions, batch_id, first=first, where=where, limit=limit, page_size=NDJSON_PAGE
+            ):
+                yield block
+        finally:
+            state.exports.give_back()
+
+    return StreamingResponse(stream(), media_type=NDJSON)
 
 
 @router.get("/{batch_id}/items/{custom_id:path}", response_model=ItemOut, summary="One item with every attempt")
-async def get_item(batch_id: str, custom_id: str, session: SessionDep) -> ItemOut:
-    return await item_out(session, await item_or_404(session, batch_id, custom_id))
+async def get_item(batch_id: str, custom_id: str, session: SessionDep, principal: PrincipalDep) -> ItemOut:
+    return await item_out(session, await item_or_404(session, batch_id, custom_id, principal.scope))
+
+
+__all__ = ["BatchCreate", "router"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.api.principals import TokenTable
 from service.batches.config import LifecycleConfig
 from service.settings import Settings
 from service.store import Database, Session, Sessions
@@ -15,12 +16,36 @@ from service.webhooks.ssrf import CallbackGuard
 
 
 @dataclass
+class ExportSlots:
+    """How many NDJSON exports may stream at once in this process; the rest get 503 with Retry-After."""
+
+    limit: int
+    in_use: int = 0
+
+    def take(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def give_back(self) -> None:
+        self.in_use = max(0, self.in_use - 1)
+
+
+@dataclass
 class AppState:
     config: LifecycleConfig
     database: Database
     provider_label: str
+    tokens: TokenTable
     # The SSRF guard for callback_url, shared with the webhook worker (tests swap its resolver).
     callback_guard: CallbackGuard = field(default_factory=CallbackGuard)
+    exports: ExportSlots = field(default_factory=lambda: ExportSlots(4))
+    # Wakes this process's workers at once (a batch to lay out, a cancel to send) instead of at their next sweep.
+    wake: Callable[[], None] = field(default=lambda: None)
+
+    def wake_workers(self) -> None:
+        self.wake()
 
     @property
     def settings(self) -> Settings:

@@ -1,12 +1,14 @@
-"""Liveness and readiness; open without a token so orchestrators can probe them."""
+"""Liveness, readiness and the model catalogue; /healthz and /readyz are open without a token so orchestrators
+can probe them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import AppState, StateDep
+from service.api.deps import AppState, SessionDep, StateDep
 from service.views.health import readiness, unready
+from service.views.models import unusable_models
 from service.views.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -16,18 +18,23 @@ def startup_warnings(state: AppState) -> list[str]:
     warnings = []
     if state.provider_label == "emulator":
         warnings.append("GROQ_API_KEY is not set: batches run against the built-in Groq emulator, not Groq")
-    if not state.settings.api_tokens:
+    if not state.settings.auth_enabled:
         warnings.append("API_TOKENS is empty: authentication is off")
     return warnings
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness, with the provider in use")
-async def healthz(state: StateDep) -> Health:
+@router.get("/healthz", response_model=Health, summary="Liveness, with the provider in use and unusable models")
+async def healthz(state: StateDep, session: SessionDep) -> Health:
+    try:
+        unusable = await unusable_models(session, state.config.catalogue)
+    except Exception:  # liveness does not depend on the database; /readyz says when it is down
+        unusable = {}
     return Health(
         status="ok",
         provider=state.provider_label,
-        auth="on" if state.settings.api_tokens else "off",
+        auth="on" if state.settings.auth_enabled else "off",
         warnings=startup_warnings(state),
+        unusable_models=unusable,
     )
 
 

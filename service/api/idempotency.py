@@ -1,18 +1,18 @@
-"""Idempotency-Key on POST /batches and POST /batches/{id}/retry.
+"""Idempotency-Key on POST /batches and POST /batches/{id}/retry, per tenant.
 
 The same key with the same request (method, path, query and body) answers what the first request answered
 (status, body, Location) and creates nothing; the same key with another request is refused (422). Keys are
-kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h), then purged by the webhook worker.
+kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h), then purged by the webhook worker. Two tenants' keys never meet.
 
-How it holds across replicas and concurrent requests: the key is the primary key of `idempotency_keys`. A
-request first claims it (a committed row `in_progress`, owned by that request); the answer is stored by a
-conditional UPDATE in the very transaction that creates the batch or the pass, so the work and its answer are
-committed together or not at all. A second request with the key finds the row: if it is completed, it gets
-the stored answer; if it is still in progress, it waits (up to IDEMPOTENCY_WAIT_SECONDS) for the first one
-to finish and then gets the same answer; past that it gets 409 "in progress" with Retry-After. A request that
-fails (4xx) gives its key back, so a corrected request may use it again. A request that died holding a key
-frees it after IN_PROGRESS_LEASE; if it was only slow, its own commit then fails (its claim is gone), so one
-key never creates two batches.
+How it holds across replicas and concurrent requests: (tenant, key) is the primary key of `idempotency_keys`.
+Once the route has read the body (hashing it as it streamed), it claims the key (a committed row
+`in_progress`, owned by that request); the answer is stored by a conditional UPDATE in the very transaction
+that creates the batch or the pass, so the work and its answer are committed together or not at all. A second
+request with the key finds the row: if it is completed, it gets the stored answer; if it is still in
+progress, it waits (up to IDEMPOTENCY_WAIT_SECONDS) for the first one to finish and then gets the same answer;
+past that it gets 409 "in progress" with Retry-After. A request that fails (4xx) gives its key back, so a
+corrected request may use it again. A request that died holding a key frees it after IN_PROGRESS_LEASE; if it
+was only slow, its own commit then fails (its claim is gone), so one key never creates two batches.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
-from service.api.deps import StateDep
+from service.api.auth import PrincipalDep
+from service.api.deps import AppState, StateDep
 from service.kit.clock import utcnow
 from service.kit.problems import Problem, conflict
 from service.models import IdempotencyKey, IdempotencyState
@@ -45,11 +46,11 @@ POLL_SECONDS = 0.05
 JSON = "application/json"
 
 
-def request_fingerprint(method: str, path: str, query: list[tuple[str, str]], body: bytes) -> str:
+def request_fingerprint(method: str, path: str, query: list[tuple[str, str]], body_sha256: str) -> str:
     digest = hashlib.sha256()
     for part in (method.upper(), path, "&".join(f"{name}={value}" for name, value in sorted(query))):
         digest.update(part.encode("utf-8") + b"\n")
-    digest.update(hashlib.sha256(body).digest())
+    digest.update(body_sha256.encode())
     return digest.hexdigest()
 
 
@@ -65,25 +66,41 @@ class Idempotency:
     """What a keyed route needs: the stored answer to replay, or the claim to complete with its own answer."""
 
     key: str | None
-    request_hash: str = ""
+    tenant: str
     method: str = ""
     path: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+    request_hash: str = ""
     owner: str = ""
     replay: Response | None = None
+    claimed: bool = False
     completed: bool = False
 
-    @property
-    def holds_claim(self) -> bool:
-        return self.key is not None and self.replay is None
+    async def begin(self, state: AppState, body_sha256: str) -> Response | None:
+        """Claim the key for this request now that its body is known; the stored answer to replay instead, or
+        None (no key, or the key is ours)."""
+        if self.key is None:
+            return None
+        self.request_hash = request_fingerprint(self.method, self.path, list(self.query), body_sha256)
+        self.owner = uuid.uuid4().hex
+        await _claim_or_replay(state, self)
+        self.claimed = self.replay is None
+        return self.replay
 
     async def respond(
         self, session: Session, body: BaseModel, *, status_code: int, location: str | None = None
     ) -> Response:
         """Commit the route's work together with its answer (stored under the key, if any) and return it."""
         content = body.model_dump_json(by_alias=True)
-        if self.key is not None:
+        if self.claimed and self.key is not None:
             stored = await idempotency_store.complete(
-                session, key=self.key, owner=self.owner, status=status_code, body=content, location=location
+                session,
+                tenant=self.tenant,
+                key=self.key,
+                owner=self.owner,
+                status=status_code,
+                body=content,
+                location=location,
             )
             if not stored:
                 # Our claim expired and another request took the key over: this work must not be committed.
@@ -110,12 +127,13 @@ def _reused(key: str, row: IdempotencyKey) -> Problem:
     )
 
 
-async def _claim(state: StateDep, idempotency: Idempotency) -> tuple[bool, IdempotencyKey | None]:
+async def _claim(state: AppState, idempotency: Idempotency) -> tuple[bool, IdempotencyKey | None]:
     """(True, None) when the key is now ours, else (False, the row holding it, or None when it just went away)."""
     assert idempotency.key is not None
     now = utcnow()
     claimed = await idempotency_store.claim(
         state.sessions,
+        tenant=idempotency.tenant,
         key=idempotency.key,
         request_hash=idempotency.request_hash,
         method=idempotency.method,
@@ -126,10 +144,10 @@ async def _claim(state: StateDep, idempotency: Idempotency) -> tuple[bool, Idemp
     )
     if claimed:
         return True, None
-    return False, await idempotency_store.find(state.sessions, idempotency.key)
+    return False, await idempotency_store.find(state.sessions, idempotency.tenant, idempotency.key)
 
 
-async def _claim_or_replay(state: StateDep, idempotency: Idempotency) -> None:
+async def _claim_or_replay(state: AppState, idempotency: Idempotency) -> None:
     assert idempotency.key is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + state.settings.idempotency_wait_seconds
@@ -150,10 +168,12 @@ async def _claim_or_replay(state: StateDep, idempotency: Idempotency) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def _give_back(state: StateDep, idempotency: Idempotency) -> None:
+async def _give_back(state: AppState, idempotency: Idempotency) -> None:
     assert idempotency.key is not None
     try:
-        await idempotency_store.give_back(state.sessions, key=idempotency.key, owner=idempotency.owner)
+        await idempotency_store.give_back(
+            state.sessions, tenant=idempotency.tenant, key=idempotency.key, owner=idempotency.owner
+        )
     except Exception:  # the claim then frees itself after IN_PROGRESS_LEASE
         logger.exception("could not give back %s %r", HEADER, idempotency.key)
 
@@ -161,6 +181,7 @@ async def _give_back(state: StateDep, idempotency: Idempotency) -> None:
 async def idempotency_key(
     request: Request,
     state: StateDep,
+    principal: PrincipalDep,
     key: Annotated[
         str | None,
         Header(
@@ -171,19 +192,17 @@ async def idempotency_key(
         ),
     ] = None,
 ) -> AsyncIterator[Idempotency]:
-    idempotency = Idempotency(key=key)
-    if key is not None:
-        idempotency.method = request.method
-        idempotency.path = request.url.path
-        idempotency.owner = uuid.uuid4().hex
-        idempotency.request_hash = request_fingerprint(
-            request.method, request.url.path, request.query_params.multi_items(), await request.body()
-        )
-        await _claim_or_replay(state, idempotency)
+    idempotency = Idempotency(
+        key=key,
+        tenant=principal.tenant,
+        method=request.method,
+        path=request.url.path,
+        query=tuple(request.query_params.multi_items()),
+    )
     try:
         yield idempotency
     finally:
-        if idempotency.holds_claim and not idempotency.completed:
+        if idempotency.claimed and not idempotency.completed:
             await _give_back(state, idempotency)
 
 

@@ -7,10 +7,10 @@ an oversized request is never buffered whole.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import problem_response
-from service.api.schemas import BatchCreate
+from service.api.schemas import BatchHeader
 from service.kit.problems import limit_exceeded
 from service.settings import Settings
 
@@ -101,8 +101,8 @@ def install_request_limits(app: FastAPI, settings: Settings) -> None:
 def json_size(value: Any) -> int | None:
     """Bytes of the compact JSON of `value`; None when it nests too deeply to be serialised."""
     try:
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    except (RecursionError, ValueError):
+        return len(orjson.dumps(value))
+    except (orjson.JSONEncodeError, RecursionError):
         return None
 
 
@@ -146,46 +146,21 @@ def check_json_depth(value: Any, field: str) -> None:
         )
 
 
-def check_submission_limits(payload: BatchCreate, settings: Settings) -> None:
-    """The configurable limits of a submission, checked before anything else looks at its items."""
-    if len(payload.items) > settings.max_items_per_batch:
+def check_header_limits(header: BatchHeader, settings: Settings) -> None:
+    """The configurable limits of a submission's header (its items are checked as they are read)."""
+    if len(header.metadata) > settings.max_metadata_keys:
         raise limit_exceeded(
-            f"items has {len(payload.items)} entries; a batch holds at most MAX_ITEMS_PER_BATCH = "
-            f"{settings.max_items_per_batch} (split the work over several batches)",
-            field="items",
-            setting="MAX_ITEMS_PER_BATCH",
-            maximum=settings.max_items_per_batch,
-        )
-    for field, value in (
-        ("params", payload.params),
-        ("fallback_params", payload.fallback_params),
-        ("output_schema", payload.output_schema),
-        ("metadata", payload.metadata),
-    ):
-        check_json_depth(value, field)
-    for index, item in enumerate(payload.items):
-        check_json_depth(item.body, f"items.{index}.body")
-        if len(item.custom_id) > settings.max_custom_id_length:
-            raise limit_exceeded(
-                f"items.{index}.custom_id is {len(item.custom_id)} characters long; at most "
-                f"MAX_CUSTOM_ID_LENGTH = {settings.max_custom_id_length}",
-                field=f"items.{index}.custom_id",
-                setting="MAX_CUSTOM_ID_LENGTH",
-                maximum=settings.max_custom_id_length,
-            )
-    if len(payload.metadata) > settings.max_metadata_keys:
-        raise limit_exceeded(
-            f"metadata has {len(payload.metadata)} keys; at most MAX_METADATA_KEYS = {settings.max_metadata_keys}",
+            f"metadata has {len(header.metadata)} keys; at most MAX_METADATA_KEYS = {settings.max_metadata_keys}",
             field="metadata",
             setting="MAX_METADATA_KEYS",
             maximum=settings.max_metadata_keys,
         )
     _check_json_size(
-        payload.metadata, field="metadata", setting="MAX_METADATA_BYTES", maximum=settings.max_metadata_bytes
+        header.metadata, field="metadata", setting="MAX_METADATA_BYTES", maximum=settings.max_metadata_bytes
     )
     schemas = {
-        "output_schema": payload.output_schema,
-        "params.response_format.json_schema.schema": _response_format_schema(payload.params),
+        "output_schema": header.output_schema,
+        "params.response_format.json_schema.schema": _response_format_schema(header.params),
     }
     for field, schema in schemas.items():
         if schema is not None:

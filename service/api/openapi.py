@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.errors import PROBLEM_BASE, PROBLEM_JSON
+from service.api.schemas import BatchCreate
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -33,6 +34,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 ERROR_DESCRIPTIONS = {
     "400": "Bad request (for example a cursor this endpoint did not issue)",
+    "408": "The request body stopped arriving",
+    "415": "Unsupported media type",
+    "503": "Busy: try again after Retry-After",
     "401": "Missing or wrong bearer token",
     "404": "No such batch or item",
     "409": "Conflicts with the batch's current state",
@@ -47,8 +51,10 @@ def _expected_errors(path: str, method: str) -> set[str]:
         statuses.add("404")
     if method == "post" and (path.endswith("/retry") or path.endswith("/cancel")):
         statuses.add("409")
-    if path.endswith("/results"):
+    if path.endswith("/results") or path == "/batches":
         statuses.add("400")
+    if method == "get" and path.endswith("/results"):
+        statuses.add("503")
     return statuses
 
 
@@ -59,7 +65,7 @@ def _problem_responses(document: dict[str, Any]) -> None:
             responses = operation.setdefault("responses", {})
             has_input = bool(operation.get("parameters") or operation.get("requestBody"))
             wanted = _expected_errors(path, method) if has_input else set()
-            wanted |= {status for status in responses if status.startswith("4")}
+            wanted |= {status for status in responses if status.startswith(("4", "5"))}
             for status in sorted(wanted):
                 description = responses.get(status, {}).get("description") or ERROR_DESCRIPTIONS.get(status, "Error")
                 if status == "422" and description == "Validation Error":
@@ -71,10 +77,21 @@ def _problem_responses(document: dict[str, Any]) -> None:
     schemas["Problem"] = PROBLEM_SCHEMA
 
 
+def _request_schemas(document: dict[str, Any]) -> None:
+    """Bodies a route reads itself (POST /batches streams its body) are documented from their models."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (BatchCreate,):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas[model.__name__] = schema
+
+
 def install_openapi(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            _request_schemas(document)
             _problem_responses(document)
             app.openapi_schema = document
         return app.openapi_schema

@@ -1,10 +1,18 @@
-"""Request bodies of the HTTP API (the answers are in service/views/schemas.py)."""
+"""Request bodies of the HTTP API (the answers are in service/views/schemas.py).
+
+POST /batches is read as a stream (service/api/submission_body.py), not by these models: `BatchHeader` checks
+everything but the items once they are read, and `BatchCreate` documents the whole body in the OpenAPI.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TIERS = 8
+MAX_BUDGET_USD = Decimal("1000000")
 
 
 class ItemIn(BaseModel):
@@ -18,17 +26,51 @@ class ItemIn(BaseModel):
         "at most MAX_CUSTOM_ID_LENGTH characters.",
     )
     body: dict[str, Any] = Field(description="A chat-completions body without `model`.")
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="Kept with the item and echoed on its result rows (at most MAX_ITEM_METADATA_KEYS keys, "
+        "MAX_ITEM_METADATA_BYTES): the monolith's own keys, such as its primary key.",
+    )
 
 
-class BatchCreate(BaseModel):
+class TierIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ItemIn] = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=200, description="A model of the catalogue (GET /models).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Merged over each item's body on this tier (max_completion_tokens, ...)."
+    )
+
+
+class BatchHeader(BaseModel):
+    """Everything of a submission but its items: the JSON body's other keys, or the first line of NDJSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
     params: dict[str, Any] = Field(default_factory=dict, description="Merged under every item's body.")
-    model: str | None = Field(default=None, description="Pass-1 model; PRIMARY_MODEL when omitted.")
-    fallback_model: str | None = Field(default=None, description="Pass-2 model; FALLBACK_MODEL when omitted.")
+    cascade: list[TierIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TIERS,
+        description="The tiers, cheapest first: every item starts on the first, and failures move on by their "
+        "cause. Omitted: `model` (+ `fallback_model`) or, with ?fallback=true, the CASCADE setting.",
+    )
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The first tier's model; the default cascade's first."
+    )
+    fallback_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="With ?fallback=true: the second tier's model (a two-tier cascade with `model`).",
+    )
     fallback_params: dict[str, Any] = Field(
-        default_factory=dict, description="Merged over each body in the fallback pass."
+        default_factory=dict, description="With ?fallback=true: the second tier's params."
+    )
+    strict: bool = Field(
+        default=True,
+        description="Ask the tiers whose model supports it for strict structured output (constrained decoding) "
+        "when there is an output_schema or a json_schema response_format. false: best effort everywhere.",
     )
     output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema the output must meet.")
     completion_window: str = Field(default="24h", pattern=r"^\d+[hd]$")
@@ -41,11 +83,39 @@ class BatchCreate(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Kept with the batch (at most MAX_METADATA_KEYS keys, MAX_METADATA_BYTES)."
     )
+    budget_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_BUDGET_USD,
+        decimal_places=12,
+        description="The most the batch may cost, in USD: a provider batch whose worst case would exceed it is not "
+        "sent and its items fail with budget_exceeded. The bill never exceeds it.",
+    )
+    reuse: bool | None = Field(
+        default=None,
+        description="Take the answer of an identical request (same tier model and body) that already succeeded for "
+        "this tenant within REUSE_MAX_AGE_SECONDS, at no cost. Omitted: the REUSE_RESULTS setting.",
+    )
+
+    @field_validator("budget_usd", mode="before")
+    @classmethod
+    def _exact_budget(cls, value: Any) -> Any:
+        # A JSON number arrives as a float; its shortest decimal form is what the caller wrote.
+        return repr(value) if isinstance(value, float) else value
+
+
+class BatchCreate(BatchHeader):
+    """POST /batches as JSON. As NDJSON (Content-Type: application/x-ndjson) the same fields but `items` are the
+    first line, then one item per line."""
+
+    items: list[ItemIn] = Field(min_length=1)
 
 
 class RetryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = None
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200, description="The retry's model; the cascade's last tier."
+    )
     params: dict[str, Any] | None = None
     custom_ids: list[str] | None = Field(default=None, min_length=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from service.api.auth import PrincipalDep
 from service.api.deps import SessionDep, StateDep
 from service.batches.finishing import redeliver
 from service.kit.problems import invalid
@@ -36,8 +37,8 @@ async def check_callback_url(state: StateDep, callback_url: str) -> None:
     summary="Send the batch's last webhook event again (same webhook-id, new signature)",
     responses={409: {"description": "The batch has not finished yet"}},
 )
-async def redeliver_webhook(batch_id: str, session: SessionDep, state: StateDep) -> WebhookOut:
-    await redeliver(session, state.config, batch_id)
+async def redeliver_webhook(batch_id: str, session: SessionDep, state: StateDep, principal: PrincipalDep) -> WebhookOut:
+    await redeliver(session, state.config, batch_id, principal.scope)
     await session.commit()
     view = await webhook_out(session, batch_id)
     assert view is not None

@@ -1,5 +1,11 @@
 """Advancing a batch (a worker step, under the batch's lease): lay out planned passes, close finished ones,
-plan the fallback pass, finish. What to do next is decided by `service/pipeline/next_step.py`."""
+start the cascade's next round, finish.
+
+The cascade runs in rounds: while any pass is planned or running, the batch waits; when none is, every tier
+with items queued for it gets a pass (the same tier again for a raised budget or a resend, a later tier for
+an escalation), laid out at once. With nothing queued, the batch finishes. A cancelled batch lays out
+nothing more; whatever was not sent fails with `cancelled`.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +14,97 @@ import logging
 from service.batches.config import LifecycleConfig
 from service.batches.finishing import finish
 from service.batches.layout import lay_out
+from service.batches.tiers import tiers_of
 from service.kit.clock import utcnow
-from service.models import Batch, BatchStatus, ItemStatus, PassKind, PassStatus
-from service.pipeline.next_step import BatchProgress, NextStep, next_step
+from service.models import Batch, BatchStatus, PassKind, PassStatus
+from service.pipeline import failure_codes as codes
 from service.store import Session
 from service.store import batches as batches_store
 from service.store import items as items_store
 from service.store import passes as passes_store
+from service.store.passes import FINAL
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATUS = {
-    NextStep.FINISH_COMPLETED: BatchStatus.COMPLETED,
-    NextStep.FINISH_FAILED: BatchStatus.FAILED,
-    NextStep.FINISH_CANCELLED: BatchStatus.CANCELLED,
-}
+CANCELLED_MESSAGE = "the batch was cancelled before this item was sent"
+
+
+def final_status(batch: Batch) -> BatchStatus:
+    if batch.cancel_requested:
+        return BatchStatus.CANCELLED
+    if batch.succeeded == 0 and batch.failed > 0:
+        return BatchStatus.FAILED
+    return BatchStatus.COMPLETED
+
+
+async def _cancel_unsent(session: Session, batch: Batch) -> None:
+    """Items no pass will send now fail with `cancelled` (every item still ends with one merged row)."""
+    pending, queued = await items_store.fail_unstarted(session, batch.id, codes.CANCELLED, CANCELLED_MESSAGE)
+    if pending or queued:
+        await batches_store.add_to_counters(
+            session, batch.id, pending=-pending, retrying=-queued, failed=pending + queued
+        )
+        await passes_store.count_failures(session, batch.id, FINAL, {codes.CANCELLED: pending + queued})
+
+
+async def _next_round(session: Session, config: LifecycleConfig, batch: Batch) -> int:
+    """A pass for every tier with items queued; how many passes."""
+    queued = await items_store.queued_tiers(session, batch.id)
+    tiers = tiers_of(batch)
+    for tier_index in sorted(queued):
+        tier = tiers[tier_index]
+        pass_ = await passes_store.insert(
+            session,
+            batch.id,
+            kind=PassKind.CASCADE,
+            model=tier.model,
+            tier=tier_index,
+            params=tier.params,
+            strict_mode=batch.strict_mode,
+            planned_items=queued[tier_index],
+        )
+        count = await lay_out(session, config, batch, pass_)
+        logger.info(
+            "batch %s: pass %d on tier %d (%s) with %d items", batch.id, pass_.number, tier_index, tier.model, count
+        )
+    return len(queued)
 
 
 async def advance(session: Session, config: LifecycleConfig, batch: Batch) -> Batch:
     """One step of the batch's lifecycle, in the caller's (fenced) transaction; the batch as it ends up."""
-    passes = await passes_store.of_batch(session, batch.id)
-    status = batch.status
-    for pass_ in passes:
+    if batch.cancel_requested:
+        await _cancel_unsent(session, batch)
+    for pass_ in await passes_store.of_batch(session, batch.id):
         assert pass_.id is not None
         if pass_.status == PassStatus.PLANNED:
             if batch.cancel_requested:
                 await passes_store.set_status(session, pass_.id, PassStatus.CANCELLED, finished_at=utcnow())
-                pass_.status = PassStatus.CANCELLED
-            else:
-                count = await lay_out(session, config, batch, pass_)
-                pass_.status = PassStatus.RUNNING if count else PassStatus.COMPLETED
-                logger.info("batch %s: pass %d laid out with %d items", batch.id, pass_.number, count)
-                if status == BatchStatus.QUEUED:
-                    status = BatchStatus.RUNNING
-                    await batches_store.set_status(session, batch.id, status)
+                continue
+            count = await lay_out(session, config, batch, pass_)
+            logger.info("batch %s: pass %d laid out with %d items", batch.id, pass_.number, count)
+            if batch.status == BatchStatus.QUEUED:
+                await batches_store.set_status(session, batch.id, BatchStatus.RUNNING)
         elif pass_.status == PassStatus.RUNNING and await passes_store.open_chunk_count(session, pass_.id) == 0:
-            pass_.status = PassStatus.CANCELLED if batch.cancel_requested else PassStatus.COMPLETED
-            await passes_store.set_status(session, pass_.id, pass_.status, finished_at=utcnow())
-    counts = await items_store.status_counts(session, batch.id)
-    progress = BatchProgress(
-        has_active_pass=any(p.status in (PassStatus.PLANNED, PassStatus.RUNNING) for p in passes),
-        has_fallback_pass=any(p.kind != PassKind.PRIMARY for p in passes),
-        fallback_enabled=batch.fallback_enabled,
-        cancel_requested=batch.cancel_requested,
-        succeeded=counts.get(ItemStatus.SUCCEEDED, 0),
-        failed=counts.get(ItemStatus.FAILED, 0),
-        pending=counts.get(ItemStatus.PENDING, 0),
+            closed = PassStatus.CANCELLED if batch.cancel_requested else PassStatus.COMPLETED
+            await passes_store.set_status(session, pass_.id, closed, finished_at=utcnow())
+    passes = await passes_store.of_batch(session, batch.id)
+    if any(p.status in (PassStatus.PLANNED, PassStatus.RUNNING) for p in passes):
+        return await _fresh(session, batch.id)
+    if not batch.cancel_requested and await _next_round(session, config, batch):
+        return await _fresh(session, batch.id)
+    current = await _fresh(session, batch.id)
+    finished = await finish(session, config, current, final_status(current))
+    logger.info(
+        "batch %s finished: %s (%d succeeded, %d failed)",
+        batch.id,
+        finished.status,
+        finished.succeeded,
+        finished.failed,
     )
-    step = next_step(progress)
-    if step == NextStep.PLAN_FALLBACK:
-        fallback = await passes_store.insert(
-            session, batch.id, kind=PassKind.FALLBACK, model=batch.fallback_model, params=batch.fallback_params
-        )
-        count = await lay_out(session, config, batch, fallback)
-        logger.info("batch %s: fallback pass on %s with %d items", batch.id, batch.fallback_model, count)
-    elif step in FINAL_STATUS:
-        finished = await finish(session, config, batch, FINAL_STATUS[step])
-        logger.info("batch %s finished: %s %s", batch.id, finished.status, counts)
-        return finished
-    fresh = await batches_store.get_batch_fresh(session, batch.id)
-    assert fresh is not None
-    return fresh
+    return finished
+
+
+async def _fresh(session: Session, batch_id: str) -> Batch:
+    batch = await batches_store.get_batch(session, batch_id)
+    assert batch is not None
+    return batch

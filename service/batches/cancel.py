@@ -9,11 +9,11 @@ from service.store import Session
 from service.store import batches as batches_store
 
 
-async def request_cancel(session: Session, batch_id: str) -> Batch:
+async def request_cancel(session: Session, batch_id: str, tenant: str | None) -> Batch:
     """Mark the batch for cancelling (flushed, not committed); 409 once it has finished."""
-    batch = await batch_or_404(session, batch_id)
+    batch = await batch_or_404(session, batch_id, tenant)
     if batch.status in TERMINAL_BATCH_STATUSES or not await batches_store.request_cancel(session, batch_id):
         raise conflict(f"batch {batch_id} is already {batch.status}")
-    fresh = await batches_store.get_batch_fresh(session, batch_id)
+    fresh = await batches_store.get_batch(session, batch_id)
     assert fresh is not None
     return fresh

@@ -1,21 +1,28 @@
-"""What the lifecycle needs to know about the deployment: the settings and the batch prices."""
+"""What the lifecycle needs to know about the deployment: the settings and the model catalogue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.pipeline.cost import PriceTable
+from service.pipeline.catalogue import Catalogue, ModelEntry
+from service.pipeline.cost import Usage
 from service.settings import Settings
 
 
 @dataclass(frozen=True)
 class LifecycleConfig:
     settings: Settings
-    prices: PriceTable
+    catalogue: Catalogue
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LifecycleConfig:
-        return cls(settings=settings, prices=PriceTable(settings.prices()))
+        catalogue = Catalogue.build(settings.catalogue_overrides(), settings.model_prices)
+        return cls(settings=settings, catalogue=catalogue)
 
-    def supports_json_schema(self, model: str) -> bool:
-        return model in self.settings.json_schema_models
+    def entry(self, model: str) -> ModelEntry:
+        """The catalogue's entry; a model named but unknown is treated as JSON mode only (never chosen: submit
+        refuses models without a price)."""
+        return self.catalogue.get(model) or ModelEntry(id=model)
+
+    def cost_pico(self, model: str, usage: Usage) -> int:
+        return self.catalogue.cost_pico(model, usage)

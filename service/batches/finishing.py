@@ -65,15 +65,15 @@ async def queue_terminal_event(session: Session, settings: Settings, batch: Batc
 async def finish(session: Session, config: LifecycleConfig, batch: Batch, status: BatchStatus) -> Batch:
     """Write the terminal status (releasing the batch's lease) and queue the webhook event."""
     await batches_store.set_status(session, batch.id, status, finished_at=utcnow(), release=True)
-    finished = await batches_store.get_batch_fresh(session, batch.id)
+    finished = await batches_store.get_batch(session, batch.id)
     assert finished is not None
     await queue_terminal_event(session, config.settings, finished)
     return finished
 
 
-async def redeliver(session: Session, config: LifecycleConfig, batch_id: str) -> None:
+async def redeliver(session: Session, config: LifecycleConfig, batch_id: str, tenant: str | None) -> None:
     """Send the last webhook event again (same webhook-id, new signature); queue it if none was made."""
-    batch = await batch_or_404(session, batch_id)
+    batch = await batch_or_404(session, batch_id, tenant)
     if not batch.callback_url:
         raise Problem(
             404, "not-found", "Not found", f"batch {batch_id!r} has no callback_url, so there is no webhook to send"

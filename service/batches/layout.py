@@ -1,46 +1,271 @@
-"""Laying out a planned pass: one pending attempt per item it takes, grouped into provider-batch chunks."""
+"""Laying out a planned pass: each item's line is built once, and it either goes into a provider-batch chunk
+(a pending attempt, and the line written to the chunk's spool file right away) or, with reuse on, takes the
+answer an identical earlier request already got (a finished attempt, nothing sent).
+
+Items that succeeded are never taken again: the first pass takes the items never sent, later passes the items
+the cascade (or a retry) queued for them. The work is done in groups, yielding to the event loop between
+them, so laying out a large pass never holds an API in the same process for long.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
 from service.batches.config import LifecycleConfig
 from service.batches.lines import spec_of_pass
-from service.models import Batch, Pass, PassKind, PassStatus, ProviderBatch
-from service.pipeline.chunking import plan_chunks
-from service.pipeline.requests import request_line
+from service.kit.clock import utcnow
+from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
+from service.pipeline import routing
+from service.pipeline.catalogue import ModelEntry
+from service.pipeline.chunk_names import chunk_key, upload_filename
+from service.pipeline.chunking import ChunkPlanner
+from service.pipeline.requests import BuiltLine, PassRequestSpec, request_hash
+from service.pipeline.tokens import count_input_tokens
 from service.store import Session
 from service.store import attempts as attempts_store
+from service.store import batches as batches_store
 from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import passes as passes_store
 
+GROUP = 500  # items built, looked up and written per step; the event loop runs between steps
+
+
+def layout_spool_path(spool_dir: Path, batch_id: str, pass_number: int, chunk_index: int) -> Path:
+    return spool_dir / "layout" / upload_filename(chunk_key(batch_id, pass_number, chunk_index))
+
+
+@dataclass
+class _OpenChunk:
+    row: ProviderBatch
+    path: Path
+    handle: IO[bytes]
+    digest: Any = field(default_factory=hashlib.sha256)
+
+
+@dataclass
+class _Layout:
+    """The chunks of one pass as they fill up."""
+
+    session: Session
+    batch: Batch
+    pass_: Pass
+    spool_dir: Path
+    planner: ChunkPlanner
+    current: _OpenChunk | None = None
+
+    async def add(self, line: bytes, worst_case_pico: int, custom_id: str) -> int:
+        """Append a line; the id of the chunk it went into."""
+        index, opens = self.planner.place(len(line), custom_id)
+        if opens:
+            await self.close()
+        current = self.current or await self._open(index)
+        current.handle.write(line)
+        current.digest.update(line)
+        current.row.line_count += 1
+        current.row.byte_count += len(line)
+        current.row.worst_case_pico += worst_case_pico
+        assert current.row.id is not None
+        return current.row.id
+
+    async def _open(self, index: int) -> _OpenChunk:
+        assert self.pass_.id is not None
+        row = ProviderBatch(batch_id=self.batch.id, pass_id=self.pass_.id, chunk_index=index)
+        await chunks_store.insert(self.session, [row])
+        path = layout_spool_path(self.spool_dir, self.batch.id, self.pass_.number, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.current = _OpenChunk(row=row, path=path, handle=path.open("wb"))
+        return self.current
+
+    async def close(self) -> None:
+        current, self.current = self.current, None
+        if current is None:
+            return
+        current.handle.close()
+        current.row.spool_sha256 = current.digest.hexdigest()
+        await chunks_store.save(self.session, current.row)
+
+    def abort(self) -> None:
+        if self.current is not None:
+            self.current.handle.close()
+            self.current.path.unlink(missing_ok=True)
+            self.current = None
+
+
+def _reason(pass_: Pass, queued_reason: str | None) -> str:
+    if pass_.kind == PassKind.RETRY:
+        return routing.RETRY
+    return queued_reason or routing.FIRST
+
+
+def _worst_case(entry: ModelEntry, built: BuiltLine) -> int:
+    """The most this line can cost: its counted input tokens and its whole output budget."""
+    input_tokens = count_input_tokens(entry.id, built.request, upper_bound=True).tokens
+    output_tokens = built.max_completion_tokens or entry.max_completion_tokens
+    return input_tokens * entry.input_pico_per_token + output_tokens * entry.output_pico_per_token
+
+
+async def _items_of(session: Session, batch: Batch, pass_: Pass) -> list[Any]:
+    if pass_.kind == PassKind.PRIMARY:
+        return await items_store.first_pass_items(session, batch.id)
+    return await items_store.queued_items(session, batch.id, tier=pass_.tier, retry=pass_.kind == PassKind.RETRY)
+
 
 async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_: Pass) -> int:
-    """Create the chunks and attempts of `pass_` and mark it running (completed when it takes no item).
-    Later passes only ever take items that failed: items that passed are never sent again. Returns the
-    number of items."""
+    """Create the chunks and attempts of `pass_`, write its lines, and mark it running (completed when nothing
+    needs sending). Returns the number of items it took."""
     assert pass_.id is not None
-    items = await items_store.for_pass(
-        session, batch.id, failed_only=pass_.kind != PassKind.PRIMARY, custom_ids=pass_.selected_custom_ids
-    )
+    rows = await _items_of(session, batch, pass_)
     spec = spec_of_pass(config, batch, pass_)
-    sizes = [len(request_line(spec, row.custom_id, row.body)) for row in items]
-    chunk_of = plan_chunks(
-        sizes,
-        max_lines=config.settings.max_lines_per_provider_batch,
-        max_bytes=config.settings.max_bytes_per_provider_batch,
+    entry = config.entry(pass_.model)
+    layout = _Layout(
+        session,
+        batch,
+        pass_,
+        Path(config.settings.spool_dir),
+        ChunkPlanner(config.settings.max_lines_per_provider_batch, config.settings.max_bytes_per_provider_batch),
     )
-    chunks: dict[int, ProviderBatch] = {}
-    for index, size in zip(chunk_of, sizes, strict=True):
-        chunk = chunks.get(index)
-        if chunk is None:
-            chunk = chunks[index] = ProviderBatch(batch_id=batch.id, pass_id=pass_.id, chunk_index=index)
-        chunk.line_count += 1
-        chunk.byte_count += size
-    await chunks_store.insert(session, chunks.values())
-    chunk_ids = {index: chunk.id for index, chunk in chunks.items() if chunk.id is not None}
-    await attempts_store.insert_pending(
-        session, [(row.id, pass_.id, chunk_ids[index]) for row, index in zip(items, chunk_of, strict=True)]
+    reasons: Counter[str] = Counter()
+    strict_lines: list[bool] = []
+    reused_total = saved_total = 0
+    try:
+        for start in range(0, len(rows), GROUP):
+            group = rows[start : start + GROUP]
+            reused, saved = await _lay_out_group(
+                session, config, batch, pass_, spec, entry, layout, group, reasons, strict_lines
+            )
+            reused_total += reused
+            saved_total += saved
+            await asyncio.sleep(0)
+        await layout.close()
+    except BaseException:
+        layout.abort()
+        raise
+    if pass_.kind != PassKind.PRIMARY:
+        await items_store.clear_queue(session, [row.id for row in rows])
+    sent = len(rows) - reused_total
+    await passes_store.laid_out(
+        session,
+        pass_.id,
+        status=PassStatus.RUNNING if sent else PassStatus.COMPLETED,
+        sent_because=dict(reasons),
+        strict_mode=bool(strict_lines and strict_lines[0]),
+        items=len(rows),
+        reused=reused_total,
+        succeeded=reused_total,
+        saved_pico=saved_total,
     )
-    await items_store.mark_pending(session, [row.id for row in items])
-    await passes_store.set_status(session, pass_.id, PassStatus.RUNNING if items else PassStatus.COMPLETED)
-    return len(items)
+    if reused_total:
+        waiting = "pending" if pass_.kind == PassKind.PRIMARY else "retrying"
+        await batches_store.add_to_counters(
+            session, batch.id, **{waiting: -reused_total}, succeeded=reused_total, saved_pico=saved_total
+        )
+    return len(rows)
+
+
+async def _lay_out_group(
+    session: Session,
+    config: LifecycleConfig,
+    batch: Batch,
+    pass_: Pass,
+    spec: PassRequestSpec,
+    entry: ModelEntry,
+    layout: _Layout,
+    group: Sequence[Any],
+    reasons: Counter[str],
+    strict_lines: list[bool],
+) -> tuple[int, int]:
+    """One group of items: build, look up reuse, write or reuse. (reused count, what reuse saved)."""
+    assert pass_.id is not None
+    built_lines = []
+    for row in group:
+        body = orjson.loads(row.body_json)
+        overrides = orjson.loads(row.next_overrides_json) if row.next_overrides_json else None
+        built = spec.build(row.custom_id, body, overrides)
+        if not strict_lines:
+            strict_lines.append(built.strict)
+        built_lines.append((row, built, overrides, request_hash(batch.tenant, built.body)))
+    found: dict[str, attempts_store.Reusable] = {}
+    if batch.reuse:
+        since = utcnow() - timedelta(seconds=config.settings.reuse_max_age_seconds)
+        found = await attempts_store.reusable(session, batch.tenant, [line[3] for line in built_lines], since)
+    pending: list[dict[str, Any]] = []
+    reused_rows: list[tuple[Any, str, attempts_store.Reusable, Any]] = []
+    for row, built, overrides, hashed in built_lines:
+        reason = _reason(pass_, row.next_reason)
+        reasons[reason] += 1
+        base = {
+            "item_id": row.id,
+            "pass_id": pass_.id,
+            "tier": pass_.tier,
+            "sent_because": reason,
+            "overrides_json": orjson.dumps(overrides).decode() if overrides else None,
+            "max_tokens_sent": built.max_completion_tokens,
+            "reasoning_effort_sent": built.reasoning_effort,
+            "request_hash": hashed,
+        }
+        if hashed in found:
+            reused_rows.append((row, reason, found[hashed], base))
+            continue
+        worst = _worst_case(entry, built) if batch.budget_pico is not None else 0
+        chunk_id = await layout.add(built.line, worst, row.custom_id)
+        pending.append({**base, "provider_batch_row_id": chunk_id, "status": AttemptStatus.PENDING})
+    await attempts_store.insert_rows(session, pending)
+    saved = 0
+    if reused_rows:
+        saved = await _reuse(session, pass_, reused_rows)
+    return len(reused_rows), saved
+
+
+async def _reuse(session: Session, pass_: Pass, reused_rows: Sequence[tuple[Any, str, Any, dict[str, Any]]]) -> int:
+    """Finished attempts that take earlier answers, at no cost; their items succeed now. What they saved."""
+    now = utcnow()
+    attempts = await attempts_store.insert_returning_ids(
+        session,
+        [
+            {
+                **base,
+                "provider_batch_row_id": None,
+                "status": AttemptStatus.SUCCEEDED,
+                "reused_from_attempt_id": source.attempt_id,
+                "content": source.content,
+                "output_json": source.output_json,
+                "finish_reason": source.finish_reason,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_pico": 0,
+                "finished_at": now,
+            }
+            for _row, _reason, source, base in reused_rows
+        ],
+    )
+    await items_store.merge(
+        session,
+        [
+            {
+                "b_id": row.id,
+                "b_status": ItemStatus.SUCCEEDED,
+                "b_attempt": attempt_id,
+                "b_attempts": 1,
+                "b_cost": 0,
+                "b_next_tier": None,
+                "b_next_reason": None,
+                "b_next_overrides": None,
+                "b_error_code": None,
+                "b_error_message": None,
+                "b_changed_pass": pass_.number,
+                "b_updated_at": now,
+            }
+            for (row, _reason, _source, _base), attempt_id in zip(reused_rows, attempts, strict=True)
+        ],
+    )
+    return sum(source.cost_pico for _row, _reason, source, _base in reused_rows)

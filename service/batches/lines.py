@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from service.batches.config import LifecycleConfig
 from service.models import Batch, Pass
-from service.pipeline.requests import PassRequestSpec, check_line_sizes
+from service.pipeline.errors import LineTooLarge
+from service.pipeline.requests import PassRequestSpec
 
 
 def spec_for(
@@ -17,22 +20,39 @@ def spec_for(
     params: Mapping[str, Any],
     pass_params: Mapping[str, Any],
     output_schema: Mapping[str, Any] | None,
+    strict: bool,
 ) -> PassRequestSpec:
     return PassRequestSpec(
         model=model,
-        supports_json_schema=config.supports_json_schema(model),
+        structured_output=config.entry(model).structured_output,
         params=params,
         pass_params=pass_params,
         output_schema=output_schema,
+        strict=strict,
     )
 
 
 def spec_of_pass(config: LifecycleConfig, batch: Batch, pass_: Pass) -> PassRequestSpec:
     return spec_for(
-        config, model=pass_.model, params=batch.params, pass_params=pass_.params, output_schema=batch.output_schema
+        config,
+        model=pass_.model,
+        params=batch.params,
+        pass_params=pass_.params,
+        output_schema=batch.output_schema,
+        strict=batch.strict_mode,
     )
 
 
-def check_fits(config: LifecycleConfig, spec: PassRequestSpec, items: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-    """Refuse up front an item whose line could never fit in a provider batch file (it would stall the pass)."""
-    check_line_sizes(spec, items, config.settings.max_bytes_per_provider_batch)
+def check_fits(
+    config: LifecycleConfig, specs: Sequence[PassRequestSpec], items: Iterable[tuple[int, str, bytes | str]]
+) -> None:
+    """Refuse an item (position, custom_id, body JSON) whose line could never fit in a provider batch file on
+    one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built."""
+    limit = config.settings.max_bytes_per_provider_batch
+    for position, custom_id, body_json in items:
+        for spec in specs:
+            if spec.size_bound(custom_id, len(body_json)) <= limit:
+                continue
+            size = len(spec.build(custom_id, orjson.loads(body_json)).line)
+            if size > limit:
+                raise LineTooLarge(line_index=position, size=size, max_bytes=limit, custom_id=custom_id)

@@ -1,64 +1,191 @@
-"""Merging results: an attempt is finished once with its outcome, and its item's merged row follows it.
+"""Merging results: each attempt is finished once with its outcome, each failure is routed by its cause, and
+the item's merged row, the pass's and the batch's counters follow, all in the ingest's one fenced transaction.
 
-This is the step that makes "one merged row per item" true: the item's status and deciding attempt are
-written in the same statement batch as the attempt's outcome, inside the ingest's fenced transaction.
+This is the step that makes "one merged row per item" true. An item is `succeeded`, `retrying` (the cascade
+queued it for a later pass: counted as such, never as pending again) or `failed` for good; the counters are
+added to in place, so they never go backwards and never need recomputing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from service.batches.config import LifecycleConfig
+from service.batches.tiers import routing_tiers
 from service.kit.clock import utcnow
-from service.models import AttemptStatus, ItemStatus, Pass
+from service.models import AttemptStatus, Batch, ItemStatus, Pass
+from service.pipeline import failure_codes as codes
 from service.pipeline.classify import Outcome, unprocessed
+from service.pipeline.routing import FailedAttempt, Send, Stop, route
 from service.store import Session
 from service.store import attempts as attempts_store
+from service.store import availability as availability_store
+from service.store import batches as batches_store
 from service.store import items as items_store
+from service.store import passes as passes_store
+from service.store.attempts import PendingAttempt
+from service.store.passes import FINAL
+
+UNAVAILABLE_MODEL = frozenset({codes.MODEL_DECOMMISSIONED, codes.MODEL_NOT_FOUND})
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    succeeded: int
+    failed: int  # for good
+    queued: int  # sent on by the cascade
+    cost_pico: int
+
+
+def _output_json(outcome: Outcome) -> str | None:
+    if not outcome.succeeded or outcome.output is None:
+        return None
+    return orjson.dumps(outcome.output).decode()
 
 
 async def merge_outcomes(
-    session: Session, config: LifecycleConfig, pass_: Pass, outcomes: Iterable[tuple[int, int, Outcome]]
-) -> int:
-    """Finish attempts (attempt id, item id, outcome) in bulk and point their items at them; how many."""
+    session: Session,
+    config: LifecycleConfig,
+    batch: Batch,
+    pass_: Pass,
+    outcomes: Sequence[tuple[PendingAttempt, Outcome]],
+    *,
+    released_pico: int = 0,
+) -> MergeSummary:
+    """Finish these attempts, route their failures, write the items' merged rows and every counter.
+    `released_pico`: the chunk's budget reservation, returned now that the actual cost is known."""
+    assert pass_.id is not None
+    gone = {outcome.error_code for _pending, outcome in outcomes} & UNAVAILABLE_MODEL
+    for code in gone:
+        await availability_store.mark_unavailable(session, pass_.model, f"Groq answered {code} for it")
+    unavailable = await availability_store.unavailable(session)
+    tiers = routing_tiers(config, batch, unavailable)
     now = utcnow()
     attempt_rows: list[dict[str, Any]] = []
-    decisions: list[tuple[int, str, int]] = []
-    for attempt_id, item_id, outcome in outcomes:
+    item_rows: list[dict[str, Any]] = []
+    pass_failures: Counter[str] = Counter()
+    final_failures: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    tokens_in = tokens_out = cost_total = 0
+    for pending, outcome in outcomes:
+        cost = config.cost_pico(pass_.model, outcome.usage)
+        cost_total += cost
+        tokens_in += outcome.usage.input_tokens
+        tokens_out += outcome.usage.output_tokens
         attempt_rows.append(
             {
-                "id": attempt_id,
-                "status": AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED,
-                "error_code": outcome.error_code,
-                "error_message": outcome.error_message,
-                "content": outcome.content,
-                "output": outcome.output,
-                "finish_reason": outcome.finish_reason,
-                "input_tokens": outcome.usage.input_tokens,
-                "output_tokens": outcome.usage.output_tokens,
-                "cost_usd": config.prices.cost_usd(pass_.model, outcome.usage),
-                "provider_request_id": outcome.provider_request_id,
-                "finished_at": now,
+                "b_id": pending.attempt_id,
+                "b_status": AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED,
+                "b_error_code": outcome.error_code,
+                "b_error_message": outcome.error_message,
+                "b_content": outcome.content,
+                "b_output_json": _output_json(outcome),
+                "b_finish_reason": outcome.finish_reason,
+                "b_input_tokens": outcome.usage.input_tokens,
+                "b_output_tokens": outcome.usage.output_tokens,
+                "b_cost_pico": cost,
+                "b_provider_request_id": outcome.provider_request_id,
+                "b_finished_at": now,
             }
         )
-        decisions.append((item_id, ItemStatus.SUCCEEDED if outcome.succeeded else ItemStatus.FAILED, attempt_id))
+        status, next_tier, next_reason, next_overrides = ItemStatus.SUCCEEDED, None, None, None
+        if not outcome.succeeded:
+            code = outcome.error_code or "unknown"
+            pass_failures[code] += 1
+            decision = route(
+                FailedAttempt(
+                    code=code,
+                    tier=pending.tier,
+                    sent_because=pending.sent_because,
+                    overrides=orjson.loads(pending.overrides_json) if pending.overrides_json else {},
+                    max_tokens_sent=pending.max_tokens_sent,
+                    output_tokens=outcome.usage.output_tokens,
+                    reasoning_effort_sent=pending.reasoning_effort_sent,
+                    http_status=outcome.http_status,
+                ),
+                tiers,
+                max_resends=config.settings.cascade_max_resends,
+            )
+            if isinstance(decision, Send):
+                status, next_tier, next_reason = ItemStatus.RETRYING, decision.tier, decision.reason
+                next_overrides = orjson.dumps(decision.overrides).decode() if decision.overrides else None
+            else:
+                assert isinstance(decision, Stop)
+                status = ItemStatus.FAILED
+                final_failures[decision.code] += 1
+        counts[pending.item_status] -= 1
+        counts[status] += 1
+        item_rows.append(
+            {
+                "b_id": pending.item_id,
+                "b_status": status,
+                "b_attempt": pending.attempt_id,
+                "b_attempts": 1,
+                "b_cost": cost,
+                "b_next_tier": next_tier,
+                "b_next_reason": next_reason,
+                "b_next_overrides": next_overrides,
+                "b_error_code": None,
+                "b_error_message": None,
+                "b_changed_pass": pass_.number,
+                "b_updated_at": now,
+            }
+        )
+    # The batch's row first: it serialises this write with the lay-out of the batch's next passes.
+    await batches_store.add_to_counters(
+        session,
+        batch.id,
+        **{status: delta for status, delta in counts.items()},
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost_pico=cost_total,
+        reserved_pico=-released_pico,
+    )
+    await passes_store.add_to_counters(
+        session,
+        pass_.id,
+        succeeded=sum(1 for _p, outcome in outcomes if outcome.succeeded),
+        failed=sum(pass_failures.values()),
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        cost_pico=cost_total,
+    )
+    await passes_store.count_failures(session, batch.id, pass_.id, pass_failures)
+    await passes_store.count_failures(session, batch.id, FINAL, final_failures)
     await attempts_store.finish(session, attempt_rows)
-    await items_store.decide(session, decisions)
-    return len(attempt_rows)
+    await items_store.merge(session, item_rows)
+    return MergeSummary(
+        succeeded=counts[ItemStatus.SUCCEEDED],
+        failed=sum(final_failures.values()),
+        queued=sum(1 for row in item_rows if row["b_status"] == ItemStatus.RETRYING),
+        cost_pico=cost_total,
+    )
 
 
 async def fail_unsent(
-    session: Session, config: LifecycleConfig, chunk_id: int, pass_: Pass, code: str, message: str
-) -> int:
-    """Every attempt of a chunk that never reached Groq fails with `code` (the items are never lost)."""
+    session: Session,
+    config: LifecycleConfig,
+    batch: Batch,
+    pass_: Pass,
+    chunk_id: int,
+    code: str,
+    message: str,
+    *,
+    released_pico: int = 0,
+) -> MergeSummary:
+    """Every attempt of a chunk that never reached Groq fails with `code`, and is routed like any failure (a
+    cancelled or over-budget item stops; one Groq refused to take moves on)."""
     pending = await attempts_store.pending_of_chunk(session, chunk_id)
     return await merge_outcomes(
         session,
         config,
+        batch,
         pass_,
-        (
-            (attempt_id, item_id, unprocessed(custom_id, code, message))
-            for custom_id, (attempt_id, item_id, _body) in pending.items()
-        ),
+        [(attempt, unprocessed(custom_id, code, message)) for custom_id, attempt in pending.items()],
+        released_pico=released_pico,
     )

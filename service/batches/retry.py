@@ -9,11 +9,12 @@ from typing import Any
 from service.batches.config import LifecycleConfig
 from service.batches.lines import check_fits, spec_for
 from service.batches.reading import batch_or_404
-from service.batches.submission import check_priced
+from service.batches.tiers import check_model, retry_tier, tiers_of
 from service.kit.problems import conflict, invalid
 from service.models import TERMINAL_BATCH_STATUSES, Batch, PassKind, PassStatus
 from service.pipeline.validation import validate_params
 from service.store import Session
+from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import items as items_store
 from service.store import passes as passes_store
@@ -27,30 +28,50 @@ class RetryRequest:
     custom_ids: Sequence[str] | None = None
 
 
-async def retry(session: Session, config: LifecycleConfig, batch_id: str, request: RetryRequest) -> Batch:
-    """Reopen the batch with a planned retry pass (flushed, not committed). 409 while it runs or when nothing
-    failed; 422 for a custom_id that is not a failed item."""
-    batch = await batch_or_404(session, batch_id)
+def default_retry_model(config: LifecycleConfig, batch: Batch) -> str:
+    """The strongest tier: the batch's last, or (a one-tier batch) the default cascade's last."""
+    tiers = tiers_of(batch)
+    return tiers[-1].model if len(tiers) > 1 else config.settings.default_cascade()[-1]
+
+
+async def retry(
+    session: Session, config: LifecycleConfig, batch_id: str, request: RetryRequest, tenant: str | None
+) -> Batch:
+    """Reopen the batch with a planned retry pass holding its failed items (flushed, not committed). 409 while it
+    runs or when nothing failed; 422 for a custom_id that is not a failed item, or a model that cannot be used."""
+    batch = await batch_or_404(session, batch_id, tenant)
     if batch.status not in TERMINAL_BATCH_STATUSES:
         raise conflict(f"batch {batch_id} is {batch.status}; retry once its passes have finished")
-    failed = await items_store.failed_bodies(session, batch_id)
+    wanted = None if request.custom_ids is None else sorted(set(request.custom_ids))
+    failed = await items_store.failed_custom_ids(session, batch_id, wanted)
+    if wanted is not None and len(failed) < len(wanted):
+        not_failed = next(custom_id for custom_id in wanted if custom_id not in failed)
+        raise invalid(
+            f"custom_id {not_failed!r} is not a failed item of this batch; only failed items can be retried",
+            field="custom_ids",
+        )
     if not failed:
         raise conflict(f"batch {batch_id} has no failed items to retry")
-    if request.custom_ids is not None:
-        not_failed = [custom_id for custom_id in request.custom_ids if custom_id not in failed]
-        if not_failed:
-            raise invalid(
-                f"custom_id {not_failed[0]!r} is not a failed item of this batch; only failed items can be retried",
-                field="custom_ids",
-            )
-    model = request.model or batch.fallback_model
-    check_priced(config, model, "model")
-    params = request.params if request.params is not None else batch.fallback_params
+    model = request.model or default_retry_model(config, batch)
+    warning = check_model(config, model, "model", await availability_store.unavailable(session))
+    tier = retry_tier(batch, model)
+    tier_params = tiers_of(batch)[tier].params if tier is not None else {}
+    params = request.params if request.params is not None else tier_params
     validate_params(params, "params")
-    wanted = None if request.custom_ids is None else set(request.custom_ids)
-    selected = [(cid, body) for cid, body in failed.items() if wanted is None or cid in wanted]
-    spec = spec_for(config, model=model, params=batch.params, pass_params=params, output_schema=batch.output_schema)
-    check_fits(config, spec, selected)
+    spec = spec_for(
+        config,
+        model=model,
+        params=batch.params,
+        pass_params=params,
+        output_schema=batch.output_schema,
+        strict=batch.strict_mode,
+    )
+    selected = [
+        (position, custom_id, body)
+        async for position, (custom_id, body) in _enumerate(items_store.failed_for_check(session, batch_id))
+        if wanted is None or custom_id in failed
+    ]
+    check_fits(config, [spec], selected)
     if not await batches_store.reopen(session, batch_id, batch.status):
         raise conflict(f"batch {batch_id} changed while retrying; try again")
     try:
@@ -59,12 +80,29 @@ async def retry(session: Session, config: LifecycleConfig, batch_id: str, reques
             batch_id,
             kind=PassKind.RETRY,
             model=model,
+            tier=tier,
             params=params,
-            selected_custom_ids=sorted(wanted) if wanted else None,
+            selected_custom_ids=wanted,
+            strict_mode=batch.strict_mode,
             status=PassStatus.PLANNED,
+            planned_items=len(failed),
         )
     except PassNumberTaken as error:
         raise conflict(f"another retry of batch {batch_id} started at the same time") from error
-    fresh = await batches_store.get_batch_fresh(session, batch_id)
+    queued = await items_store.queue_retry(session, batch_id, wanted, tier)
+    await batches_store.add_to_counters(session, batch_id, failed=-queued, retrying=queued)
+    await passes_store.replace_final_failures(
+        session, batch_id, await items_store.final_failure_codes(session, batch_id)
+    )
+    if warning is not None:
+        await batches_store.add_warning(session, batch_id, warning)
+    fresh = await batches_store.get_batch(session, batch_id)
     assert fresh is not None
     return fresh
+
+
+async def _enumerate(rows: Any) -> Any:
+    position = 0
+    async for row in rows:
+        yield position, row
+        position += 1

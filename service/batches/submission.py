@@ -1,23 +1,31 @@
-"""Submitting a batch: check what the request asks for, then store the batch, its items and its first pass
-in the caller's transaction (all or nothing)."""
+"""Submitting a batch: check what the request asks for (tiers, params, schema, budget), then store the batch,
+its items and its first pass in the caller's transaction (all or nothing)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ulid import ULID
 
 from service.batches.config import LifecycleConfig
 from service.batches.lines import check_fits, spec_for
+from service.batches.staging import StagedItems
+from service.batches.tiers import TierSpec, check_model, resolve_cascade
 from service.kit.problems import invalid
 from service.models import Batch, PassKind
-from service.pipeline.validation import validate_items, validate_output_schema, validate_params
+from service.pipeline.cost import PICO_PER_USD
+from service.pipeline.validation import validate_output_schema, validate_params
 from service.store import Session
+from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import passes as passes_store
+
+logger = logging.getLogger(__name__)
 
 WINDOW_PATTERN = re.compile(r"^(\d+)([hd])$")
 MIN_WINDOW_HOURS, MAX_WINDOW_HOURS = 24, 7 * 24
@@ -25,17 +33,20 @@ MIN_WINDOW_HOURS, MAX_WINDOW_HOURS = 24, 7 * 24
 
 @dataclass(frozen=True)
 class NewBatch:
-    """A submission as the lifecycle sees it, whatever the wire format it came in."""
+    """A submission as the lifecycle sees it, whatever the wire format it came in (the items are staged)."""
 
-    items: Sequence[Mapping[str, Any]]  # {"custom_id": str, "body": {...}}
     params: dict[str, Any] = field(default_factory=dict)
+    cascade: Sequence[Mapping[str, Any]] | None = None
     model: str | None = None
     fallback_model: str | None = None
     fallback_params: dict[str, Any] = field(default_factory=dict)
+    strict: bool = True
     output_schema: dict[str, Any] | None = None
     completion_window: str = "24h"
     callback_url: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    budget_usd: Decimal | None = None
+    reuse: bool | None = None
     fallback: bool = False
 
 
@@ -50,52 +61,81 @@ def check_window(window: str) -> None:
         raise invalid(f"completion_window {window!r} must be between 24h and 7d", field="completion_window")
 
 
-def check_priced(config: LifecycleConfig, model: str, field: str) -> None:
-    if not config.prices.has(model):
-        raise invalid(
-            f"no batch price is configured for model {model!r}; add it to MODEL_PRICES so costs can be shown",
-            field=field,
-        )
+def tier_field(new: NewBatch, index: int) -> str:
+    if new.cascade is not None:
+        return f"cascade[{index}].model"
+    return "model" if index == 0 else "fallback_model"
 
 
-async def submit(session: Session, config: LifecycleConfig, new: NewBatch) -> Batch:
+async def plan_tiers(session: Session, config: LifecycleConfig, new: NewBatch) -> tuple[list[TierSpec], list[str]]:
+    """The batch's tiers and the warnings they bring (deprecated models); 422 for a model that cannot be used."""
+    tiers = resolve_cascade(
+        config,
+        cascade=new.cascade,
+        model=new.model,
+        fallback_model=new.fallback_model,
+        fallback_params=new.fallback_params,
+        fallback=new.fallback,
+    )
+    unavailable = await availability_store.unavailable(session)
+    warnings = []
+    for index, tier in enumerate(tiers):
+        warning = check_model(config, tier.model, tier_field(new, index), unavailable)
+        if warning is not None:
+            warnings.append(warning)
+        params_field = f"cascade[{index}].params" if new.cascade is not None else "fallback_params"
+        validate_params(tier.params, params_field)
+    return tiers, warnings
+
+
+async def submit(session: Session, config: LifecycleConfig, tenant: str, new: NewBatch, staged: StagedItems) -> Batch:
     """Check and store a new batch with its first pass (flushed, not committed: the caller commits)."""
-    validate_items(new.items)
     validate_params(new.params, "params")
-    validate_params(new.fallback_params, "fallback_params")
+    validate_params(new.fallback_params, "fallback_params")  # checked even when no fallback tier runs
     validate_output_schema(new.output_schema)
     check_window(new.completion_window)
-    model = new.model or config.settings.primary_model
-    fallback_model = new.fallback_model or config.settings.fallback_model
-    check_priced(config, model, "model")
-    if new.fallback:
-        check_priced(config, fallback_model, "fallback_model")
-    pairs = [(item["custom_id"], item["body"]) for item in new.items]
-    check_fits(
-        config, spec_for(config, model=model, params=new.params, pass_params={}, output_schema=new.output_schema), pairs
-    )
-    if new.fallback:
-        fallback_spec = spec_for(
+    tiers, warnings = await plan_tiers(session, config, new)
+    specs = [
+        spec_for(
             config,
-            model=fallback_model,
+            model=tier.model,
             params=new.params,
-            pass_params=new.fallback_params,
+            pass_params=tier.params,
             output_schema=new.output_schema,
+            strict=new.strict,
         )
-        check_fits(config, fallback_spec, pairs)
+        for tier in tiers
+    ]
+    check_fits(config, specs, ((item.position, item.custom_id, item.body_json) for item in staged))
+    for warning in warnings:
+        logger.warning("submission from tenant %s: %s", tenant, warning)
     batch = Batch(
         id=new_batch_id(),
-        model=model,
-        fallback_model=fallback_model,
-        fallback_enabled=new.fallback,
+        tenant=tenant,
+        tiers=[tier.as_json() for tier in tiers],
+        strict_mode=new.strict,
         params=new.params,
-        fallback_params=new.fallback_params,
         output_schema=new.output_schema,
         completion_window=new.completion_window,
         callback_url=new.callback_url,
         user_metadata=new.metadata,
-        item_count=len(pairs),
+        warnings=warnings,
+        reuse=config.settings.reuse_results if new.reuse is None else new.reuse,
+        budget_pico=int(new.budget_usd * PICO_PER_USD) if new.budget_usd is not None else None,
+        item_count=staged.count,
+        pending=staged.count,
     )
-    await batches_store.insert_batch(session, batch, pairs)
-    await passes_store.insert(session, batch.id, kind=PassKind.PRIMARY, model=model, params={})
+    count = await batches_store.insert_batch(
+        session, batch, ((item.custom_id, item.body_json, item.metadata_json, item.own_format) for item in staged)
+    )
+    assert count == staged.count
+    await passes_store.insert(
+        session,
+        batch.id,
+        kind=PassKind.PRIMARY,
+        model=tiers[0].model,
+        tier=0,
+        params=tiers[0].params,
+        planned_items=count,
+    )
     return batch

@@ -3,8 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from service.pipeline.errors import LineTooLarge
+
+
+@dataclass
+class ChunkPlanner:
+    """Places lines one by one, in order, filling chunks greedily: every chunk holds at most `max_lines` lines
+    and `max_bytes` bytes."""
+
+    max_lines: int
+    max_bytes: int
+    chunk: int = -1
+    lines: int = 0
+    size: int = 0
+    placed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_lines < 1 or self.max_bytes < 1:
+            raise ValueError(f"max_lines and max_bytes must be positive (got {self.max_lines}, {self.max_bytes})")
+
+    def place(self, size: int, custom_id: str | None = None) -> tuple[int, bool]:
+        """(the chunk index of a line of `size` bytes, whether it opens that chunk)."""
+        if size > self.max_bytes:
+            raise LineTooLarge(line_index=self.placed, size=size, max_bytes=self.max_bytes, custom_id=custom_id)
+        opens = self.chunk < 0 or self.lines == self.max_lines or self.size + size > self.max_bytes
+        if opens:
+            self.chunk, self.lines, self.size = self.chunk + 1, 0, 0
+        self.lines += 1
+        self.size += size
+        self.placed += 1
+        return self.chunk, opens
 
 
 def plan_chunks(
@@ -14,22 +44,10 @@ def plan_chunks(
     max_bytes: int,
     custom_ids: Sequence[str] | None = None,
 ) -> list[int]:
-    """The chunk index (0, 1, 2, ...) of each line, in order, filling chunks greedily.
-
-    Every chunk holds at most ``max_lines`` lines and ``max_bytes`` bytes. ``custom_ids``, when
-    given, only serve to name the offending item if a single line exceeds ``max_bytes``.
-    """
-    if max_lines < 1 or max_bytes < 1:
-        raise ValueError(f"max_lines and max_bytes must be positive (got {max_lines}, {max_bytes})")
-    chunk_of_line: list[int] = []
-    chunk, lines_in_chunk, bytes_in_chunk = 0, 0, 0
-    for index, size in enumerate(line_sizes):
-        if size > max_bytes:
-            custom_id = custom_ids[index] if custom_ids is not None else None
-            raise LineTooLarge(line_index=index, size=size, max_bytes=max_bytes, custom_id=custom_id)
-        if lines_in_chunk and (lines_in_chunk == max_lines or bytes_in_chunk + size > max_bytes):
-            chunk, lines_in_chunk, bytes_in_chunk = chunk + 1, 0, 0
-        chunk_of_line.append(chunk)
-        lines_in_chunk += 1
-        bytes_in_chunk += size
-    return chunk_of_line
+    """The chunk index (0, 1, 2, ...) of each line, in order. `custom_ids`, when given, only serve to name the
+    offending item if a single line exceeds `max_bytes`."""
+    planner = ChunkPlanner(max_lines, max_bytes)
+    return [
+        planner.place(size, custom_ids[index] if custom_ids is not None else None)[0]
+        for index, size in enumerate(line_sizes)
+    ]

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from jsonschema import SchemaError
-from jsonschema.exceptions import best_match
 
 from service.pipeline import failure_codes as codes
 from service.pipeline.cost import Usage
-from service.pipeline.expectations import OutputExpectation, schema_validator
+from service.pipeline.expectations import OutputExpectation
+from service.pipeline.schemas import SchemaInvalid, first_error
+from service.pipeline.strict import strip_introduced_nulls
 
 _JSON_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(?P<json>.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
 _MAX_TOKENS_MARKER = "max completion tokens"
@@ -31,6 +31,7 @@ class Outcome:
     finish_reason: str | None
     usage: Usage
     provider_request_id: str | None
+    http_status: int | None = None  # of the request's response, when it failed with one
 
 
 class _Malformed(Exception):
@@ -102,12 +103,15 @@ def _classify_provider_error(custom_id: str, response: Mapping[str, Any], status
         message,
         usage=_usage(body.get("usage")),
         provider_request_id=_request_id(response, body),
+        http_status=status_code,
     )
 
 
 def _provider_error_code_and_message(error: Mapping[str, Any], status_code: int) -> tuple[str, str]:
     provider_code = _str_or_none(error.get("code")) or None
     message = _str_or_none(error.get("message")) or f"provider returned HTTP {status_code}"
+    if provider_code is None and status_code >= 500:
+        return codes.PROVIDER_SERVER_ERROR, message
     if provider_code is None:
         param = _str_or_none(error.get("param"))
         return codes.PROVIDER_ERROR, f"{message} (param: {param})" if param else message
@@ -148,6 +152,8 @@ def _classify_completion(custom_id: str, response: Mapping[str, Any], expectatio
     except ValueError as problem:
         return outcome(codes.INVALID_JSON, str(problem))
     if expectation.schema is not None:
+        if expectation.strip_nulls:
+            parsed = strip_introduced_nulls(parsed, expectation.schema)
         mismatch = _schema_mismatch(parsed, expectation.schema)
         if mismatch is not None:
             return outcome(codes.SCHEMA_MISMATCH, mismatch)
@@ -176,13 +182,9 @@ def _parse_json_content(content: str | None) -> Any:
 
 def _schema_mismatch(instance: Any, schema: Mapping[str, Any]) -> str | None:
     try:
-        validator = schema_validator(schema)
-    except SchemaError as problem:
+        return first_error(schema, instance)
+    except SchemaInvalid as problem:
         return f"the output schema is not a valid JSON Schema: {problem.message}"
-    error = best_match(validator.iter_errors(instance))
-    if error is None:
-        return None
-    return f"{error.json_path}: {error.message}"
 
 
 def _usage(raw: Any) -> Usage:
@@ -220,6 +222,7 @@ def _failure(
     *,
     usage: Usage | None = None,
     provider_request_id: str | None = None,
+    http_status: int | None = None,
 ) -> Outcome:
     return Outcome(
         custom_id=custom_id,
@@ -231,4 +234,5 @@ def _failure(
         finish_reason=None,
         usage=usage or Usage(),
         provider_request_id=provider_request_id,
+        http_status=http_status,
     )

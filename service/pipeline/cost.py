@@ -1,12 +1,13 @@
-"""Token usage and its price at Groq's batch rates."""
+"""Token usage and its price. Money is integer picodollars (1e-12 USD): exact to add up, exact to compare."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
-TOKENS_PER_PRICE_UNIT = 1_000_000
-USD_DECIMALS = 8
+PICO_PER_USD = 10**12
+# A price in USD per 1M tokens, times this, is the price of one token in picodollars.
+PICO_PER_USD_PER_MILLION = PICO_PER_USD // 10**6
 
 
 @dataclass(frozen=True)
@@ -22,37 +23,17 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
 
-class UnknownModelPrice(KeyError):
-    def __init__(self, model: str) -> None:
-        super().__init__(model)
-        self.model = model
-
-    def __str__(self) -> str:
-        return f"no batch price is configured for model {self.model!r} (set MODEL_PRICES)"
+def usd(pico: int) -> Decimal:
+    """Picodollars as exact USD."""
+    return Decimal(pico) / PICO_PER_USD
 
 
-class PriceTable:
-    """Batch prices in USD per 1M tokens, as ``{model: (input, output)}``."""
-
-    def __init__(self, prices: Mapping[str, tuple[float, float]]) -> None:
-        self._prices = {model: (float(pin), float(pout)) for model, (pin, pout) in prices.items()}
-
-    def has(self, model: str) -> bool:
-        return model in self._prices
-
-    def price(self, model: str) -> tuple[float, float]:
-        try:
-            return self._prices[model]
-        except KeyError:
-            raise UnknownModelPrice(model) from None
-
-    def cost_usd(self, model: str, usage: Usage) -> float:
-        input_price, output_price = self.price(model)
-        return (
-            usage.input_tokens * input_price / TOKENS_PER_PRICE_UNIT
-            + usage.output_tokens * output_price / TOKENS_PER_PRICE_UNIT
-        )
+def usd_text(pico: int) -> str:
+    """Exact USD as a decimal string without exponent or trailing zeros (`"0.0256051875"`, `"0"`)."""
+    text = format(usd(pico), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def round_usd(x: float) -> float:
-    return round(x, USD_DECIMALS)
+def usd_float(pico: int) -> float:
+    """The same amount as a JSON number for callers that read floats (rounded only at the last digit)."""
+    return float(usd(pico))

@@ -12,6 +12,15 @@ class SubmissionError(ValueError):
         self.field = field
 
 
+class LimitExceeded(SubmissionError):
+    """Over one of the configurable limits; ``setting`` names it (e.g. MAX_CUSTOM_ID_LENGTH)."""
+
+    def __init__(self, message: str, *, field: str, setting: str, maximum: int) -> None:
+        super().__init__(message, field=field)
+        self.setting = setting
+        self.maximum = maximum
+
+
 class DuplicateCustomId(SubmissionError):
     def __init__(self, custom_id: str, *, first_index: int, duplicate_index: int) -> None:
         super().__init__(

@@ -17,10 +17,15 @@ CANCELLED: Final = "cancelled"
 MISSING_RESULT: Final = "missing_result"
 PROVIDER_ERROR: Final = "provider_error"
 MALFORMED_RESULT: Final = "malformed_result"
+PROVIDER_SERVER_ERROR: Final = "provider_server_error"
+BUDGET_EXCEEDED: Final = "budget_exceeded"
 
-# Provider codes that classification looks at.
+# Provider codes that classification and routing look at.
 JSON_VALIDATE_FAILED: Final = "json_validate_failed"
 PROVIDER_BATCH_CANCELLED: Final = "batch_cancelled"
+MODEL_DECOMMISSIONED: Final = "model_decommissioned"
+MODEL_NOT_FOUND: Final = "model_not_found"
+CONTEXT_LENGTH_EXCEEDED: Final = "context_length_exceeded"
 
 CODE_DESCRIPTIONS: Final[dict[str, str]] = {
     MAX_TOKENS: (
@@ -35,5 +40,9 @@ CODE_DESCRIPTIONS: Final[dict[str, str]] = {
     MISSING_RESULT: "The provider batch finished without an output or error line for this item.",
     PROVIDER_ERROR: "The provider returned an error without a code; the message has the details.",
     MALFORMED_RESULT: "The provider's result line could not be parsed or lacks the expected shape.",
+    PROVIDER_SERVER_ERROR: "The provider answered this request with a 5xx error (it did not run; sent again).",
+    BUDGET_EXCEEDED: "Sending it would have let the batch's bill exceed its budget_usd.",
+    MODEL_DECOMMISSIONED: "Groq no longer serves the model (decommissioned); the cascade's next tier takes it.",
+    MODEL_NOT_FOUND: "The model does not exist or the account cannot use it; the cascade's next tier takes it.",
     JSON_VALIDATE_FAILED: "Groq could not produce JSON (or JSON matching the schema) for this request.",
 }

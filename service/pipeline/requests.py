@@ -1,68 +1,133 @@
-"""Building the chat-completions body of each batch line: merge, adapt to the pass's model, serialise."""
+"""Building the chat-completions body of each batch line: merge, adapt to the pass's model, serialise once.
+
+A line is built once per item per pass. Nothing here deep-copies or mutates what it is given: the merged body
+shares the item's and the params' values, and adaptation builds new containers only for what it changes.
+The body is serialised with sorted keys, so the same request is the same bytes (what reuse hashes).
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
-from service.pipeline.errors import LineTooLarge
-from service.pipeline.expectations import compact_json, response_format_schema, response_format_type
+import orjson
+
+from service.pipeline.catalogue import StructuredOutput
+from service.pipeline.expectations import (
+    OutputExpectation,
+    expectation_for,
+    response_format_schema,
+    response_format_type,
+)
+from service.pipeline.schemas import compact_json
+from service.pipeline.strict import derive_strict_schema
 
 BATCH_URL = "/v1/chat/completions"
 SCHEMA_INSTRUCTION_PREFIX = "Respond with only a JSON object that validates against this JSON Schema:\n"
 JSON_INSTRUCTION = "Respond with only a JSON object."
 OUTPUT_SCHEMA_NAME = "output"
+# What a line adds around its body: the custom_id, method and url keys (custom_id itself is counted apart).
+LINE_OVERHEAD = len(b'{"custom_id":"","method":"POST","url":"/v1/chat/completions","body":}\n')
+MODEL_SLACK = 300  # the "model" key and value, commas, a new system message's wrapping
 
 
 def merge_request(
     item_body: Mapping[str, Any],
     params: Mapping[str, Any] | None,
     pass_params: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``{**params, **item_body, **pass_params}`` as an independent copy, without ``model``."""
-    merged = {**(params or {}), **item_body, **(pass_params or {})}
+    """`{**params, **item_body, **pass_params, **overrides}` without `model`; values are shared, not copied."""
+    merged = {**(params or {}), **item_body, **(pass_params or {}), **(overrides or {})}
     merged.pop("model", None)
-    return copy.deepcopy(merged)
+    return merged
+
+
+@lru_cache(maxsize=256)
+def _strict_format(schema_json: bytes, name: str) -> bytes | None:
+    derived = derive_strict_schema(orjson.loads(schema_json))
+    if derived is None:
+        return None
+    return orjson.dumps({"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": derived}})
+
+
+def strict_response_format(schema: Mapping[str, Any], name: str = OUTPUT_SCHEMA_NAME) -> dict[str, Any] | None:
+    """The strict-mode response_format for `schema` (a fresh object each call), or None when the schema's
+    structure cannot be expressed in strict mode."""
+    encoded = _strict_format(compact_json(schema, sort_keys=True), name)
+    return None if encoded is None else orjson.loads(encoded)
 
 
 def adapt_to_model(
     request: Mapping[str, Any],
     *,
     model: str,
-    supports_json_schema: bool,
+    structured_output: StructuredOutput,
     output_schema: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The final body for ``model``: structured-output options the model accepts, plus prompt hints."""
-    body = {key: copy.deepcopy(value) for key, value in request.items() if key != "model"}
+    strict: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """The final body for `model` and whether it asks for strict structured output: structured-output options
+    the model accepts, strict when asked for and expressible, plus prompt hints for JSON mode."""
+    body = {key: value for key, value in request.items() if key != "model"}
     schema = output_schema if output_schema is not None else response_format_schema(request)
     format_type = response_format_type(request)
-
     if output_schema is not None and body.get("response_format") is None:
         body["response_format"] = _json_schema_format(output_schema)
         format_type = "json_schema"
-
-    if format_type == "json_schema" and not supports_json_schema:
+    strict_used = False
+    if format_type == "json_schema" and structured_output == StructuredOutput.JSON_OBJECT:
         body["response_format"] = {"type": "json_object"}
         body["messages"] = _with_instruction(body.get("messages"), _json_instruction(schema))
+    elif format_type == "json_schema" and schema is not None:
+        if strict and structured_output == StructuredOutput.STRICT:
+            name = _format_name(body.get("response_format"))
+            strict_format = strict_response_format(schema, name)
+            if strict_format is not None:
+                body["response_format"] = strict_format
+                strict_used = True
     elif format_type == "json_object" and not _mentions_json(body.get("messages")):
         # Groq rejects JSON mode unless the prompt contains the word "JSON".
         body["messages"] = _with_instruction(body.get("messages"), _json_instruction(schema))
-    return {"model": model, **body}
+    return {"model": model, **body}, strict_used
 
 
-def jsonl_line(custom_id: str, body: Mapping[str, Any]) -> bytes:
+def _format_name(response_format: Any) -> str:
+    spec = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
+    name = spec.get("name") if isinstance(spec, Mapping) else None
+    return name if isinstance(name, str) and name else OUTPUT_SCHEMA_NAME
+
+
+def body_bytes(body: Mapping[str, Any]) -> bytes:
+    """The body as it is sent: compact JSON with sorted keys (the same request is the same bytes)."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=_mapping_as_dict)
+
+
+def _mapping_as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def jsonl_line(custom_id: str, encoded_body: bytes) -> bytes:
     """One line of a batch input file, newline included."""
-    line = {"custom_id": custom_id, "method": "POST", "url": BATCH_URL, "body": body}
-    return compact_json(line) + b"\n"
+    return (
+        b'{"custom_id":'
+        + orjson.dumps(custom_id)
+        + b',"method":"POST","url":"/v1/chat/completions","body":'
+        + (encoded_body + b"}\n")
+    )
+
+
+def request_hash(tenant: str, encoded_body: bytes) -> str:
+    """What reuse looks a request up by: the tenant and the exact body (its model included)."""
+    return hashlib.sha256(tenant.encode() + b"\x00" + encoded_body).hexdigest()
 
 
 def _json_schema_format(schema: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": OUTPUT_SCHEMA_NAME, "strict": False, "schema": copy.deepcopy(dict(schema))},
-    }
+    return {"type": "json_schema", "json_schema": {"name": OUTPUT_SCHEMA_NAME, "strict": False, "schema": schema}}
 
 
 def _json_instruction(schema: Mapping[str, Any] | None) -> str:
@@ -107,31 +172,71 @@ def _message_texts(message: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class BuiltLine:
+    line: bytes  # the JSONL line, newline included
+    body: bytes  # the body as sent
+    request: dict[str, Any]  # the same body, as a value
+    strict: bool  # strict structured output was asked for
+    max_completion_tokens: int | None
+    reasoning_effort: str | None
+
+
+@dataclass(frozen=True)
 class PassRequestSpec:
     """Everything that shapes the lines of one pass, apart from the items themselves."""
 
     model: str
-    supports_json_schema: bool
+    structured_output: StructuredOutput
     params: Mapping[str, Any]
     pass_params: Mapping[str, Any]
     output_schema: Mapping[str, Any] | None
+    strict: bool = False
 
+    def build(
+        self, custom_id: str, item_body: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    ) -> BuiltLine:
+        request = merge_request(item_body, self.params, self.pass_params, overrides)
+        final, strict_used = adapt_to_model(
+            request,
+            model=self.model,
+            structured_output=self.structured_output,
+            output_schema=self.output_schema,
+            strict=self.strict,
+        )
+        encoded = body_bytes(final)
+        budget = final.get("max_completion_tokens", final.get("max_tokens"))
+        effort = final.get("reasoning_effort")
+        return BuiltLine(
+            line=jsonl_line(custom_id, encoded),
+            body=encoded,
+            request=final,
+            strict=strict_used,
+            max_completion_tokens=budget if isinstance(budget, int) and not isinstance(budget, bool) else None,
+            reasoning_effort=effort if isinstance(effort, str) else None,
+        )
 
-def request_line(spec: PassRequestSpec, custom_id: str, item_body: Mapping[str, Any]) -> bytes:
-    """The JSONL line sent for one item in one pass: planning, submission and size checks share it."""
-    request = merge_request(item_body, spec.params, spec.pass_params)
-    final = adapt_to_model(
-        request,
-        model=spec.model,
-        supports_json_schema=spec.supports_json_schema,
-        output_schema=spec.output_schema,
-    )
-    return jsonl_line(custom_id, final)
+    def expectation(self, item_body: Mapping[str, Any] | None = None) -> OutputExpectation:
+        """What an answer must be: from the item's body when it sets its own response_format, else from the
+        pass's params and the batch's output_schema (the same for every other item: compute it once)."""
+        request = merge_request(item_body or {}, self.params, self.pass_params)
+        _adapted, strict_used = adapt_to_model(
+            request,
+            model=self.model,
+            structured_output=self.structured_output,
+            output_schema=self.output_schema,
+            strict=self.strict,
+        )
+        return expectation_for(request, self.output_schema, strict_used=strict_used)
 
+    @cached_property
+    def _line_overhead(self) -> int:
+        """What any line of the pass adds to its item's body, at most: params, the schema (as response_format
+        or as an instruction, strict or not), the model and the envelope."""
+        extra = compact_json(self.params) + compact_json(self.pass_params)
+        schema = self.output_schema if self.output_schema is not None else response_format_schema(self.params)
+        hint = len(SCHEMA_INSTRUCTION_PREFIX) + (len(compact_json(schema)) * 3 if schema is not None else 0)
+        return LINE_OVERHEAD + len(extra) + hint + len(self.model) + MODEL_SLACK
 
-def check_line_sizes(spec: PassRequestSpec, items: Iterable[tuple[str, Mapping[str, Any]]], max_bytes: int) -> None:
-    """Refuse up front an item whose line could never fit in a provider batch file."""
-    for index, (custom_id, body) in enumerate(items):
-        size = len(request_line(spec, custom_id, body))
-        if size > max_bytes:
-            raise LineTooLarge(line_index=index, size=size, max_bytes=max_bytes, custom_id=custom_id)
+    def size_bound(self, custom_id: str, body_json_length: int) -> int:
+        """An upper bound of the line's size from the item body's JSON length alone (no line built)."""
+        return self._line_overhead + len(custom_id) * 2 + body_json_length

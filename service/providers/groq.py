@@ -320,5 +320,10 @@ class GroqBatchProvider:
             raise RetryableProviderError(f"download of {file_id} interrupted: {error}") from error
         record_provider_call("files.content", "ok", time.perf_counter() - started)
 
+    async def list_models(self) -> list[str]:
+        """The ids of the models the account can use (GET /openai/v1/models): the live source of truth."""
+        page = await self._call("models.list", lambda: self._client.models.list())
+        return [str(model.id) for model in page.data if getattr(model, "id", None)]
+
     async def delete_file(self, file_id: str) -> None:
         await self._call("files.delete", lambda: self._client.files.delete(file_id))

@@ -1,108 +1,194 @@
-"""Attempts: one item sent once in one pass. Laid out pending, finished once with its outcome."""
+"""Attempts: one item sent once in one pass. Laid out pending, finished once with its outcome; what reuse finds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlalchemy.orm import aliased
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import Attempt, AttemptStatus, Item, ItemStatus, Pass, ProviderBatch
+from service.models import Attempt, AttemptStatus, Batch, Item, Pass, ProviderBatch
+from service.store.items import IDS_PER_STATEMENT
+
+_ATTEMPTS = Attempt.__table__  # type: ignore[attr-defined]
+INSERT_ROWS = 2000
 
 
-async def insert_pending(session: AsyncSession, rows: Sequence[tuple[int, int, int]]) -> None:
-    """(item id, pass id, chunk id) per new attempt."""
-    if rows:
-        await session.execute(
-            insert(Attempt),
-            [
-                {"item_id": item_id, "pass_id": pass_id, "provider_batch_row_id": chunk_id, "status": "pending"}
-                for item_id, pass_id, chunk_id in rows
-            ],
-        )
+async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """New attempts (pending ones, at lay-out), a few thousand per statement."""
+    for start in range(0, len(rows), INSERT_ROWS):
+        await session.execute(insert(Attempt), list(rows[start : start + INSERT_ROWS]))
 
 
-async def pending_of_chunk(session: AsyncSession, chunk_id: int) -> dict[str, tuple[int, int, dict[str, Any]]]:
-    """custom_id -> (attempt id, item id, item body) for the chunk's unfinished attempts."""
+async def insert_returning_ids(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """New attempts, their ids in the same order."""
+    attempts = [Attempt(**row) for row in rows]
+    session.add_all(attempts)
+    await session.flush()
+    return [attempt.id for attempt in attempts if attempt.id is not None]
+
+
+@dataclass(frozen=True)
+class PendingAttempt:
+    attempt_id: int
+    item_id: int
+    custom_id: str
+    own_format: bool
+    item_status: str
+    tier: int | None
+    sent_because: str
+    overrides_json: str | None
+    max_tokens_sent: int | None
+    reasoning_effort_sent: str | None
+
+
+async def pending_of_chunk(session: AsyncSession, chunk_id: int) -> dict[str, PendingAttempt]:
+    """custom_id -> the chunk's unfinished attempt of that item."""
     rows = await session.execute(
-        select(Item.custom_id, Attempt.id, Item.id, Item.body)
-        .join(Attempt, col(Attempt.item_id) == col(Item.id))
-        .where(Attempt.provider_batch_row_id == chunk_id, Attempt.status == AttemptStatus.PENDING)
+        sa_select(
+            col(Attempt.id),
+            col(Item.id),
+            col(Item.custom_id),
+            col(Item.own_format),
+            col(Item.status),
+            col(Attempt.tier),
+            col(Attempt.sent_because),
+            col(Attempt.overrides_json),
+            col(Attempt.max_tokens_sent),
+            col(Attempt.reasoning_effort_sent),
+        )
+        .join(Item, col(Item.id) == col(Attempt.item_id))
+        .where(col(Attempt.provider_batch_row_id) == chunk_id, col(Attempt.status) == AttemptStatus.PENDING)
     )
-    return {custom_id: (attempt_id, item_id, body) for custom_id, attempt_id, item_id, body in rows}
+    return {row[2]: PendingAttempt(*row) for row in rows}
+
+
+_FINISH = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        error_code=bindparam("b_error_code"),
+        error_message=bindparam("b_error_message"),
+        content=bindparam("b_content"),
+        output_json=bindparam("b_output_json"),
+        finish_reason=bindparam("b_finish_reason"),
+        input_tokens=bindparam("b_input_tokens"),
+        output_tokens=bindparam("b_output_tokens"),
+        cost_pico=bindparam("b_cost_pico"),
+        provider_request_id=bindparam("b_provider_request_id"),
+        finished_at=bindparam("b_finished_at"),
+    )
+)
 
 
 async def finish(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Each row: the attempt's `id` and the columns its outcome sets."""
+    """Each row (keys b_id, b_status, b_error_code, ...) finishes one attempt with its outcome."""
     if rows:
-        await session.execute(update(Attempt), list(rows))
+        await session.execute(_FINISH, list(rows))
 
 
 async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:
     """Every attempt at an item with its pass and provider batch id, oldest first."""
     rows = await session.execute(
-        select(Attempt, Pass, ProviderBatch.provider_batch_id)
+        sa_select(Attempt, Pass, col(ProviderBatch.provider_batch_id))
         .join(Pass, col(Pass.id) == col(Attempt.pass_id))
-        .join(ProviderBatch, col(ProviderBatch.id) == col(Attempt.provider_batch_row_id))
-        .where(Attempt.item_id == item_id)
+        .outerjoin(ProviderBatch, col(ProviderBatch.id) == col(Attempt.provider_batch_row_id))
+        .where(col(Attempt.item_id) == item_id)
         .order_by(col(Pass.number))
     )
     return [(attempt, pass_, provider_id) for attempt, pass_, provider_id in rows]
 
 
-@dataclass
-class PassFigures:
-    succeeded: int = 0
-    failed: int = 0
-    pending: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    failure_reasons: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def items(self) -> int:
-        return self.succeeded + self.failed + self.pending
+@dataclass(frozen=True)
+class LineageStep:
+    pass_number: int
+    tier: int | None
+    model: str
+    sent_because: str
+    status: str
+    error_code: str | None
+    cost_pico: int
+    reused_from_attempt_id: int | None
+    reused_from_batch_id: str | None
 
 
-async def pass_figures(session: AsyncSession, batch_id: str) -> dict[int, PassFigures]:
-    """Per pass id: attempts by outcome, tokens, cost and failure codes."""
-    rows = await session.execute(
-        sa_select(
-            col(Attempt.pass_id),
+async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, list[LineageStep]]:
+    """Item id -> its attempts (pass, tier, model, why sent, outcome), oldest first."""
+    source = aliased(Attempt)
+    source_item = aliased(Item)
+    lineage: dict[int, list[LineageStep]] = {}
+    for start in range(0, len(item_ids), IDS_PER_STATEMENT):
+        columns: list[Any] = [
+            col(Attempt.item_id),
+            col(Pass.number),
+            col(Attempt.tier),
+            col(Pass.model),
+            col(Attempt.sent_because),
             col(Attempt.status),
             col(Attempt.error_code),
-            func.count(),
-            func.coalesce(func.sum(col(Attempt.input_tokens)), 0),
-            func.coalesce(func.sum(col(Attempt.output_tokens)), 0),
-            func.coalesce(func.sum(col(Attempt.cost_usd)), 0.0),
+            col(Attempt.cost_pico),
+            col(Attempt.reused_from_attempt_id),
+            col(source_item.batch_id),
+        ]
+        rows = await session.execute(
+            sa_select(*columns)
+            .join(Pass, col(Pass.id) == col(Attempt.pass_id))
+            .outerjoin(source, col(source.id) == col(Attempt.reused_from_attempt_id))
+            .outerjoin(source_item, col(source_item.id) == col(source.item_id))
+            .where(col(Attempt.item_id).in_(item_ids[start : start + IDS_PER_STATEMENT]))
+            .order_by(col(Attempt.item_id), col(Pass.number))
         )
-        .join(Pass, col(Pass.id) == col(Attempt.pass_id))
-        .where(col(Pass.batch_id) == batch_id)
-        .group_by(col(Attempt.pass_id), col(Attempt.status), col(Attempt.error_code))
-    )
-    figures: dict[int, PassFigures] = {}
-    for pass_id, status, error_code, count, input_tokens, output_tokens, cost in rows:
-        entry = figures.setdefault(pass_id, PassFigures())
-        setattr(entry, status, getattr(entry, status) + count)
-        entry.input_tokens += int(input_tokens)
-        entry.output_tokens += int(output_tokens)
-        entry.cost_usd += float(cost)
-        if error_code:
-            entry.failure_reasons[error_code] = entry.failure_reasons.get(error_code, 0) + count
-    return figures
+        for item_id, *step in rows:
+            lineage.setdefault(int(item_id), []).append(LineageStep(*step))
+    return lineage
 
 
-async def final_failure_reasons(session: AsyncSession, batch_id: str) -> dict[str, int]:
-    """Failure code -> count over the items whose merged row is a failure."""
-    rows = await session.execute(
-        select(Attempt.error_code, func.count())
-        .join(Item, col(Item.deciding_attempt_id) == col(Attempt.id))
-        .where(Item.batch_id == batch_id, Item.status == ItemStatus.FAILED)
-        .group_by(Attempt.error_code)
-    )
-    return {code or "unknown": count for code, count in rows}
+@dataclass(frozen=True)
+class Reusable:
+    attempt_id: int
+    batch_id: str
+    content: str | None
+    output_json: str | None
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_pico: int
+
+
+async def reusable(session: AsyncSession, tenant: str, hashes: Sequence[str], since: datetime) -> dict[str, Reusable]:
+    """Request hash -> the newest succeeded, paid-for attempt of the same tenant since `since` with that hash."""
+    found: dict[str, Reusable] = {}
+    for start in range(0, len(hashes), IDS_PER_STATEMENT):
+        rows = await session.execute(
+            sa_select(
+                col(Attempt.request_hash),
+                col(Attempt.id),
+                col(Item.batch_id),
+                col(Attempt.content),
+                col(Attempt.output_json),
+                col(Attempt.finish_reason),
+                col(Attempt.input_tokens),
+                col(Attempt.output_tokens),
+                col(Attempt.cost_pico),
+            )
+            .join(Item, col(Item.id) == col(Attempt.item_id))
+            .join(Batch, col(Batch.id) == col(Item.batch_id))
+            .where(
+                col(Attempt.request_hash).in_(hashes[start : start + IDS_PER_STATEMENT]),
+                col(Attempt.status) == AttemptStatus.SUCCEEDED,
+                col(Attempt.reused_from_attempt_id).is_(None),
+                col(Attempt.finished_at) >= since,
+                col(Batch.tenant) == tenant,
+            )
+            .order_by(col(Attempt.id))
+        )
+        for request_hash, *values in rows:
+            found[str(request_hash)] = Reusable(*values)
+    return found

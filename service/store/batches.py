@@ -1,12 +1,13 @@
-"""Batches: inserting one with its items, reading, listing, and the conditional writes of its status."""
+"""Batches: inserting one with its items, reading (within a tenant), listing, the conditional writes of its
+status, and its kept counters (added to in place, never recomputed)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,33 +15,60 @@ from service.kit.clock import utcnow
 from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus, Item
 from service.store.unit import rows_affected
 
+INSERT_ROWS = 2000  # items per INSERT statement: bounded memory for any batch size
 
-async def insert_batch(session: AsyncSession, batch: Batch, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """The batch and its items, in the caller's transaction (all or nothing)."""
+
+async def insert_batch(
+    session: AsyncSession, batch: Batch, items: Iterable[tuple[str, bytes, bytes | None, bool]]
+) -> int:
+    """The batch and its items (custom_id, body JSON, metadata JSON, own response_format), in the caller's
+    transaction (all or nothing); how many items."""
     session.add(batch)
     await session.flush()
-    await session.execute(
-        insert(Item),
-        [
-            {"batch_id": batch.id, "custom_id": custom_id, "position": position, "body": body, "status": "pending"}
-            for position, (custom_id, body) in enumerate(items)
-        ],
-    )
+    now = utcnow()
+    count = 0
+    rows: list[dict[str, Any]] = []
+    for custom_id, body_json, metadata_json, own_format in items:
+        rows.append(
+            {
+                "batch_id": batch.id,
+                "custom_id": custom_id,
+                "position": count,
+                "body_json": body_json.decode(),
+                "metadata_json": metadata_json.decode() if metadata_json is not None else None,
+                "own_format": own_format,
+                "status": "pending",
+                "attempt_count": 0,
+                "cost_pico": 0,
+                "changed_pass": 0,
+                "updated_at": now,
+            }
+        )
+        count += 1
+        if len(rows) == INSERT_ROWS:
+            await session.execute(insert(Item), rows)
+            rows = []
+    if rows:
+        await session.execute(insert(Item), rows)
+    return count
 
 
-async def get_batch(session: AsyncSession, batch_id: str) -> Batch | None:
-    return await session.get(Batch, batch_id)
+def _visible(query: Any, tenant: str | None) -> Any:
+    return query if tenant is None else query.where(col(Batch.tenant) == tenant)
 
 
-async def get_batch_fresh(session: AsyncSession, batch_id: str) -> Batch | None:
-    """The batch as the database has it now, not as this session last saw it."""
-    return await session.get(Batch, batch_id, populate_existing=True)
+async def get_batch(session: AsyncSession, batch_id: str, tenant: str | None = None) -> Batch | None:
+    """The batch, if it exists and belongs to `tenant` (None: any tenant's)."""
+    batch = await session.get(Batch, batch_id, populate_existing=True)
+    if batch is None or (tenant is not None and batch.tenant != tenant):
+        return None
+    return batch
 
 
 async def list_batches(
-    session: AsyncSession, *, status: str | None, after: str | None, limit: int
+    session: AsyncSession, *, tenant: str | None, status: str | None, after: str | None, limit: int
 ) -> tuple[list[Batch], bool]:
-    query = select(Batch).order_by(col(Batch.id).desc())
+    query = _visible(select(Batch), tenant).order_by(col(Batch.id).desc())
     if status:
         query = query.where(Batch.status == status)
     if after:
@@ -99,3 +127,51 @@ async def set_status(
     if release:
         values |= {"lease_owner": None, "lease_expires_at": None}
     await session.execute(update(Batch).where(col(Batch.id) == batch_id).values(**values))
+
+
+COUNTERS = (
+    "succeeded",
+    "failed",
+    "pending",
+    "retrying",
+    "input_tokens",
+    "output_tokens",
+    "cost_pico",
+    "saved_pico",
+    "reserved_pico",
+)
+
+
+async def add_to_counters(session: AsyncSession, batch_id: str, **deltas: int) -> None:
+    """`counter = counter + delta` in one statement: concurrent ingests of one batch add up, never overwrite."""
+    changes = {name: col(getattr(Batch, name)) + delta for name, delta in deltas.items() if delta}
+    unknown = set(deltas) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"not a batch counter: {sorted(unknown)}")
+    if changes:
+        await session.execute(update(Batch).where(col(Batch.id) == batch_id).values(**changes))
+
+
+async def reserve(session: AsyncSession, batch_id: str, amount_pico: int) -> bool:
+    """Reserve `amount_pico` of the batch's budget: only while spent + reserved + amount stays within it (or the
+    batch has none). One conditional statement, so concurrent reservations never overshoot the budget."""
+    result = await session.execute(
+        update(Batch)
+        .where(
+            col(Batch.id) == batch_id,
+            or_(
+                col(Batch.budget_pico).is_(None),
+                col(Batch.cost_pico) + col(Batch.reserved_pico) + amount_pico <= col(Batch.budget_pico),
+            ),
+        )
+        .values(reserved_pico=col(Batch.reserved_pico) + amount_pico)
+    )
+    return rows_affected(result) > 0
+
+
+async def add_warning(session: AsyncSession, batch_id: str, warning: str) -> None:
+    batch = await session.get(Batch, batch_id)
+    if batch is not None and warning not in batch.warnings:
+        batch.warnings = [*batch.warnings, warning]
+        session.add(batch)
+        await session.flush()

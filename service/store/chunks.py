@@ -24,6 +24,11 @@ async def insert(session: AsyncSession, chunks: Iterable[ProviderBatch]) -> None
     await session.flush()
 
 
+async def save(session: AsyncSession, chunk: ProviderBatch) -> None:
+    session.add(chunk)
+    await session.flush()
+
+
 async def get(session: AsyncSession, chunk_id: int) -> ProviderBatch:
     return await session.get_one(ProviderBatch, chunk_id)
 

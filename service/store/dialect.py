@@ -5,19 +5,24 @@
   takes the database's single write lock before reading (queueing on the busy timeout, with WAL so that
   readers go on).
 - Migrations from several processes at once: an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite.
+- Adding to a counter row that may not exist yet: `INSERT … ON CONFLICT DO UPDATE`, each dialect's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from service.models import FailureCount
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 727274
@@ -65,3 +70,18 @@ async def serialise_migrations(connection: AsyncConnection) -> None:
         await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     else:  # SQLite: the DDL runs inside a transaction that holds the write lock from its start
         await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def add_failure_counts(session: AsyncSession, batch_id: str, pass_id: int, codes: Mapping[str, int]) -> None:
+    """count = count + n for each code, inserting the rows that do not exist yet (one upsert, both dialects)."""
+    if not codes:
+        return
+    table = FailureCount.__table__  # type: ignore[attr-defined]
+    statement = (postgresql_insert if not is_sqlite(session) else sqlite_insert)(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["batch_id", "pass_id", "code"],
+        set_={"count": table.c.count + statement.excluded.count},
+    )
+    await session.execute(
+        statement, [{"batch_id": batch_id, "pass_id": pass_id, "code": code, "count": n} for code, n in codes.items()]
+    )

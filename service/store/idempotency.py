@@ -1,6 +1,6 @@
 """Idempotency keys: claimed by the first request, completed with its answer in the transaction of its work.
 
-The key is the primary key, which is what makes one key one request across replicas.
+(tenant, key) is the primary key, which is what makes one key one request across replicas.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ PURGE_CHUNK = 1000
 async def claim(
     sessions: async_sessionmaker[AsyncSession],
     *,
+    tenant: str,
     key: str,
     request_hash: str,
     method: str,
@@ -38,6 +39,7 @@ async def claim(
         async with transaction(sessions) as session:
             await session.execute(
                 delete(IdempotencyKey).where(
+                    col(IdempotencyKey.tenant) == tenant,
                     col(IdempotencyKey.key) == key,
                     or_(
                         col(IdempotencyKey.expires_at) < now,
@@ -48,6 +50,7 @@ async def claim(
             )
             await session.execute(
                 insert(IdempotencyKey).values(
+                    tenant=tenant,
                     key=key,
                     request_hash=request_hash,
                     method=method,
@@ -64,18 +67,19 @@ async def claim(
     return True
 
 
-async def find(sessions: async_sessionmaker[AsyncSession], key: str) -> IdempotencyKey | None:
+async def find(sessions: async_sessionmaker[AsyncSession], tenant: str, key: str) -> IdempotencyKey | None:
     async with sessions() as session:
-        return await session.get(IdempotencyKey, key)
+        return await session.get(IdempotencyKey, (tenant, key))
 
 
 async def complete(
-    session: AsyncSession, *, key: str, owner: str, status: int, body: str, location: str | None
+    session: AsyncSession, *, tenant: str, key: str, owner: str, status: int, body: str, location: str | None
 ) -> bool:
     """Store the answer with the work, in the caller's transaction; False when our claim was taken over."""
     stored = await session.execute(
         update(IdempotencyKey)
         .where(
+            col(IdempotencyKey.tenant) == tenant,
             col(IdempotencyKey.key) == key,
             col(IdempotencyKey.owner) == owner,
             col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
@@ -90,10 +94,11 @@ async def complete(
     return rows_affected(stored) > 0
 
 
-async def give_back(sessions: async_sessionmaker[AsyncSession], *, key: str, owner: str) -> None:
+async def give_back(sessions: async_sessionmaker[AsyncSession], *, tenant: str, key: str, owner: str) -> None:
     async with transaction(sessions) as session:
         await session.execute(
             delete(IdempotencyKey).where(
+                col(IdempotencyKey.tenant) == tenant,
                 col(IdempotencyKey.key) == key,
                 col(IdempotencyKey.owner) == owner,
                 col(IdempotencyKey.state) == IdempotencyState.IN_PROGRESS,
@@ -106,7 +111,11 @@ async def purge_expired(sessions: async_sessionmaker[AsyncSession]) -> int:
     while True:
         async with transaction(sessions) as session:
             expired = select(IdempotencyKey.key).where(col(IdempotencyKey.expires_at) < utcnow()).limit(PURGE_CHUNK)
-            result = await session.execute(delete(IdempotencyKey).where(col(IdempotencyKey.key).in_(expired)))
+            result = await session.execute(
+                delete(IdempotencyKey).where(
+                    col(IdempotencyKey.key).in_(expired), col(IdempotencyKey.expires_at) < utcnow()
+                )
+            )
         count = rows_affected(result)
         purged += count
         if count < PURGE_CHUNK:

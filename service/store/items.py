@@ -1,18 +1,29 @@
-"""Items: counts by status, the failed ones, one by custom_id, the ones a pass takes, the ones a chunk holds."""
+"""Items: the ones a pass takes, their merged rows as outcomes arrive, the queue of the cascade (`next_tier`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, bindparam, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.kit.clock import utcnow
 from service.models import Attempt, Item, ItemStatus
+from service.store.unit import rows_affected
 
+RETRY_QUEUE = "retry"  # next_reason of items a POST .../retry queued for its pass
+IDS_PER_STATEMENT = 900  # below SQLite's 999 bound parameters
 SPOOL_FETCH_ROWS = 1000
+
+_ITEMS = Item.__table__  # type: ignore[attr-defined]
+
+
+async def find(session: AsyncSession, batch_id: str, custom_id: str) -> Item | None:
+    result = await session.exec(select(Item).where(Item.batch_id == batch_id, Item.custom_id == custom_id))
+    return result.first()
 
 
 async def status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
@@ -22,61 +33,197 @@ async def status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-async def failed_bodies(session: AsyncSession, batch_id: str) -> dict[str, dict[str, Any]]:
-    """custom_id -> body of every item that currently counts as failed."""
-    rows = await session.execute(
-        sa_select(col(Item.custom_id), col(Item.body)).where(
-            col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED
-        )
-    )
-    return {custom_id: body for custom_id, body in rows}
+LAYOUT_COLUMNS = (
+    col(Item.id),
+    col(Item.custom_id),
+    col(Item.body_json),
+    col(Item.own_format),
+    col(Item.next_reason),
+    col(Item.next_overrides_json),
+)
 
 
-async def find(session: AsyncSession, batch_id: str, custom_id: str) -> Item | None:
-    result = await session.exec(select(Item).where(Item.batch_id == batch_id, Item.custom_id == custom_id))
-    return result.first()
-
-
-async def for_pass(
-    session: AsyncSession, batch_id: str, *, failed_only: bool, custom_ids: Collection[str] | None
-) -> list[Any]:
-    """(id, custom_id, body) of the items a pass takes, in submission order."""
-    query = sa_select(col(Item.id), col(Item.custom_id), col(Item.body)).where(col(Item.batch_id) == batch_id)
-    if failed_only:
-        query = query.where(col(Item.status) == ItemStatus.FAILED)
-    rows = list((await session.execute(query.order_by(col(Item.position)))).all())
-    if custom_ids is not None:
-        wanted = set(custom_ids)
-        rows = [row for row in rows if row.custom_id in wanted]
-    return rows
-
-
-async def mark_pending(session: AsyncSession, item_ids: Sequence[int]) -> None:
-    if item_ids:
-        await session.execute(update(Item), [{"id": item_id, "status": ItemStatus.PENDING} for item_id in item_ids])
-
-
-async def decide(session: AsyncSession, decisions: Sequence[tuple[int, str, int]]) -> None:
-    """(item id, status, deciding attempt id): the merged row of each item follows its deciding attempt."""
-    if decisions:
-        await session.execute(
-            update(Item),
-            [
-                {"id": item_id, "status": status, "deciding_attempt_id": attempt_id}
-                for item_id, status, attempt_id in decisions
-            ],
-        )
-
-
-async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """(custom_id, body) of every item in a chunk, in submission order, fetched a thousand rows at a time."""
+async def first_pass_items(session: AsyncSession, batch_id: str) -> list[Any]:
+    """Every item never sent: what the first pass takes, in submission order."""
+    never_sent = ~exists().where(col(Attempt.item_id) == col(Item.id))
     query = (
-        sa_select(col(Item.custom_id), col(Item.body))
+        sa_select(*LAYOUT_COLUMNS)
+        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.PENDING, never_sent)
+        .order_by(col(Item.position))
+    )
+    return list((await session.execute(query)).all())
+
+
+async def queued_items(session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool) -> list[Any]:
+    """The items the cascade queued for `tier` (or a retry queued), in submission order."""
+    query = sa_select(*LAYOUT_COLUMNS).where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.RETRYING)
+    if retry:
+        query = query.where(col(Item.next_reason) == RETRY_QUEUE)
+    else:
+        query = query.where(col(Item.next_tier) == tier, col(Item.next_reason) != RETRY_QUEUE)
+    return list((await session.execute(query.order_by(col(Item.position)))).all())
+
+
+async def queued_tiers(session: AsyncSession, batch_id: str) -> dict[int, int]:
+    """Tier -> how many items the cascade has queued for it (not yet in a pass)."""
+    rows = await session.execute(
+        sa_select(col(Item.next_tier), func.count())
+        .where(
+            col(Item.batch_id) == batch_id,
+            col(Item.next_tier).is_not(None),
+            col(Item.next_reason) != RETRY_QUEUE,
+        )
+        .group_by(col(Item.next_tier))
+    )
+    return {int(tier): int(count) for tier, count in rows}
+
+
+async def clear_queue(session: AsyncSession, item_ids: Sequence[int]) -> None:
+    """The items are in a pass now (by id: never an item queued meanwhile by a concurrent ingest)."""
+    for start in range(0, len(item_ids), IDS_PER_STATEMENT):
+        await session.execute(
+            update(Item)
+            .where(col(Item.id).in_(item_ids[start : start + IDS_PER_STATEMENT]))
+            .values(next_tier=None, next_reason=None, next_overrides_json=None)
+        )
+
+
+_MERGE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        deciding_attempt_id=bindparam("b_attempt"),
+        attempt_count=_ITEMS.c.attempt_count + bindparam("b_attempts"),
+        cost_pico=_ITEMS.c.cost_pico + bindparam("b_cost"),
+        next_tier=bindparam("b_next_tier"),
+        next_reason=bindparam("b_next_reason"),
+        next_overrides_json=bindparam("b_next_overrides"),
+        error_code=bindparam("b_error_code"),
+        error_message=bindparam("b_error_message"),
+        changed_pass=bindparam("b_changed_pass"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+
+
+async def merge(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Each row (keys b_id, b_status, b_attempt, b_attempts, b_cost, b_next_tier, b_next_reason,
+    b_next_overrides, b_error_code, b_error_message, b_changed_pass, b_updated_at) sets one item's merged row."""
+    if rows:
+        await session.execute(_MERGE, list(rows))
+
+
+async def fail_unstarted(session: AsyncSession, batch_id: str, code: str, message: str) -> tuple[int, int]:
+    """Items no pass will send now (never laid out, or queued by the cascade or a retry) fail with `code`;
+    (how many were pending, how many retrying)."""
+    values = {
+        "status": ItemStatus.FAILED,
+        "error_code": code,
+        "error_message": message,
+        "next_tier": None,
+        "next_reason": None,
+        "next_overrides_json": None,
+        "updated_at": utcnow(),
+    }
+    never_sent = ~exists().where(col(Attempt.item_id) == col(Item.id))
+    pending = await session.execute(
+        update(Item)
+        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.PENDING, never_sent)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    queued = await session.execute(
+        update(Item)
+        .where(
+            col(Item.batch_id) == batch_id,
+            col(Item.status) == ItemStatus.RETRYING,
+            or_(col(Item.next_tier).is_not(None), col(Item.next_reason).is_not(None)),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return rows_affected(pending), rows_affected(queued)
+
+
+async def queue_retry(
+    session: AsyncSession, batch_id: str, custom_ids: Collection[str] | None, tier: int | None
+) -> int:
+    """Failed items (all, or these) wait for a retry pass; how many."""
+    condition = and_(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
+    if custom_ids is not None:
+        condition = and_(condition, col(Item.custom_id).in_(list(custom_ids)))
+    result = await session.execute(
+        update(Item)
+        .where(condition)
+        .values(
+            status=ItemStatus.RETRYING,
+            next_tier=tier,
+            next_reason=RETRY_QUEUE,
+            next_overrides_json=None,
+            error_code=None,
+            error_message=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return rows_affected(result)
+
+
+async def failed_custom_ids(session: AsyncSession, batch_id: str, custom_ids: Collection[str] | None) -> set[str]:
+    """Which of `custom_ids` (or all) are failed items of the batch."""
+    query = sa_select(col(Item.custom_id)).where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
+    if custom_ids is not None:
+        query = query.where(col(Item.custom_id).in_(list(custom_ids)))
+    return {custom_id for (custom_id,) in await session.execute(query)}
+
+
+async def failed_for_check(session: AsyncSession, batch_id: str) -> AsyncIterator[tuple[str, str]]:
+    """(custom_id, body JSON) of the failed items, a thousand rows at a time."""
+    query = (
+        sa_select(col(Item.custom_id), col(Item.body_json))
+        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
+        .execution_options(yield_per=SPOOL_FETCH_ROWS)
+    )
+    result = await session.stream(query)
+    async for custom_id, body_json in result:
+        yield custom_id, body_json
+
+
+async def final_failure_codes(session: AsyncSession, batch_id: str) -> dict[str, int]:
+    """Code -> count over the items whose failure is final (their own code, else their deciding attempt's)."""
+    rows = await session.execute(
+        sa_select(func.coalesce(col(Item.error_code), col(Attempt.error_code), "unknown"), func.count())
+        .select_from(Item)
+        .outerjoin(Attempt, col(Attempt.id) == col(Item.deciding_attempt_id))
+        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
+        .group_by(func.coalesce(col(Item.error_code), col(Attempt.error_code), "unknown"))
+    )
+    return {code: int(count) for code, count in rows}
+
+
+async def bodies(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, str]:
+    """Item id -> body JSON."""
+    found: dict[int, str] = {}
+    for start in range(0, len(item_ids), IDS_PER_STATEMENT):
+        rows = await session.execute(
+            sa_select(col(Item.id), col(Item.body_json)).where(
+                col(Item.id).in_(item_ids[start : start + IDS_PER_STATEMENT])
+            )
+        )
+        found.update({int(item_id): body for item_id, body in rows})
+    return found
+
+
+async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterator[tuple[str, str, str | None]]:
+    """(custom_id, body JSON, the attempt's overrides JSON) of every item in a chunk, in submission order."""
+    query = (
+        sa_select(col(Item.custom_id), col(Item.body_json), col(Attempt.overrides_json))
         .join(Attempt, col(Attempt.item_id) == col(Item.id))
         .where(col(Attempt.provider_batch_row_id) == chunk_id)
         .order_by(col(Item.position))
         .execution_options(yield_per=SPOOL_FETCH_ROWS)
     )
     result = await session.stream(query)
-    async for custom_id, body in result:
-        yield custom_id, body
+    async for custom_id, body_json, overrides_json in result:
+        yield custom_id, body_json, overrides_json

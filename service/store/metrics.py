@@ -1,8 +1,8 @@
-"""The state of the shared database that /metrics reports, read at each scrape (every replica reports the same)."""
+"""The state of the shared database that /metrics reports, read at each scrape (every replica reports the same)
+from the kept counters, so a scrape costs the same however many items there are."""
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -12,30 +12,39 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import Attempt, Batch, ChunkState, Item, ItemStatus, Pass, ProviderBatch
+from service.models import Batch, ChunkState, FailureCount, Pass, ProviderBatch
+from service.store.passes import FINAL
 
 
 @dataclass(frozen=True)
 class DatabaseSnapshot:
     batches: Mapping[str, int] = field(default_factory=dict)
     items: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (status, failure code) -> count
-    cost_usd: Mapping[tuple[str, int], float] = field(default_factory=dict)  # (model, pass number) -> USD
+    cost_pico: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (model, pass number) -> picodollars
     chunks: Mapping[str, int] = field(default_factory=dict)
     oldest_due_seconds: float = 0.0
 
 
 async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
     batches = await session.execute(sa_select(col(Batch.status), func.count()).group_by(col(Batch.status)))
-    items = await session.execute(
-        sa_select(col(Item.status), col(Attempt.error_code), func.count())
-        .select_from(Item)
-        .outerjoin(Attempt, col(Attempt.id) == col(Item.deciding_attempt_id))
-        .group_by(col(Item.status), col(Attempt.error_code))
+    totals = (
+        await session.execute(
+            sa_select(
+                func.coalesce(func.sum(col(Batch.succeeded)), 0),
+                func.coalesce(func.sum(col(Batch.pending)), 0),
+                func.coalesce(func.sum(col(Batch.retrying)), 0),
+            )
+        )
+    ).one()
+    failures = await session.execute(
+        sa_select(col(FailureCount.code), func.sum(col(FailureCount.count)))
+        .where(col(FailureCount.pass_id) == FINAL)
+        .group_by(col(FailureCount.code))
     )
     cost = await session.execute(
-        sa_select(col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Attempt.cost_usd)), 0.0))
-        .join(Pass, col(Pass.id) == col(Attempt.pass_id))
-        .group_by(col(Pass.model), col(Pass.number))
+        sa_select(col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Pass.cost_pico)), 0)).group_by(
+            col(Pass.model), col(Pass.number)
+        )
     )
     chunks = await session.execute(sa_select(col(ProviderBatch.state), func.count()).group_by(col(ProviderBatch.state)))
     now = utcnow()
@@ -44,13 +53,13 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
             col(ProviderBatch.state) != ChunkState.DONE, col(ProviderBatch.next_action_at) <= now
         )
     )
-    item_counts: Tally[tuple[str, str]] = Tally()
-    for status, code, count in items:
-        item_counts[(status, (code or "unknown") if status == ItemStatus.FAILED else "")] += count
+    succeeded, pending, retrying = (int(value) for value in totals)
+    items = {("succeeded", ""): succeeded, ("pending", ""): pending, ("retrying", ""): retrying}
+    items |= {("failed", code): int(count) for code, count in failures if count}
     return DatabaseSnapshot(
         batches={status: count for status, count in batches},
-        items=dict(item_counts),
-        cost_usd={(model, number): float(usd) for model, number, usd in cost},
+        items=items,
+        cost_pico={(model, number): int(pico) for model, number, pico in cost},
         chunks={state: count for state, count in chunks},
         oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
     )

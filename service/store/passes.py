@@ -1,16 +1,21 @@
-"""Passes: one row per run of a batch's items through the Batch API on one model."""
+"""Passes: one row per run of a batch's items through the Batch API on one model, with kept counters; and the
+failure counts by code of each pass and of the batch's final failures."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import ChunkState, Pass, ProviderBatch
+from service.models import ChunkState, FailureCount, Pass, ProviderBatch
+from service.store.dialect import add_failure_counts
+
+FINAL = 0  # the pass_id under which a batch's final failures are counted
 
 
 class PassNumberTaken(Exception):
@@ -18,7 +23,12 @@ class PassNumberTaken(Exception):
 
 
 async def of_batch(session: AsyncSession, batch_id: str) -> list[Pass]:
-    result = await session.exec(select(Pass).where(col(Pass.batch_id) == batch_id).order_by(col(Pass.number)))
+    result = await session.exec(
+        select(Pass)
+        .where(col(Pass.batch_id) == batch_id)
+        .order_by(col(Pass.number))
+        .execution_options(populate_existing=True)
+    )
     return list(result.all())
 
 
@@ -46,6 +56,34 @@ async def set_status(session: AsyncSession, pass_id: int, status: str, *, finish
     await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**values))
 
 
+async def laid_out(
+    session: AsyncSession,
+    pass_id: int,
+    *,
+    status: str,
+    sent_because: Mapping[str, int],
+    strict_mode: bool,
+    **counts: int,
+) -> None:
+    """What lay-out decided: the pass's status, why its items were sent, whether its lines are strict, and its
+    first counts."""
+    changes: dict[str, Any] = {"status": status, "sent_because": dict(sent_because), "strict_mode": strict_mode}
+    changes |= {name: col(getattr(Pass, name)) + delta for name, delta in counts.items() if delta}
+    await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**changes))
+
+
+PASS_COUNTERS = ("items", "succeeded", "failed", "reused", "input_tokens", "output_tokens", "cost_pico", "saved_pico")
+
+
+async def add_to_counters(session: AsyncSession, pass_id: int, **deltas: int) -> None:
+    unknown = set(deltas) - set(PASS_COUNTERS)
+    if unknown:
+        raise ValueError(f"not a pass counter: {sorted(unknown)}")
+    changes = {name: col(getattr(Pass, name)) + delta for name, delta in deltas.items() if delta}
+    if changes:
+        await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**changes))
+
+
 async def open_chunk_count(session: AsyncSession, pass_id: int) -> int:
     count = await session.scalar(
         select(func.count())
@@ -53,3 +91,28 @@ async def open_chunk_count(session: AsyncSession, pass_id: int) -> int:
         .where(ProviderBatch.pass_id == pass_id, ProviderBatch.state != ChunkState.DONE)
     )
     return int(count or 0)
+
+
+async def count_failures(session: AsyncSession, batch_id: str, pass_id: int, codes: Mapping[str, int]) -> None:
+    """Add to the failure counts of a pass (or, with FINAL, of the batch's final failures)."""
+    await add_failure_counts(session, batch_id, pass_id, {code: n for code, n in codes.items() if n})
+
+
+async def failure_counts(session: AsyncSession, batch_id: str) -> dict[int, dict[str, int]]:
+    """Pass id (FINAL: the batch's final failures) -> code -> count."""
+    rows = await session.execute(
+        select(FailureCount.pass_id, FailureCount.code, FailureCount.count).where(FailureCount.batch_id == batch_id)
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for pass_id, code, count in rows:
+        if count:
+            counts.setdefault(int(pass_id), {})[code] = int(count)
+    return counts
+
+
+async def replace_final_failures(session: AsyncSession, batch_id: str, codes: Mapping[str, int]) -> None:
+    """Set the batch's final failure counts anew (after a retry took some failed items back)."""
+    await session.execute(
+        delete(FailureCount).where(col(FailureCount.batch_id) == batch_id, col(FailureCount.pass_id) == FINAL)
+    )
+    await add_failure_counts(session, batch_id, FINAL, codes)

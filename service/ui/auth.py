@@ -1,12 +1,12 @@
-"""Who may see the status page: the same bearer tokens as the API (API_TOKENS), sent in the Authorization
-header or, for a browser, in a cookie set by the /ui/login form. No tokens configured: open, like the API."""
+"""Who may see the status page: the same bearer tokens as the API (API_TOKENS, ADMIN_TOKENS), sent in the
+Authorization header or, for a browser, in a cookie set by the /ui/login form; each sees its tenant's batches
+(an admin token every tenant's). No tokens configured: open, like the API."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from service.api.auth import token_digests, token_is_valid
-from service.settings import Settings
+from service.api.principals import Principal, TokenTable, token_principal
 
 TOKEN_COOKIE = "llm_batch_token"
 COOKIE_PATH = "/ui"
@@ -20,12 +20,9 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE) or None
 
 
-def token_accepted(settings: Settings, token: str | None) -> bool:
-    """The API's own check (service/api/auth.py), whichever way the token came."""
-    digests = token_digests(settings.api_tokens)
-    if not digests:
-        return True
-    return token is not None and token_is_valid(token, digests)
+def page_principal(table: TokenTable, token: str | None) -> Principal | None:
+    """The API's own check (service/api/principals.py), whichever way the token came; None: not allowed."""
+    return token_principal(token, table)
 
 
 def safe_next(target: str | None) -> str:

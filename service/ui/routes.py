@@ -6,19 +6,22 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from service.api.batch_routes import ndjson_export
 from service.api.deps import SessionDep, StateDep
 from service.api.health_routes import startup_warnings
+from service.api.principals import Principal
 from service.batches.reading import batch_or_404, find_batch, list_page
 from service.kit.problems import Problem
 from service.models import Batch
 from service.ui import view
-from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, request_token, safe_next, token_accepted
+from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, page_principal, request_token, safe_next
 from service.views.batches import batch_out
-from service.views.results import ndjson_result_rows, result_page
+from service.views.results import ResultFilter, result_rows
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(usd=view.usd, number=view.number, when=view.when, when_short=view.when_short)
@@ -37,8 +40,8 @@ RESULTS_PAGE_MAX = 1000
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-def _authorized(request: Request, state: StateDep) -> bool:
-    return token_accepted(state.settings, request_token(request))
+def _viewer(request: Request, state: StateDep) -> Principal | None:
+    return page_principal(state.tokens, request_token(request))
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -51,7 +54,7 @@ def _unauthorized() -> Problem:
 
 
 def _page(request: Request, state: StateDep, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.update(auth_on=bool(state.settings.api_tokens), warnings=startup_warnings(state))
+    context.update(auth_on=state.settings.auth_enabled, warnings=startup_warnings(state))
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -67,9 +70,10 @@ async def batch_list(
     status: Annotated[str | None, Query(pattern="^(queued|running|completed|failed|cancelled)$")] = None,
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    if not _authorized(request, state):
+    viewer = _viewer(request, state)
+    if viewer is None:
         return _to_login(request)
-    batches, has_more = await list_page(session, status=status, after=after, limit=LIST_PAGE_SIZE)
+    batches, has_more = await list_page(session, tenant=viewer.scope, status=status, after=after, limit=LIST_PAGE_SIZE)
     summaries = [await _summary(session, batch) for batch in batches]
     return _page(
         request,
@@ -84,9 +88,10 @@ async def batch_list(
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 async def batch_detail(batch_id: str, request: Request, session: SessionDep, state: StateDep) -> Response:
-    if not _authorized(request, state):
+    viewer = _viewer(request, state)
+    if viewer is None:
         return _to_login(request)
-    batch = await find_batch(session, batch_id)
+    batch = await find_batch(session, batch_id, viewer.scope)
     if batch is None:
         return _page(request, state, "not_found.html", status_code=404, batch_id=batch_id)
     summary = await _summary(session, batch)
@@ -105,16 +110,20 @@ async def results_json(
     request: Request,
     session: SessionDep,
     state: StateDep,
-    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending|retrying)$")] = None,
     limit: Annotated[int, Query(ge=1, le=RESULTS_PAGE_MAX)] = RESULTS_PAGE_MAX,
     after: Annotated[int, Query(ge=-1)] = -1,
-) -> JSONResponse:
+) -> Response:
     """One page, as GET /batches/{id}/results answers it (`after` is the `next_cursor` of the previous page)."""
-    if not _authorized(request, state):
+    viewer = _viewer(request, state)
+    if viewer is None:
         raise _unauthorized()
-    await batch_or_404(session, batch_id)
-    page = await result_page(session, batch_id, status=status, after_position=after, limit=limit)
-    return JSONResponse(page.model_dump(mode="json", by_alias=True))
+    await batch_or_404(session, batch_id, viewer.scope)
+    rows, cursor = await result_rows(
+        session, batch_id, after_position=after, limit=limit, where=ResultFilter(status=status), raw=True
+    )
+    page = {"data": rows, "has_more": cursor is not None, "next_cursor": str(cursor) if cursor is not None else None}
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 @router.get("/batches/{batch_id}/results.ndjson")
@@ -123,13 +132,15 @@ async def results_ndjson(
     request: Request,
     session: SessionDep,
     state: StateDep,
-    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending)$")] = None,
-) -> StreamingResponse:
-    if not _authorized(request, state):
+    status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending|retrying)$")] = None,
+) -> Response:
+    viewer = _viewer(request, state)
+    if viewer is None:
         raise _unauthorized()
-    await batch_or_404(session, batch_id)
-    headers = {"Content-Disposition": f'inline; filename="{batch_id}-results.ndjson"'}
-    return StreamingResponse(ndjson_result_rows(state.sessions, batch_id, status), media_type=NDJSON, headers=headers)
+    await batch_or_404(session, batch_id, viewer.scope)
+    response = await ndjson_export(session, state, batch_id, -1, ResultFilter(status=status), None)
+    response.headers["Content-Disposition"] = f'inline; filename="{batch_id}-results.ndjson"'
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -146,9 +157,9 @@ async def login(
 ) -> Response:
     target = safe_next(next)
     response = RedirectResponse(target, status_code=303)
-    if not state.settings.api_tokens:
+    if not state.settings.auth_enabled:
         return response
-    if not token_accepted(state.settings, token.strip()):
+    if page_principal(state.tokens, token.strip()) is None:
         return _page(request, state, "login.html", status_code=401, next=target, error="Unknown token.")
     response.set_cookie(
         TOKEN_COOKIE,

@@ -1,22 +1,36 @@
-"""A batch's summary (GET /batches/{id}): status, counts, cost, passes with their provider batches, webhook."""
+"""A batch's summary (GET /batches/{id}): status, counts, cost, budget, tiers and passes, webhook. Read from the
+kept counters: a handful of small queries, the same at any batch size."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
-from service.models import Batch, ProviderBatch
-from service.pipeline.cost import round_usd
+from service.models import Batch, Pass, ProviderBatch
+from service.pipeline.cost import usd_float, usd_text
 from service.store import Session
-from service.store import attempts as attempts_store
 from service.store import chunks as chunks_store
-from service.store import items as items_store
 from service.store import passes as passes_store
-from service.views.schemas import BatchOut, Cost, Counts, PassOut, ProviderBatchOut, RequestCounts
+from service.store.passes import FINAL
+from service.views.schemas import (
+    BatchOut,
+    BudgetOut,
+    Cost,
+    Counts,
+    PassOut,
+    ProviderBatchOut,
+    RequestCounts,
+    TierOut,
+)
 from service.views.webhooks import webhook_out
 
 
 def results_url(batch_id: str) -> str:
     return f"/batches/{batch_id}/results"
+
+
+def cost_out(pico: int, input_tokens: int, output_tokens: int) -> Cost:
+    return Cost(usd=usd_float(pico), usd_exact=usd_text(pico), input_tokens=input_tokens, output_tokens=output_tokens)
 
 
 def request_counts(chunks: Sequence[ProviderBatch]) -> RequestCounts:
@@ -40,55 +54,101 @@ def _chunk_out(chunk: ProviderBatch) -> ProviderBatchOut:
     )
 
 
+def _pass_out(pass_: Pass, chunks: Sequence[ProviderBatch], failures: Mapping[str, int]) -> PassOut:
+    held = max(pass_.items, pass_.planned_items)
+    return PassOut(
+        number=pass_.number,
+        kind=pass_.kind,
+        tier=pass_.tier,
+        model=pass_.model,
+        status=pass_.status,
+        strict=pass_.strict_mode,
+        items=held,
+        succeeded=pass_.succeeded,
+        failed=pass_.failed,
+        pending=max(0, held - pass_.succeeded - pass_.failed),
+        reused=pass_.reused,
+        sent_because=dict(sorted(pass_.sent_because.items())),
+        request_counts=request_counts(chunks),
+        failure_reasons=dict(sorted(failures.items())),
+        cost=cost_out(pass_.cost_pico, pass_.input_tokens, pass_.output_tokens),
+        saved_usd=usd_float(pass_.saved_pico),
+        provider_batches=[_chunk_out(chunk) for chunk in chunks],
+    )
+
+
+def _tiers_out(batch: Batch, passes: Sequence[Pass], failures: Mapping[int, Mapping[str, int]]) -> list[TierOut]:
+    tiers = []
+    for index, tier in enumerate(batch.tiers):
+        own = [p for p in passes if p.tier == index]
+        sent: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for p in own:
+            sent.update(p.sent_because)
+            assert p.id is not None
+            reasons.update(failures.get(p.id, {}))
+        tiers.append(
+            TierOut(
+                tier=index,
+                model=str(tier["model"]),
+                params=dict(tier.get("params") or {}),
+                passes=len(own),
+                items=sum(p.items for p in own),
+                succeeded=sum(p.succeeded for p in own),
+                failed=sum(p.failed for p in own),
+                sent_because=dict(sorted(sent.items())),
+                failure_reasons=dict(sorted(reasons.items())),
+                cost=cost_out(
+                    sum(p.cost_pico for p in own),
+                    sum(p.input_tokens for p in own),
+                    sum(p.output_tokens for p in own),
+                ),
+            )
+        )
+    return tiers
+
+
+def _budget_out(batch: Batch) -> BudgetOut | None:
+    if batch.budget_pico is None:
+        return None
+    return BudgetOut(
+        budget_usd=usd_text(batch.budget_pico),
+        reserved_usd=usd_text(batch.reserved_pico),
+        spent_usd=usd_text(batch.cost_pico),
+    )
+
+
 async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True) -> BatchOut:
     passes = await passes_store.of_batch(session, batch.id)
     chunks = await chunks_store.of_batch(session, batch.id)
-    figures = await attempts_store.pass_figures(session, batch.id)
-    counts = await items_store.status_counts(session, batch.id)
-    pass_views: list[PassOut] = []
-    for pass_ in passes:
-        assert pass_.id is not None
-        fig = figures.get(pass_.id, attempts_store.PassFigures())
-        own_chunks = [chunk for chunk in chunks if chunk.pass_id == pass_.id]
-        pass_views.append(
-            PassOut(
-                number=pass_.number,
-                kind=pass_.kind,
-                model=pass_.model,
-                status=pass_.status,
-                items=fig.items,
-                succeeded=fig.succeeded,
-                failed=fig.failed,
-                pending=fig.pending,
-                request_counts=request_counts(own_chunks),
-                failure_reasons=dict(sorted(fig.failure_reasons.items())),
-                cost=Cost(usd=round_usd(fig.cost_usd), input_tokens=fig.input_tokens, output_tokens=fig.output_tokens),
-                provider_batches=[_chunk_out(chunk) for chunk in own_chunks],
-            )
-        )
-    total_cost = sum(f.cost_usd for f in figures.values())
+    failures = await passes_store.failure_counts(session, batch.id)
+    tiers = batch.tiers
     return BatchOut(
         id=batch.id,
         status=batch.status,
-        model=batch.model,
-        fallback_model=batch.fallback_model,
-        fallback=batch.fallback_enabled,
+        model=str(tiers[0]["model"]),
+        fallback_model=str(tiers[1]["model"]) if len(tiers) > 1 else None,
+        fallback=len(tiers) > 1,
+        cascade=[{"model": tier["model"], "params": tier.get("params") or {}} for tier in tiers],
+        strict=batch.strict_mode,
         completion_window=batch.completion_window,
         callback_url=batch.callback_url,
         metadata=batch.user_metadata,
+        warnings=list(batch.warnings),
         counts=Counts(
             total=batch.item_count,
-            succeeded=counts.get("succeeded", 0),
-            failed=counts.get("failed", 0),
-            pending=counts.get("pending", 0),
+            succeeded=batch.succeeded,
+            failed=batch.failed,
+            pending=batch.pending,
+            retrying=batch.retrying,
         ),
-        cost=Cost(
-            usd=round_usd(total_cost),
-            input_tokens=sum(f.input_tokens for f in figures.values()),
-            output_tokens=sum(f.output_tokens for f in figures.values()),
-        ),
-        failure_reasons=dict(sorted((await attempts_store.final_failure_reasons(session, batch.id)).items())),
-        passes=pass_views,
+        cost=cost_out(batch.cost_pico, batch.input_tokens, batch.output_tokens),
+        saved_usd=usd_float(batch.saved_pico),
+        budget=_budget_out(batch),
+        reuse=batch.reuse,
+        failure_reasons=dict(sorted(failures.get(FINAL, {}).items())),
+        tiers=_tiers_out(batch, passes, failures),
+        passes=[_pass_out(p, [c for c in chunks if c.pass_id == p.id], failures.get(p.id or -1, {})) for p in passes],
         cancel_requested=batch.cancel_requested,
         created_at=batch.created_at,
         updated_at=batch.updated_at,

@@ -9,6 +9,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from service.models import BatchStatus, ChunkState, ItemStatus
 from service.observability.metrics import REGISTRY
+from service.pipeline.cost import usd_float
 from service.store import Session
 from service.store import metrics as metrics_store
 from service.store.metrics import DatabaseSnapshot
@@ -29,7 +30,7 @@ def _items(snapshot: DatabaseSnapshot) -> Metric:
         "Items by status and, for failed items, the failure code of their final result.",
         labels=["status", "code"],
     )
-    for item_status in (ItemStatus.SUCCEEDED, ItemStatus.PENDING):
+    for item_status in (ItemStatus.SUCCEEDED, ItemStatus.PENDING, ItemStatus.RETRYING):
         family.add_metric([item_status.value, ""], float(snapshot.items.get((item_status.value, ""), 0)))
     for (status, code), count in sorted(snapshot.items.items()):
         if status == ItemStatus.FAILED:
@@ -41,8 +42,8 @@ def _cost(snapshot: DatabaseSnapshot) -> Metric:
     family = CounterMetricFamily(
         "llm_batch_cost_usd", "Cost in USD of finished attempts, by model and pass number.", labels=["model", "pass"]
     )
-    for (model, number), usd in sorted(snapshot.cost_usd.items()):
-        family.add_metric([model, str(number)], usd)
+    for (model, number), pico in sorted(snapshot.cost_pico.items()):
+        family.add_metric([model, str(number)], usd_float(pico))
     return family
 
 

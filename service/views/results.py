@@ -1,72 +1,146 @@
-"""Merged result rows (GET /batches/{id}/results), in JSON pages or streamed as NDJSON, and one item's view."""
+"""Merged result rows (GET /batches/{id}/results), in JSON pages or streamed as NDJSON, and one item's view.
+
+A row is built from plain columns and written with orjson: an output stored as JSON text goes out as it is
+(orjson.Fragment), never parsed and serialised again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import orjson
 
-from service.models import Attempt, Item, Pass
-from service.pipeline.cost import round_usd
+from service.models import Attempt, Item, ItemStatus, Pass
+from service.pipeline.cost import usd_float, usd_text
 from service.store import Session, Sessions
 from service.store import attempts as attempts_store
 from service.store import results as results_store
-from service.store.results import ResultRecord
-from service.views.schemas import AttemptOut, ErrorOut, ItemOut, ResultPage, ResultRow, Usage
+from service.store.attempts import LineageStep
+from service.store.results import ResultFilter, ResultRecord
+from service.views.schemas import AttemptOut, ErrorOut, ItemOut, ResultRow, Usage
 
-NDJSON_PAGE = 1000
+__all__ = ["ResultFilter", "attempt_out", "item_out", "ndjson_pages", "result_rows", "row_dict"]
 
-
-def _error(attempt: Attempt) -> ErrorOut | None:
-    if attempt.status != "failed":
-        return None
-    return ErrorOut(code=attempt.error_code or "unknown", message=attempt.error_message)
+UNDECIDED = frozenset({ItemStatus.PENDING})
 
 
-def result_row(record: ResultRecord) -> ResultRow:
-    attempt = record.attempt
-    decided = attempt is not None and record.status != "pending"
-    return ResultRow(
-        custom_id=record.custom_id,
-        status=record.status,
-        model=record.model if decided else None,
-        pass_=record.pass_number if decided else None,
-        output=attempt.output if decided and attempt else None,
-        content=attempt.content if decided and attempt else None,
-        usage=Usage(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens)
-        if decided and attempt
-        else None,
-        cost_usd=round_usd(record.total_cost_usd),
-        attempts=record.attempts,
-        error=_error(attempt) if decided and attempt else None,
+def _step(step: LineageStep) -> dict[str, Any]:
+    outcome = step.status if step.status != "failed" else (step.error_code or "unknown")
+    reused = (
+        {"batch_id": step.reused_from_batch_id, "attempt_id": step.reused_from_attempt_id}
+        if step.reused_from_attempt_id is not None
+        else None
     )
+    return {
+        "pass": step.pass_number,
+        "tier": step.tier,
+        "model": step.model,
+        "sent_because": step.sent_because,
+        "outcome": outcome,
+        "cost_usd_exact": usd_text(step.cost_pico),
+        "reused_from": reused,
+    }
 
 
-async def result_page(
-    session: Session, batch_id: str, *, status: str | None, after_position: int, limit: int
-) -> ResultPage:
-    records = await results_store.page(session, batch_id, status=status, after_position=after_position, limit=limit + 1)
+def _error(record: ResultRecord) -> dict[str, Any] | None:
+    if record.item_error_code is not None:
+        return {"code": record.item_error_code, "message": record.item_error_message}
+    if record.status in (ItemStatus.FAILED, ItemStatus.RETRYING) and record.attempt_status == "failed":
+        return {"code": record.error_code or "unknown", "message": record.error_message}
+    return None
+
+
+def row_dict(record: ResultRecord, lineage: Sequence[LineageStep], *, raw: bool) -> dict[str, Any]:
+    """One merged row. `raw`: stored JSON (output, metadata) goes in as a Fragment, for orjson to write."""
+    decided = record.pass_number is not None and record.status not in UNDECIDED
+    succeeded = decided and record.attempt_status == "succeeded"
+
+    def json_value(text: str | None) -> Any:
+        if text is None:
+            return None
+        return orjson.Fragment(text) if raw else orjson.loads(text)
+
+    return {
+        "custom_id": record.custom_id,
+        "status": record.status,
+        "metadata": json_value(record.metadata_json),
+        "model": record.model if decided else None,
+        "pass": record.pass_number if decided else None,
+        "tier": record.tier if decided else None,
+        "output": json_value(record.output_json) if succeeded else None,
+        "content": record.content if decided else None,
+        "usage": {"input_tokens": record.input_tokens or 0, "output_tokens": record.output_tokens or 0}
+        if decided
+        else None,
+        "cost_usd": usd_float(record.cost_pico),
+        "cost_usd_exact": usd_text(record.cost_pico),
+        "attempts": record.attempts,
+        "error": _error(record),
+        "lineage": [_step(step) for step in lineage],
+        "changed_in_pass": record.changed_pass,
+        "updated_at": record.updated_at,
+    }
+
+
+async def result_rows(
+    session: Session, batch_id: str, *, after_position: int, limit: int, where: ResultFilter | None, raw: bool
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` rows after `after_position`, and the cursor of the next page (None: no more)."""
+    records = await results_store.page(session, batch_id, after_position=after_position, limit=limit + 1, where=where)
     has_more = len(records) > limit
     records = records[:limit]
-    return ResultPage(
-        data=[result_row(record) for record in records],
-        has_more=has_more,
-        next_cursor=str(records[-1].position) if has_more else None,
-    )
+    lineage = await attempts_store.lineage_of(session, [record.item_id for record in records])
+    rows = [row_dict(record, lineage.get(record.item_id, []), raw=raw) for record in records]
+    return rows, records[-1].position if has_more else None
+
+
+async def ndjson_pages(
+    sessions: Sessions,
+    batch_id: str,
+    *,
+    first: tuple[list[dict[str, Any]], int | None],
+    where: ResultFilter | None,
+    limit: int | None,
+    page_size: int,
+) -> AsyncIterator[bytes]:
+    """The rows as NDJSON blocks, a page at a time, each page read with a session of its own (no connection
+    is held while the client reads). `first` is the page already read before the response started."""
+    rows, cursor = first
+    sent = 0
+    while True:
+        if limit is not None:
+            rows = rows[: max(0, limit - sent)]
+        if rows:
+            yield b"".join(orjson.dumps(row) + b"\n" for row in rows)
+            sent += len(rows)
+        if cursor is None or (limit is not None and sent >= limit):
+            return
+        size = page_size if limit is None else min(page_size, limit - sent)
+        async with sessions() as session:
+            rows, cursor = await result_rows(
+                session, batch_id, after_position=cursor, limit=size, where=where, raw=True
+            )
 
 
 def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) -> AttemptOut:
     return AttemptOut(
         pass_=pass_.number,
+        tier=attempt.tier,
         model=pass_.model,
+        sent_because=attempt.sent_because,
         status=attempt.status,
         provider_batch_id=provider_batch_id,
         finish_reason=attempt.finish_reason,
-        output=attempt.output,
+        output=orjson.loads(attempt.output_json) if attempt.output_json else None,
         content=attempt.content,
         usage=Usage(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
-        cost_usd=round_usd(attempt.cost_usd),
-        error=_error(attempt),
+        cost_usd=usd_float(attempt.cost_pico),
+        cost_usd_exact=usd_text(attempt.cost_pico),
+        error=ErrorOut(code=attempt.error_code or "unknown", message=attempt.error_message)
+        if attempt.status == "failed"
+        else None,
+        reused_from_attempt_id=attempt.reused_from_attempt_id,
         created_at=attempt.created_at,
         finished_at=attempt.finished_at,
     )
@@ -74,26 +148,14 @@ def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) ->
 
 async def item_out(session: Session, item: Item) -> ItemOut:
     assert item.id is not None
-    records = await results_store.page(session, item.batch_id, status=None, after_position=item.position - 1, limit=1)
+    rows, _cursor = await result_rows(
+        session, item.batch_id, after_position=item.position - 1, limit=1, where=None, raw=False
+    )
     return ItemOut(
         custom_id=item.custom_id,
         status=item.status,
-        body=item.body,
-        result=result_row(records[0]),
+        metadata=orjson.loads(item.metadata_json) if item.metadata_json else None,
+        body=orjson.loads(item.body_json),
+        result=ResultRow.model_validate(rows[0]),
         attempts=[attempt_out(*entry) for entry in await attempts_store.of_item(session, item.id)],
     )
-
-
-async def ndjson_result_rows(sessions: Sessions, batch_id: str, status: str | None) -> AsyncIterator[bytes]:
-    """Every merged row as NDJSON, read page by page with a fresh session each: flat memory for any size."""
-    position = -1
-    while True:
-        async with sessions() as session:
-            records = await results_store.page(
-                session, batch_id, status=status, after_position=position, limit=NDJSON_PAGE
-            )
-        for record in records:
-            yield orjson.dumps(result_row(record).model_dump(mode="json", by_alias=True)) + b"\n"
-        if len(records) < NDJSON_PAGE:
-            return
-        position = records[-1].position

@@ -1,4 +1,8 @@
-"""The bodies the service answers with: the API's responses, the webhook events' data, the status page's input."""
+"""The bodies the service answers with: the API's responses, the webhook events' data, the status page's input.
+
+Money comes twice: `usd` (a JSON number, for reading) and `usd_exact` (a decimal string, exact: the rows of a
+batch add up to its total to the last digit). Both come from integer picodollars.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 class Counts(BaseModel):
     total: int
     succeeded: int
-    failed: int
-    pending: int
+    failed: int = Field(description="Failed for good (no pass will send them again).")
+    pending: int = Field(description="Not decided yet: waiting for, or in, their first attempt.")
+    retrying: int = Field(
+        default=0, description="An attempt failed and a later pass will send them again (queued or in flight)."
+    )
 
 
 class Cost(BaseModel):
     usd: float
+    usd_exact: str = Field(description="The same amount as an exact decimal string.")
     input_tokens: int
     output_tokens: int
 
@@ -39,31 +47,65 @@ class ProviderBatchOut(BaseModel):
 
 class PassOut(BaseModel):
     number: int
-    kind: str
+    kind: str = Field(description="primary | cascade (the cascade sent these items on) | fallback | retry")
+    tier: int | None = Field(description="The cascade tier; null for a retry on a model outside the cascade.")
     model: str
     status: str
-    items: int
+    strict: bool = Field(description="Its lines asked for strict structured output.")
+    items: int = Field(description="Items it holds (known when it is created; laid out soon after).")
     succeeded: int
     failed: int
     pending: int
+    reused: int = Field(description="Items that took an identical earlier request's answer, at no cost.")
+    sent_because: dict[str, int] = Field(
+        description="Why its items were sent: first, retry, escalated:<code>, raised_budget:max_tokens, "
+        "resent:<code>:<n>."
+    )
     request_counts: RequestCounts
+    failure_reasons: dict[str, int] = Field(description="Failed attempts of this pass by code.")
+    cost: Cost
+    saved_usd: float = Field(description="What its reused answers cost when they were first bought.")
+    provider_batches: list[ProviderBatchOut]
+
+
+class TierOut(BaseModel):
+    tier: int
+    model: str
+    params: dict[str, Any]
+    passes: int
+    items: int = Field(description="Attempts made on this tier (an item sent twice counts twice).")
+    succeeded: int
+    failed: int
+    sent_because: dict[str, int]
     failure_reasons: dict[str, int]
     cost: Cost
-    provider_batches: list[ProviderBatchOut]
+
+
+class BudgetOut(BaseModel):
+    budget_usd: str = Field(description="The most the batch may cost (exact).")
+    reserved_usd: str = Field(description="The worst case of provider batches sent and not yet ingested.")
+    spent_usd: str = Field(description="What the batch has cost so far (the bill).")
 
 
 class BatchOut(BaseModel):
     id: str
     status: str
-    model: str
-    fallback_model: str
-    fallback: bool
+    model: str = Field(description="The first tier's model.")
+    fallback_model: str | None = Field(description="The second tier's model (null for a one-tier batch).")
+    fallback: bool = Field(description="The batch has more than one tier.")
+    cascade: list[dict[str, Any]] = Field(description="The tiers as submitted: [{model, params}], cheapest first.")
+    strict: bool
     completion_window: str
     callback_url: str | None
     metadata: dict[str, Any]
+    warnings: list[str] = Field(description="Said at submission, for instance that a model is deprecated.")
     counts: Counts
     cost: Cost
-    failure_reasons: dict[str, int]
+    saved_usd: float = Field(description="What reused answers cost when they were first bought.")
+    budget: BudgetOut | None
+    reuse: bool
+    failure_reasons: dict[str, int] = Field(description="Final failures by code.")
+    tiers: list[TierOut]
     passes: list[PassOut]
     cancel_requested: bool
     created_at: datetime
@@ -113,17 +155,37 @@ class ErrorOut(BaseModel):
     message: str | None
 
 
+class LineageStep(BaseModel):
+    pass_: int = Field(alias="pass", serialization_alias="pass")
+    tier: int | None
+    model: str
+    sent_because: str
+    outcome: str = Field(description="succeeded, pending, or the failure code")
+    cost_usd_exact: str
+    reused_from: dict[str, Any] | None = Field(
+        default=None, description="The earlier attempt whose answer this one took: {batch_id, attempt_id}."
+    )
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
 class ResultRow(BaseModel):
     custom_id: str
-    status: str = Field(description="succeeded | failed (pending while the batch runs)")
+    status: str = Field(description="succeeded | failed, or pending | retrying while the batch runs")
+    metadata: dict[str, Any] | None = Field(description="The item's metadata as submitted.")
     model: str | None
     pass_: int | None = Field(alias="pass", serialization_alias="pass")
+    tier: int | None
     output: Any | None
     content: str | None
     usage: Usage | None
     cost_usd: float = Field(description="What every attempt on this item cost, in USD.")
+    cost_usd_exact: str = Field(description="The same, exact: the rows add up to the batch's cost.usd_exact.")
     attempts: int
     error: ErrorOut | None
+    lineage: list[LineageStep] = Field(description="Every attempt, oldest first; the last one decides the row.")
+    changed_in_pass: int = Field(description="The pass in which this row last changed (0: not yet decided).")
+    updated_at: datetime
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -136,7 +198,9 @@ class ResultPage(BaseModel):
 
 class AttemptOut(BaseModel):
     pass_: int = Field(alias="pass", serialization_alias="pass")
+    tier: int | None
     model: str
+    sent_because: str
     status: str
     provider_batch_id: str | None
     finish_reason: str | None
@@ -144,7 +208,9 @@ class AttemptOut(BaseModel):
     content: str | None
     usage: Usage
     cost_usd: float
+    cost_usd_exact: str
     error: ErrorOut | None
+    reused_from_attempt_id: int | None
     created_at: datetime
     finished_at: datetime | None
 
@@ -154,9 +220,30 @@ class AttemptOut(BaseModel):
 class ItemOut(BaseModel):
     custom_id: str
     status: str
+    metadata: dict[str, Any] | None
     body: dict[str, Any]
     result: ResultRow
     attempts: list[AttemptOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    usable: bool
+    reason: str | None = Field(description="Why it cannot be used (decommissioned, not on the account...).")
+    structured_output: str = Field(description="strict | best_effort | json_object")
+    input_usd_per_million: str | None
+    output_usd_per_million: str | None
+    max_completion_tokens: int
+    context_window: int
+    reasoning: bool
+    lifecycle: str
+    shutdown_date: str | None
+    replacement: str | None
+
+
+class ModelList(BaseModel):
+    data: list[ModelOut]
+    default_cascade: list[str]
 
 
 class Health(BaseModel):
@@ -164,6 +251,9 @@ class Health(BaseModel):
     provider: str
     auth: str
     warnings: list[str]
+    unusable_models: dict[str, str] = Field(
+        default_factory=dict, description="Models of the catalogue that cannot be used now, and why."
+    )
 
 
 class Readiness(BaseModel):

@@ -7,7 +7,6 @@ Retry-After; they never fail an item.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -135,6 +134,17 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None) -> Non
                 await _run_chunk_step(ctx, sweep, chunk_id, step)
 
 
+async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> None:
+    """Until the next sweep: `seconds`, or less when the process wakes its workers (or stops them)."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(ctx.wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        ctx.wakeup.clear()
+
+
 async def run_worker(ctx: WorkerContext, stop: asyncio.Event) -> None:
     logger.info("worker %s started", ctx.worker_id)
     idle = min(ctx.settings.worker_idle_seconds, ctx.settings.poll_interval_seconds)
@@ -143,6 +153,5 @@ async def run_worker(ctx: WorkerContext, stop: asyncio.Event) -> None:
             await run_once(ctx, stop)
         except Exception:
             logger.exception("worker sweep failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=idle)
+        await idle_wait(ctx, stop, idle)
     logger.info("worker %s stopped", ctx.worker_id)

@@ -30,7 +30,7 @@ async def _advance_held(ctx: WorkerContext, batch_id: str) -> None:
             await record_failure(ctx, error)
     async with transaction(ctx.sessions) as session:
         if await batches_store.fence_open_batch(session, batch_id, ctx.worker_id):
-            batch = await batches_store.get_batch_fresh(session, batch_id)
+            batch = await batches_store.get_batch(session, batch_id)
             assert batch is not None
             await advance(session, ctx.config, batch)
 

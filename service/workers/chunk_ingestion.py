@@ -7,24 +7,28 @@ nothing behind, and the next one ingests again from the start without double cou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
+
+from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes
 from service.kit.clock import utcnow
 from service.models import ChunkState
 from service.observability import metrics
 from service.pipeline import failure_codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
-from service.pipeline.expectations import expectation_for
-from service.pipeline.requests import merge_request
 from service.providers.groq import ProviderBatchInfo, ProviderNotFound, RequestCounts
 from service.store import attempts as attempts_store
 from service.store import chunks as chunks_store
+from service.store import items as items_store
 from service.store import transaction
+from service.store.attempts import PendingAttempt
 from service.workers.context import WorkerContext
 from service.workers.provider_state import provider_state
 
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 # Our own status for a provider batch that Groq answers 404 for (e.g. the built-in emulator restarted).
 LOST_STATUS = "lost"
+CLASSIFY_SLICE = 200  # result lines classified between two turns of the event loop
 
 
 def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
@@ -42,11 +47,26 @@ def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
     if info.status == LOST_STATUS:
         return failure_codes.BATCH_FAILED, f"Groq no longer knows provider batch {info.id} (404); its results are lost"
     if info.status == "failed":
+        gone = _model_gone(info)
+        if gone is not None:
+            return gone, f"the provider batch failed validation: the model is gone ({gone})"
         details = "; ".join(
             f"line {error.get('line')}: {error.get('code')}: {error.get('message')}" for error in info.errors[:3]
         )
         return failure_codes.BATCH_FAILED, f"the provider batch failed validation: {details or 'no details'}"
     return failure_codes.MISSING_RESULT, "the request appears in neither the output nor the error file"
+
+
+def _model_gone(info: ProviderBatchInfo) -> str | None:
+    """Groq may refuse a whole batch whose model is decommissioned, instead of failing each line (uncertain,
+    GROQ_BATCH_API.md §13a): either way its items move on as model_decommissioned."""
+    for error in info.errors:
+        text = f"{error.get('code')} {error.get('message')}".lower()
+        if "decommissioned" in text:
+            return failure_codes.MODEL_DECOMMISSIONED
+        if "model_not_found" in text:
+            return failure_codes.MODEL_NOT_FOUND
+    return None
 
 
 async def _download(ctx: WorkerContext, file_id: str, chunk_id: int) -> Path:
@@ -79,32 +99,51 @@ async def _mark_polled(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInf
             await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
 
 
+async def _classify(
+    ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, paths: list[Path]
+) -> tuple[list[tuple[PendingAttempt, Outcome]], int, int] | None:
+    """Every pending attempt of the chunk with its outcome, read and classified outside the write transaction
+    (yielding to the event loop every few hundred lines); None when the chunk is no longer this worker's."""
+    async with ctx.sessions() as session:
+        chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+        if chunk.state != ChunkState.SUBMITTED or chunk.lease_owner != ctx.worker_id:
+            return None
+        pending = await attempts_store.pending_of_chunk(session, chunk_id)
+        own = [attempt.item_id for attempt in pending.values() if attempt.own_format]
+        own_bodies = await items_store.bodies(session, own) if own else {}
+    spec = spec_of_pass(ctx.config, batch, pass_)
+    expectation = spec.expectation()
+    outcomes: list[tuple[PendingAttempt, Outcome]] = []
+    malformed = lines_read = 0
+    for raw in _lines(paths):
+        lines_read += 1
+        if lines_read % CLASSIFY_SLICE == 0:
+            await asyncio.sleep(0)
+        line = parse_result_line(raw)
+        if line is None:
+            malformed += 1
+            continue
+        attempt = pending.pop(line["custom_id"], None)
+        if attempt is None:
+            continue  # not ours, or a repeated line: the first one decides
+        expected = expectation
+        if attempt.item_id in own_bodies:
+            expected = spec.expectation(orjson.loads(own_bodies[attempt.item_id]))
+        outcomes.append((attempt, classify_result(line, expected)))
+    code, message = _unprocessed_reason(info)
+    if malformed and code == failure_codes.MISSING_RESULT:
+        message += f" ({malformed} unreadable lines in the result files)"
+    outcomes.extend((attempt, unprocessed(custom_id, code, message)) for custom_id, attempt in pending.items())
+    return outcomes, malformed, lines_read
+
+
 async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, paths: list[Path]) -> None:
     started = time.perf_counter()
+    classified = await _classify(ctx, chunk_id, info, paths)
+    if classified is None:
+        return
+    outcomes, malformed, lines_read = classified
     async with transaction(ctx.sessions) as session:
-        row, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
-        if row.state != ChunkState.SUBMITTED or row.lease_owner != ctx.worker_id:
-            return
-        pending = await attempts_store.pending_of_chunk(session, chunk_id)
-        outcomes: list[tuple[int, int, Outcome]] = []
-        malformed = lines_read = 0
-        for raw in _lines(paths):
-            lines_read += 1
-            line = parse_result_line(raw)
-            if line is None:
-                malformed += 1
-                continue
-            entry = pending.pop(line["custom_id"], None)
-            if entry is None:
-                continue  # not ours, or a repeated line: the first one decides
-            attempt_id, item_id, body = entry
-            expectation = expectation_for(merge_request(body, batch.params, pass_.params), batch.output_schema)
-            outcomes.append((attempt_id, item_id, classify_result(line, expectation)))
-        code, message = _unprocessed_reason(info)
-        if malformed and code == failure_codes.MISSING_RESULT:
-            message += f" ({malformed} unreadable lines in the result files)"
-        for custom_id, (attempt_id, item_id, _body) in pending.items():
-            outcomes.append((attempt_id, item_id, unprocessed(custom_id, code, message)))
         # The fence is the first write: it fails if another worker ingested meanwhile or holds the chunk now, and
         # it locks the chunk (the database, on SQLite) until this transaction commits every outcome with it.
         fenced = await chunks_store.update_held(
@@ -120,7 +159,15 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
         )
         if not fenced:
             return
-        await merge_outcomes(session, ctx.config, pass_, outcomes)
+        chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+        await merge_outcomes(
+            session,
+            ctx.config,
+            batch,
+            pass_,
+            outcomes,
+            released_pico=chunk.worst_case_pico if chunk.reserved else 0,
+        )
         await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
     logger.info(
         "ingested provider batch %s (%s): %d results, %d unreadable lines",
@@ -130,7 +177,8 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
         malformed,
     )
     metrics.record_ingest(lines_read, time.perf_counter() - started)
-    metrics.record_attempts(pass_.model, ((outcome.succeeded, outcome.error_code) for _, _, outcome in outcomes))
+    metrics.record_attempts(pass_.model, ((outcome.succeeded, outcome.error_code) for _, outcome in outcomes))
+    ctx.wake()  # the batch may now start its next round
 
 
 async def poll_chunk(ctx: WorkerContext, chunk_id: int) -> None:

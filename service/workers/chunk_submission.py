@@ -7,10 +7,14 @@ so it is first looked up by the metadata key we attach; only if none exists is o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
 
+import orjson
+
+from service.batches.layout import layout_spool_path
 from service.batches.lines import spec_of_pass
 from service.batches.merging import fail_unsent
 from service.kit.clock import utcnow
@@ -18,8 +22,9 @@ from service.models import Batch, ChunkState, Pass, ProviderBatch
 from service.observability.logging import bind_log_context
 from service.pipeline import failure_codes
 from service.pipeline.chunk_names import CHUNK_METADATA_KEY, chunk_key, chunk_metadata, upload_filename
-from service.pipeline.requests import request_line
+from service.pipeline.cost import usd_text
 from service.providers.groq import PermanentProviderError, ProviderBatchInfo, ProviderError
+from service.store import batches as batches_store
 from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import transaction
@@ -33,15 +38,29 @@ logger = logging.getLogger(__name__)
 CANCELLED_BEFORE_SENT = "the batch was cancelled before this chunk was sent"
 
 
-async def _write_spool_file(ctx: WorkerContext, batch: Batch, pass_: Pass, chunk: ProviderBatch) -> Path:
+def _file_digest(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+async def _spool_file(ctx: WorkerContext, batch: Batch, pass_: Pass, chunk: ProviderBatch) -> Path:
+    """The chunk's JSONL: the file written when the pass was laid out, when this host has it unchanged;
+    otherwise the lines are built again from the items (another host laid the pass out)."""
+    laid_out = layout_spool_path(ctx.spool_dir, batch.id, pass_.number, chunk.chunk_index)
+    if chunk.spool_sha256 is not None and _file_digest(laid_out) == chunk.spool_sha256:
+        return laid_out
     assert chunk.id is not None
     name = f"{batch.id}-p{pass_.number}-c{chunk.chunk_index}-{ctx.worker_id.replace(':', '_')}.jsonl"
     path = ctx.spool_dir / name
     spec = spec_of_pass(ctx.config, batch, pass_)
     async with ctx.sessions() as session:
         with path.open("wb") as handle:
-            async for custom_id, body in items_store.stream_for_chunk(session, chunk.id):
-                handle.write(request_line(spec, custom_id, body))
+            async for custom_id, body_json, overrides_json in items_store.stream_for_chunk(session, chunk.id):
+                overrides = orjson.loads(overrides_json) if overrides_json else None
+                handle.write(spec.build(custom_id, orjson.loads(body_json), overrides).line)
     return path
 
 
@@ -94,8 +113,10 @@ async def _disown(ctx: WorkerContext, chunk_id: int, key: str, created: Provider
 
 
 async def abandon_chunk(ctx: WorkerContext, chunk_id: int, expected_state: str, code: str, message: str) -> None:
-    """Give up on a chunk before it reached Groq: every item in it fails with `code` (never lost)."""
+    """Give up on a chunk before it reached Groq: every item in it fails with `code` (and moves on, or stops, as
+    routing says); a reservation it held is given back."""
     async with transaction(ctx.sessions) as session:
+        chunk = await chunks_store.get(session, chunk_id)
         if await chunks_store.update_held(
             session,
             ctx.worker_id,
@@ -107,27 +128,49 @@ async def abandon_chunk(ctx: WorkerContext, chunk_id: int, expected_state: str, 
             lease_owner=None,
             lease_expires_at=None,
         ):
-            _chunk, pass_, _batch = await chunks_store.with_pass_and_batch(session, chunk_id)
-            await fail_unsent(session, ctx.config, chunk_id, pass_, code, message)
+            _chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+            released = chunk.worst_case_pico if chunk.reserved else 0
+            await fail_unsent(session, ctx.config, batch, pass_, chunk_id, code, message, released_pico=released)
+    ctx.wake()
+
+
+class _OverBudget(Exception):
+    """The chunk's worst case does not fit in what is left of the batch's budget."""
+
+
+def _budget_message(batch: Batch, chunk: ProviderBatch) -> str:
+    left = (batch.budget_pico or 0) - batch.cost_pico - batch.reserved_pico
+    return (
+        f"not sent: this provider batch could cost up to ${usd_text(chunk.worst_case_pico)}, more than the "
+        f"${usd_text(max(0, left))} left of the batch's budget (${usd_text(batch.budget_pico or 0)})"
+    )
 
 
 async def _start_upload(ctx: WorkerContext, chunk_id: int) -> str | None:
-    """PENDING -> UPLOADING, committed before any call to Groq; the state to carry on from, or None when the
-    chunk was abandoned (its batch was cancelled)."""
-    async with transaction(ctx.sessions) as session:
-        chunk, _pass, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
-        if chunk.state != ChunkState.PENDING:
-            return chunk.state
-        if batch.cancel_requested:
-            cancel = True
-        elif await chunks_store.update_held(
-            session, ctx.worker_id, chunk_id, ChunkState.PENDING, state=ChunkState.UPLOADING
-        ):
-            return ChunkState.UPLOADING
-        else:
-            raise LeaseLost(f"chunk {chunk_id}")
-    if cancel:
-        await abandon_chunk(ctx, chunk_id, ChunkState.PENDING, failure_codes.CANCELLED, CANCELLED_BEFORE_SENT)
+    """PENDING -> UPLOADING, committed before any call to Groq, in the same transaction as the chunk's budget
+    reservation (a conditional write: several workers reserving at once never overshoot). The state to carry on
+    from, or None when the chunk was abandoned (its batch was cancelled, or it does not fit the budget)."""
+    refusal: tuple[str, str] | None = None
+    try:
+        async with transaction(ctx.sessions) as session:
+            chunk, _pass, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+            if chunk.state != ChunkState.PENDING:
+                return chunk.state
+            if batch.cancel_requested:
+                refusal = (failure_codes.CANCELLED, CANCELLED_BEFORE_SENT)
+            else:
+                reserve = batch.budget_pico is not None
+                if not await chunks_store.update_held(
+                    session, ctx.worker_id, chunk_id, ChunkState.PENDING, state=ChunkState.UPLOADING, reserved=reserve
+                ):
+                    raise LeaseLost(f"chunk {chunk_id}")
+                if reserve and not await batches_store.reserve(session, batch.id, chunk.worst_case_pico):
+                    raise _OverBudget(_budget_message(batch, chunk))
+                return ChunkState.UPLOADING
+    except _OverBudget as over:
+        refusal = (failure_codes.BUDGET_EXCEEDED, str(over))
+    assert refusal is not None
+    await abandon_chunk(ctx, chunk_id, ChunkState.PENDING, *refusal)
     return None
 
 
@@ -152,16 +195,16 @@ async def submit_chunk(ctx: WorkerContext, chunk_id: int) -> None:
         return
     input_file_id = chunk.input_file_id
     if input_file_id is None:
-        path = await _write_spool_file(ctx, batch, pass_, chunk)
+        path = await _spool_file(ctx, batch, pass_, chunk)
         try:
             input_file_id = await ctx.provider.upload_jsonl(path, filename=upload_filename(key))
         except PermanentProviderError as error:
+            path.unlink(missing_ok=True)
             await abandon_chunk(
                 ctx, chunk_id, ChunkState.UPLOADING, failure_codes.BATCH_FAILED, f"Groq refused the input file: {error}"
             )
             return
-        finally:
-            path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         async with transaction(ctx.sessions) as session:
             recorded = await chunks_store.update_held(
                 session, ctx.worker_id, chunk_id, ChunkState.UPLOADING, input_file_id=input_file_id

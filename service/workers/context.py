@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -9,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.batches.config import LifecycleConfig
-from service.pipeline.cost import PriceTable
 from service.providers.groq import GroqBatchProvider
 from service.settings import Settings
 from service.store import Sessions
@@ -26,6 +26,11 @@ class WorkerContext:
     config: LifecycleConfig
     worker_id: str = field(default_factory=new_worker_id)
     lease_seconds: float = 30.0
+    # Set to end this process's workers' idle wait at once (a submission, a finished pass: there is a next step).
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake(self) -> None:
+        self.wakeup.set()
 
     @classmethod
     def build(
@@ -44,10 +49,6 @@ class WorkerContext:
     @property
     def settings(self) -> Settings:
         return self.config.settings
-
-    @property
-    def prices(self) -> PriceTable:
-        return self.config.prices
 
     @property
     def spool_dir(self) -> Path:

@@ -25,6 +25,7 @@ from service.store import leases as leases_store
 from service.webhooks.ssrf import CallbackGuard
 from service.workers.batch_loop import run_worker
 from service.workers.context import WorkerContext
+from service.workers.model_sync import run_model_sync
 from service.workers.webhook_loop import webhook_loop
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,11 @@ class WorkerLoop:
 
 def default_loops(callback_guard: CallbackGuard | None = None) -> list[WorkerLoop]:
     """Every loop a worker runs. Another kind of background work is one more entry here."""
-    return [WorkerLoop("batches", run_worker), WorkerLoop("webhooks", webhook_loop(callback_guard))]
+    return [
+        WorkerLoop("batches", run_worker),
+        WorkerLoop("webhooks", webhook_loop(callback_guard)),
+        WorkerLoop("models", run_model_sync),
+    ]
 
 
 class WorkerRunner:
@@ -62,6 +67,10 @@ class WorkerRunner:
         await fleet_store.announce_worker(
             self.ctx.sessions, self.ctx.worker_id, [loop.name for loop in self.loops], stale_after=stale_after
         )
+
+    def wake(self) -> None:
+        """A submission committed, or a cancel: sweep now rather than at the next idle tick."""
+        self.ctx.wake()
 
     async def start(self) -> None:
         try:

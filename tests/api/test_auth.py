@@ -10,8 +10,9 @@ import httpx
 import pytest
 import yaml
 
-from service.api.auth import token_digests, token_is_valid
+from service.api.principals import TokenTable
 from service.operator_cli import openapi_yaml
+from service.settings import parse_tokens
 from tests.api.test_bad_input import assert_problem
 from tests.conftest import Service
 from tests.payloads import pr_batch
@@ -116,17 +117,17 @@ async def test_unauthenticated_request_is_refused_before_its_body_is_read(sqlite
 
 
 def test_tokens_are_compared_whole() -> None:
-    digests = token_digests(TOKENS)
-    assert token_is_valid(TOKENS[0], digests) and token_is_valid(TOKENS[1], digests)
+    table = TokenTable.of(parse_tokens(TOKENS, setting="API_TOKENS", admin=False))
+    assert table.match(TOKENS[0]) and table.match(TOKENS[1])
     for wrong in ("", TOKENS[0][:-1], TOKENS[0] + " ", TOKENS[0].upper(), TOKENS[0] + TOKENS[1]):
-        assert not token_is_valid(wrong, digests), wrong
-    assert not token_is_valid(TOKENS[0], ())
+        assert table.match(wrong) is None, wrong
+    assert TokenTable.of([]).match(TOKENS[0]) is None
 
 
-def test_openapi_documents_the_bearer_scheme_on_batches_routes_only() -> None:
+def test_openapi_documents_the_bearer_scheme_on_batches_and_models_routes_only() -> None:
     document = yaml.safe_load(openapi_yaml())
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for path, operations in document["paths"].items():
         for operation in operations.values():
             secured = {"bearer": []} in operation.get("security", [])
-            assert secured == path.startswith("/batches"), (path, operation.get("security"))
+            assert secured == path.startswith(("/batches", "/models")), (path, operation.get("security"))

@@ -21,7 +21,7 @@ from service.app import create_app
 from tests.conftest import test_settings as make_settings
 from tests.webhooks.helpers import SECRET
 
-TOKEN = "fuzz-token"
+TOKEN = "fuzz-token-0123456789"
 MAX_EXAMPLES = 30
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.yaml"
 DOCUMENT = yaml.safe_load(OPENAPI_FILE.read_text(encoding="utf-8"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema_rs
 import pytest
-from jsonschema import Draft202012Validator
 
 from demo.data import (
     CATEGORIES,
@@ -103,7 +103,7 @@ def test_prs_vary_in_size() -> None:
 
 def test_schema_is_valid_draft_2020_12_and_closed() -> None:
     schema = pr_analysis_schema()
-    Draft202012Validator.check_schema(schema)
+    jsonschema_rs.meta.validate(schema)
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == set(schema["properties"])
     concern = schema["properties"]["files_of_concern"]
@@ -114,7 +114,7 @@ def test_schema_is_valid_draft_2020_12_and_closed() -> None:
 
 
 def test_schema_accepts_a_realistic_analysis() -> None:
-    Draft202012Validator(pr_analysis_schema()).validate(VALID_ANALYSIS)
+    jsonschema_rs.Draft202012Validator(pr_analysis_schema()).validate(VALID_ANALYSIS)
 
 
 @pytest.mark.parametrize(
@@ -136,13 +136,13 @@ def test_schema_accepts_a_realistic_analysis() -> None:
     ],
 )
 def test_schema_rejects_what_the_monolith_cannot_store(change: dict[str, Any]) -> None:
-    assert not Draft202012Validator(pr_analysis_schema()).is_valid({**VALID_ANALYSIS, **change})
+    assert not jsonschema_rs.Draft202012Validator(pr_analysis_schema()).is_valid({**VALID_ANALYSIS, **change})
 
 
 def test_schema_rejects_a_missing_field() -> None:
     for field in VALID_ANALYSIS:
         incomplete = {k: v for k, v in VALID_ANALYSIS.items() if k != field}
-        assert not Draft202012Validator(pr_analysis_schema()).is_valid(incomplete), field
+        assert not jsonschema_rs.Draft202012Validator(pr_analysis_schema()).is_valid(incomplete), field
 
 
 # -- what-if costs ----------------------------------------------------------------------------------

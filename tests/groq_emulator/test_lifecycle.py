@@ -23,7 +23,7 @@ from tests.groq_emulator.helpers import (
 )
 
 
-def _lines(n: int, model: str = "llama-3.3-70b-versatile") -> bytes:
+def _lines(n: int, model: str = "openai/gpt-oss-120b") -> bytes:
     return to_jsonl(chat_line(f"item-{i}", model=model) for i in range(n))
 
 

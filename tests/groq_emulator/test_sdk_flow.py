@@ -73,7 +73,7 @@ def test_batch_object_has_every_key(live_emulator: LiveEmulator) -> None:
 
 async def test_quickstart_in_process(asgi_emulator: AsgiEmulator) -> None:
     client, clock = asgi_emulator.client, asgi_emulator.clock
-    lines = [chat_line(f"c{i}", model="llama-3.3-70b-versatile") for i in range(25)]
+    lines = [chat_line(f"c{i}", model="openai/gpt-oss-120b") for i in range(25)]
     uploaded = await client.files.create(file=("x.jsonl", to_jsonl(lines)), purpose="batch")
     batch: Any = await client.batches.create(input_file_id=uploaded.id or "", endpoint=CHAT_URL, completion_window="7d")
     assert batch.expires_at == batch.created_at + 7 * 86400
@@ -91,7 +91,7 @@ async def test_quickstart_in_process(asgi_emulator: AsgiEmulator) -> None:
     assert body["x_groq"]["id"] == response["request_id"]
     uuid4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
     assert re.fullmatch(f"chatcmpl-{uuid4}", body["id"])
-    assert body["object"] == "chat.completion" and body["model"] == "llama-3.3-70b-versatile"
+    assert body["object"] == "chat.completion" and body["model"] == "openai/gpt-oss-120b"
     choice = body["choices"][0]
     assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
     assert choice["finish_reason"] in ("stop", "length")

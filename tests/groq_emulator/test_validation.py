@@ -21,7 +21,7 @@ def _error_of(exc: BadRequestError) -> dict[str, Any]:
 
 
 def _line(cid: str, **changes: Any) -> bytes:
-    line = chat_line(cid, model="llama-3.3-70b-versatile")
+    line = chat_line(cid, model="openai/gpt-oss-120b")
     line.update(changes)
     return orjson.dumps(line)
 

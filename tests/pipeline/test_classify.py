@@ -218,15 +218,15 @@ def test_content_that_is_not_json_is_invalid_json(content: str | None, message_p
     [
         (
             {"summary": "x", "risk_level": "extreme"},
-            "$.risk_level: 'extreme' is not one of ['low', 'medium', 'high']",
+            '$.risk_level: "extreme" is not one of "low", "medium" or "high"',
         ),
-        ({"risk_level": "low"}, "$: 'summary' is a required property"),
-        ({"summary": 42, "risk_level": "low"}, "$.summary: 42 is not of type 'string'"),
+        ({"risk_level": "low"}, '$: "summary" is a required property'),
+        ({"summary": 42, "risk_level": "low"}, '$.summary: 42 is not of type "string"'),
         (
             {"summary": "x", "risk_level": "low", "files": [{"path": "a.py"}, {"path": 3}]},
-            "$.files[1].path: 3 is not of type 'string'",
+            '$.files[1].path: 3 is not of type "string"',
         ),
-        (["summary"], "$: ['summary'] is not of type 'object'"),
+        (["summary"], '$: ["summary"] is not of type "object"'),
     ],
 )
 def test_json_that_does_not_validate_is_schema_mismatch(output: Any, message: str) -> None:
@@ -308,6 +308,7 @@ def test_real_json_validate_failed_line_passes_the_code_through() -> None:
         finish_reason=None,
         usage=Usage(),
         provider_request_id=None,
+        http_status=400,
     )
 
 
@@ -392,7 +393,7 @@ def test_error_without_code_is_provider_error_with_param() -> None:
             {"message": "bad tool call", "type": "invalid_request_error", "code": "tool_use_failed"},
             "tool_use_failed",
         ),
-        (500, {"message": "Internal Server Error", "type": "internal_server_error"}, codes.PROVIDER_ERROR),
+        (500, {"message": "Internal Server Error", "type": "internal_server_error"}, codes.PROVIDER_SERVER_ERROR),
         (400, {"message": "bad", "code": ""}, codes.PROVIDER_ERROR),
     ],
 )
@@ -404,10 +405,10 @@ def test_provider_error_codes(status_code: int, error: dict[str, Any], code: str
 
 
 @pytest.mark.parametrize("body", [None, {}, "Bad Gateway", {"error": "oops"}])
-def test_error_response_without_error_object_is_provider_error(body: Any) -> None:
+def test_a_5xx_without_error_object_is_a_provider_server_error(body: Any) -> None:
     line = {"custom_id": "pr-1", "response": {"status_code": 502, "body": body}, "error": None}
     outcome = classify_result(line, NO_JSON)
-    assert outcome.error_code == codes.PROVIDER_ERROR
+    assert outcome.error_code == codes.PROVIDER_SERVER_ERROR and outcome.http_status == 502
     assert outcome.error_message == "provider returned HTTP 502"
 
 

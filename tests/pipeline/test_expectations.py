@@ -1,9 +1,8 @@
 from typing import Any
 
 import pytest
-from jsonschema import SchemaError
 
-from service.pipeline.expectations import OutputExpectation, expectation_for, schema_validator
+from service.pipeline.expectations import OutputExpectation, expectation_for
 
 MESSAGES = [{"role": "user", "content": "Summarise this PR."}]
 RF_SCHEMA = {"type": "object", "required": ["summary"], "properties": {"summary": {"type": "string"}}}
@@ -72,21 +71,3 @@ def test_expectation_schema_is_a_copy() -> None:
     expectation = expectation_for({"messages": MESSAGES}, schema)
     schema["properties"]["a"]["type"] = "integer"
     assert expectation.schema == {"type": "object", "properties": {"a": {"type": "string"}}}
-
-
-def test_validator_is_cached_by_content_regardless_of_key_order() -> None:
-    first = schema_validator({"type": "object", "required": ["x"]})
-    second = schema_validator({"required": ["x"], "type": "object"})
-    assert first is second
-    assert schema_validator({"type": "object", "required": ["y"]}) is not first
-
-
-def test_validator_validates() -> None:
-    validator = schema_validator(RF_SCHEMA)
-    assert validator.is_valid({"summary": "ok"})
-    assert not validator.is_valid({"summary": 3})
-
-
-def test_invalid_schema_raises_schema_error() -> None:
-    with pytest.raises(SchemaError):
-        schema_validator({"type": "strin"})

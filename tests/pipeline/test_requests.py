@@ -4,7 +4,25 @@ from typing import Any
 import orjson
 import pytest
 
-from service.pipeline.requests import adapt_to_model, jsonl_line, merge_request
+from service.pipeline.catalogue import StructuredOutput
+from service.pipeline.requests import (
+    PassRequestSpec,
+    body_bytes,
+    jsonl_line,
+    merge_request,
+    request_hash,
+    strict_response_format,
+)
+from service.pipeline.requests import adapt_to_model as adapt_and_strict
+
+BEST_EFFORT, JSON_OBJECT, STRICT = StructuredOutput.BEST_EFFORT, StructuredOutput.JSON_OBJECT, StructuredOutput.STRICT
+
+
+def adapt_to_model(request: Any, *, supports_json_schema: bool, **kwargs: Any) -> dict[str, Any]:
+    """The body alone, for a model with (best effort) or without json_schema."""
+    structured = BEST_EFFORT if supports_json_schema else JSON_OBJECT
+    return adapt_and_strict(request, structured_output=structured, **kwargs)[0]
+
 
 LLAMA = "llama-3.3-70b-versatile"
 GPT_OSS = "openai/gpt-oss-20b"
@@ -60,14 +78,14 @@ def test_merge_drops_model(body: dict[str, Any], params: dict[str, Any], pass_pa
     assert "model" not in merge_request(body, params, pass_params)
 
 
-def test_merge_deep_copies() -> None:
-    params: dict[str, Any] = {"response_format": copy.deepcopy(JSON_SCHEMA_FORMAT)}
+def test_merge_shares_values_and_never_mutates_its_inputs() -> None:
+    params: dict[str, Any] = {"response_format": copy.deepcopy(JSON_SCHEMA_FORMAT), "temperature": 0}
     body = {"messages": [dict(USER)]}
-    merged = merge_request(body, params, None)
-    merged["messages"][0]["content"] = "changed"
-    merged["response_format"]["json_schema"]["schema"]["type"] = "array"
-    assert body["messages"][0]["content"] == USER["content"]
-    assert params["response_format"]["json_schema"]["schema"]["type"] == "object"
+    before = (copy.deepcopy(params), copy.deepcopy(body))
+    merged = merge_request(body, params, {"temperature": 1}, {"max_completion_tokens": 4096})
+    assert merged["messages"] is body["messages"]  # shared, not copied: nothing downstream mutates it
+    assert merged == {**params, **body, "temperature": 1, "max_completion_tokens": 4096}
+    assert (params, body) == before
 
 
 # --- adapt_to_model --------------------------------------------------------------------------
@@ -211,9 +229,8 @@ def test_adapt_never_mutates_inputs(supports_json_schema: bool, output_schema: d
     request = {"messages": [SYSTEM, USER], "response_format": JSON_SCHEMA_FORMAT}
     request_before = copy.deepcopy(request)
     schema_before = copy.deepcopy(output_schema)
-    body = adapt_to_model(request, model=LLAMA, supports_json_schema=supports_json_schema, output_schema=output_schema)
-    body["messages"][1]["content"] = "changed"
-    body["response_format"]["type"] = "changed"
+    adapt_to_model(request, model=LLAMA, supports_json_schema=supports_json_schema, output_schema=output_schema)
+    adapt_and_strict(request, model=GPT_OSS, structured_output=STRICT, output_schema=output_schema, strict=True)
     assert request == request_before
     assert output_schema == schema_before
 
@@ -223,14 +240,22 @@ def test_adapt_never_mutates_inputs(supports_json_schema: bool, output_schema: d
 
 def test_jsonl_line_matches_groq_input_format() -> None:
     body = {"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "What is 2+2?"}]}
-    assert jsonl_line("request-1", body) == (
+    assert jsonl_line("request-1", body_bytes(body)) == (
         b'{"custom_id":"request-1","method":"POST","url":"/v1/chat/completions",'
-        b'"body":{"model":"llama-3.1-8b-instant","messages":[{"role":"user","content":"What is 2+2?"}]}}\n'
+        b'"body":{"messages":[{"content":"What is 2+2?","role":"user"}],"model":"llama-3.1-8b-instant"}}\n'
     )
 
 
+def test_the_same_request_is_the_same_bytes_and_hash_whatever_its_key_order() -> None:
+    one = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}
+    other = {"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m"}
+    assert body_bytes(one) == body_bytes(other)
+    assert request_hash("acme", body_bytes(one)) == request_hash("acme", body_bytes(other))
+    assert request_hash("acme", body_bytes(one)) != request_hash("globex", body_bytes(one))
+
+
 def test_jsonl_line_is_one_line_even_with_newlines_in_content() -> None:
-    line = jsonl_line("pr-1", {"messages": [{"role": "user", "content": "a\nb"}]})
+    line = jsonl_line("pr-1", body_bytes({"messages": [{"role": "user", "content": "a\nb"}]}))
     assert line.count(b"\n") == 1
     assert line.endswith(b"\n")
     assert orjson.loads(line)["body"]["messages"][0]["content"] == "a\nb"
@@ -238,7 +263,7 @@ def test_jsonl_line_is_one_line_even_with_newlines_in_content() -> None:
 
 def test_jsonl_line_round_trips_unicode() -> None:
     body = {"messages": [{"role": "user", "content": "résumé ✓"}]}
-    assert orjson.loads(jsonl_line("pr-ü", body)) == {
+    assert orjson.loads(jsonl_line("pr-ü", body_bytes(body))) == {
         "custom_id": "pr-ü",
         "method": "POST",
         "url": "/v1/chat/completions",
@@ -246,14 +271,43 @@ def test_jsonl_line_round_trips_unicode() -> None:
     }
 
 
-def test_check_line_sizes_names_the_item_that_cannot_fit() -> None:
-    from service.pipeline.errors import LineTooLarge
-    from service.pipeline.requests import PassRequestSpec, check_line_sizes, request_line
+# --- strict structured output ----------------------------------------------------------------
 
-    spec = PassRequestSpec("openai/gpt-oss-20b", True, {}, {}, None)
-    small = {"messages": [{"role": "user", "content": "hi"}]}
-    big = {"messages": [{"role": "user", "content": "x" * 500}]}
-    limit = len(request_line(spec, "big", big)) - 1
-    check_line_sizes(spec, [("small", small)], limit)
-    with pytest.raises(LineTooLarge, match="'big'"):
-        check_line_sizes(spec, [("small", small), ("big", big)], limit)
+
+def test_a_strict_model_gets_the_strict_form_of_the_schema() -> None:
+    body, strict = adapt_and_strict(
+        {"messages": [USER]}, model=GPT_OSS, structured_output=STRICT, output_schema=SCHEMA, strict=True
+    )
+    assert strict
+    assert body["response_format"] == strict_response_format(SCHEMA)
+    assert body["response_format"]["json_schema"]["strict"] is True
+    assert body["response_format"]["json_schema"]["schema"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("structured", "asked"), [(STRICT, False), (BEST_EFFORT, True)])
+def test_strict_only_when_asked_for_and_supported(structured: StructuredOutput, asked: bool) -> None:
+    body, strict = adapt_and_strict(
+        {"messages": [USER]}, model=GPT_OSS, structured_output=structured, output_schema=SCHEMA, strict=asked
+    )
+    assert not strict
+    assert body["response_format"]["json_schema"]["strict"] is False
+
+
+def test_a_schema_strict_mode_cannot_express_stays_best_effort() -> None:
+    free_form = {"type": "object", "additionalProperties": {"type": "string"}}
+    body, strict = adapt_and_strict(
+        {"messages": [USER]}, model=GPT_OSS, structured_output=STRICT, output_schema=free_form, strict=True
+    )
+    assert not strict and body["response_format"]["json_schema"]["schema"] == free_form
+
+
+def test_a_built_line_knows_its_budget_and_its_expectation() -> None:
+    spec = PassRequestSpec(GPT_OSS, STRICT, {"temperature": 0}, {"max_completion_tokens": 4096}, SCHEMA, strict=True)
+    built = spec.build("pr-1", {"messages": [USER], "max_completion_tokens": 2048}, {"reasoning_effort": "low"})
+    assert built.strict and built.max_completion_tokens == 4096 and built.reasoning_effort == "low"
+    assert orjson.loads(built.line)["body"] == orjson.loads(built.body) == built.request
+    expectation = spec.expectation()
+    assert expectation.json_required and expectation.strip_nulls and expectation.schema == SCHEMA
+    assert spec.size_bound("pr-1", len(body_bytes({"messages": [USER], "max_completion_tokens": 2048}))) >= len(
+        built.line
+    )

@@ -38,14 +38,30 @@ def test_valid_items_pass(items: list[dict[str, Any]]) -> None:
         (["pr-1"], "items[0]", "items[0] must be a JSON object"),
         ([item(None)], "items[0].custom_id", "items[0].custom_id must be a non-empty string"),
         ([item("pr-1"), item("")], "items[1].custom_id", "items[1].custom_id must be a non-empty string"),
-        ([item("  ")], "items[0].custom_id", "non-empty string"),
+        ([item("  ")], "items[0].custom_id", "may hold only ASCII letters, digits"),
+        ([item("pr 1")], "items[0].custom_id", "may hold only ASCII letters, digits"),
+        ([item("x" * 513)], "items[0].custom_id", "at most MAX_CUSTOM_ID_LENGTH = 512"),
+        ([{"custom_id": "pr-1", "body": {"messages": [USER]}, "extra": 1}], "items[0].extra", "unknown field"),
+        ([item(max_completion_tokens=2.5)], "items[0].body.max_completion_tokens", "whole number of tokens"),
+        ([item(max_completion_tokens=True)], "items[0].body.max_completion_tokens", "whole number of tokens"),
+        ([item(max_tokens=0)], "items[0].body.max_tokens", "whole number of tokens"),
+        (
+            [{"custom_id": "pr-1", "body": {"messages": [USER]}, "metadata": [1]}],
+            "items[0].metadata",
+            "must be a JSON object",
+        ),
+        (
+            [{"custom_id": "pr-1", "body": {"messages": [USER]}, "metadata": {"k": "x" * 2000}}],
+            "items[0].metadata",
+            "MAX_ITEM_METADATA_BYTES",
+        ),
         ([item(26313)], "items[0].custom_id", "non-empty string"),
         ([{"custom_id": "pr-1"}], "items[0].body", "items[0].body (custom_id 'pr-1') must be a JSON object"),
         ([{"custom_id": "pr-1", "body": []}], "items[0].body", "must be a JSON object"),
         (
             [item("pr-1"), item("pr-2", model="openai/gpt-oss-20b")],
             "items[1].body.model",
-            'items[1].body (custom_id \'pr-2\') must not contain "model": the batch-level "model"',
+            "items[1].body (custom_id 'pr-2') must not contain \"model\": the batch's cascade",
         ),
         (
             [{"custom_id": "pr-1", "body": {"max_completion_tokens": 10}}],
@@ -120,13 +136,13 @@ def test_valid_output_schemas(schema: dict[str, Any] | None) -> None:
         (
             {"type": "strin"},
             "output_schema is not a valid JSON Schema (draft 2020-12): "
-            "at output_schema.type: 'strin' is not valid under any of the given schemas",
+            "at output_schema.type: \"strin\" is not valid under any of the schemas listed in the 'anyOf' keyword",
         ),
         (
             {"type": "object", "properties": {"summary": {"type": 5}}},
             "at output_schema.properties.summary.type:",
         ),
-        ({"required": "summary"}, "at output_schema.required: 'summary' is not of type 'array'"),
+        ({"required": "summary"}, 'at output_schema.required: "summary" is not of type "array"'),
         ("not a schema", "output_schema must be a JSON object"),
     ],
 )
@@ -159,7 +175,7 @@ def test_valid_params(params: dict[str, Any]) -> None:
         (
             {"model": "llama-3.3-70b-versatile"},
             "fallback_params.model",
-            'fallback_params must not contain "model": the batch-level "model" (or "fallback_model") chooses it',
+            'fallback_params must not contain "model": the batch\'s cascade (or "model") chooses it',
         ),
         ({"messages": [USER]}, "fallback_params.messages", "messages belong in each item's body"),
         ({"stream": True}, "fallback_params.stream", "not supported in a batch"),

@@ -49,7 +49,7 @@ UNKNOWN_MODEL = "no-such/model"  # the emulator answers such lines 404 model_not
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def chat_line(custom_id: str, model: str = "llama-3.1-8b-instant", **body: Any) -> dict[str, Any]:
+def chat_line(custom_id: str, model: str = "openai/gpt-oss-20b", **body: Any) -> dict[str, Any]:
     payload = {"model": model, "messages": [{"role": "user", "content": "Summarise: fix the cache."}], **body}
     return {"custom_id": custom_id, "method": "POST", "url": CHAT_URL, "body": payload}
 
@@ -242,9 +242,7 @@ async def test_iter_file_lines_for_a_50000_line_batch(loopback_env: GroqEnv, tmp
     """The real per-file limit end to end: upload, run, then stream both result files over HTTP."""
     env, total = loopback_env, 50_000
     provider = env.provider(timeout_seconds=60)
-    lines = [
-        chat_line(f"r{i:05d}", model=UNKNOWN_MODEL if i % 10 == 0 else "llama-3.1-8b-instant") for i in range(total)
-    ]
+    lines = [chat_line(f"r{i:05d}", model=UNKNOWN_MODEL if i % 10 == 0 else "openai/gpt-oss-20b") for i in range(total)]
     file_id = await upload(provider, tmp_path, lines)
     info = await provider.create_batch(file_id, metadata={"chunk": "big"})
     env.clock.advance(3600)

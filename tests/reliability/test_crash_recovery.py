@@ -5,6 +5,7 @@ no double-counted cost."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import asyncpg
 import pytest
 
 from service.models import AttemptStatus, ChunkState
+from service.pipeline.catalogue import Catalogue
 from service.pipeline.chunk_names import upload_filename
-from service.pipeline.cost import PriceTable, Usage
+from service.pipeline.cost import Usage, usd_text
 from tests.conftest import Service
-from tests.payloads import pr_batch
+from tests.payloads import AMPLE_TOKENS, pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually
 from tests.reliability.processes import Processes, service_env, stop_cleanly
 
@@ -36,7 +38,7 @@ async def test_worker_killed_after_batch_create_before_commit_is_adopted_not_rec
 ) -> None:
     service, emulator, env = await _setup(start_service, processes, database_url, tmp_path)
     await emulator.arm_gate("POST", "/openai/v1/batches")
-    created = await service.submit(pr_batch(40))
+    created = await service.submit(pr_batch(40, max_tokens=AMPLE_TOKENS))
     doomed = processes.worker("doomed", env)
     await eventually(emulator.held, bool, within=WAIT, what="the provider batch created and its answer held")
     doomed.kill()
@@ -64,7 +66,7 @@ async def test_worker_killed_after_upload_before_commit_leaves_no_orphaned_file(
 ) -> None:
     service, emulator, env = await _setup(start_service, processes, database_url, tmp_path)
     await emulator.arm_gate("POST", "/openai/v1/files")
-    created = await service.submit(pr_batch(40))
+    created = await service.submit(pr_batch(40, max_tokens=AMPLE_TOKENS))
     doomed = processes.worker("doomed", env)
     await eventually(emulator.held, bool, within=WAIT, what="the input file stored and the answer held")
     doomed.kill()
@@ -91,7 +93,7 @@ async def test_worker_killed_mid_ingest_reingests_without_double_counting(
     db = Database(postgres_url)
     try:
         service, emulator, env = await _setup(start_service, processes, postgres_url, tmp_path, processing_seconds=1.5)
-        created = await service.submit(pr_batch(60))
+        created = await service.submit(pr_batch(60, max_tokens=AMPLE_TOKENS))
         doomed = processes.worker("doomed", env)
         await eventually(
             db.chunks, lambda chunks: [c.state for c in chunks] == [ChunkState.SUBMITTED], within=WAIT, what="submitted"
@@ -125,13 +127,13 @@ async def test_worker_killed_mid_ingest_reingests_without_double_counting(
         attempts = await db.attempts()
         assert len(attempts) == 60 and len({a.item_id for a in attempts}) == 60, "one attempt per item"
         assert AttemptStatus.PENDING not in {a.status for a in attempts}
-        prices = PriceTable(service.settings.prices())
+        catalogue = Catalogue.build()
         model = summary["passes"][0]["model"]
-        expected = sum(prices.cost_usd(model, Usage(a.input_tokens, a.output_tokens)) for a in attempts)
-        assert summary["cost"]["usd"] == pytest.approx(expected)
+        expected = sum(catalogue.cost_pico(model, Usage(a.input_tokens, a.output_tokens)) for a in attempts)
+        assert summary["cost"]["usd_exact"] == usd_text(expected)
         assert summary["cost"]["input_tokens"] == sum(a.input_tokens for a in attempts)
         rows = await service.results(created["id"])
-        assert sum(r["cost_usd"] for r in rows) == pytest.approx(expected)
+        assert sum(Decimal(r["cost_usd_exact"]) for r in rows) == Decimal(usd_text(expected))
         assert summary["counts"]["succeeded"] + summary["counts"]["failed"] == 60
         assert len(await emulator.batches()) == 1
     finally:

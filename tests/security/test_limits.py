@@ -81,7 +81,7 @@ async def test_body_at_the_limit_is_accepted(sqlite_url: str, start_service: Any
 async def test_too_many_items_is_422_naming_the_limit(sqlite_url: str, start_service: Any) -> None:
     service: Service = await start_service(sqlite_url, max_items_per_batch=5, workers_enabled=False)
     problem = limit_problem(await service.client.post("/batches", json=pr_batch(6)), 422, "MAX_ITEMS_PER_BATCH")
-    assert problem["field"] == "items" and "6" in problem["detail"]
+    assert problem["field"] == "items" and "more than 5" in problem["detail"]
     await assert_nothing_stored(service)
     assert (await service.client.post("/batches", json=pr_batch(5))).status_code == 202
 
@@ -129,7 +129,7 @@ async def test_custom_id_with_other_characters_is_refused(sqlite_url: str, start
     service: Service = await start_service(sqlite_url, workers_enabled=False)
     payload = pr_batch(2)
     payload["items"][0]["custom_id"] = custom_id
-    assert_problem(await service.client.post("/batches", json=payload), 422, "items.0.custom_id")
+    assert_problem(await service.client.post("/batches", json=payload), 422, "items[0].custom_id")
     await assert_nothing_stored(service)
 
 
@@ -152,7 +152,7 @@ def nested(depth: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("field", "depth"),
-    [("output_schema", 65), ("output_schema", 200), ("metadata", 300), ("items.0.body", 100), ("params", 90)],
+    [("output_schema", 65), ("output_schema", 200), ("metadata", 300), ("items[0].body", 100), ("params", 90)],
 )
 async def test_json_nested_too_deep_is_422_not_a_server_error(
     sqlite_url: str, start_service: Any, field: str, depth: int
@@ -161,7 +161,7 @@ async def test_json_nested_too_deep_is_422_not_a_server_error(
     service: Service = await start_service(sqlite_url, workers_enabled=False)
     payload = pr_batch(2)
     deep = orjson.loads(nested(depth))
-    if field == "items.0.body":
+    if field == "items[0].body":
         payload["items"][0]["body"]["extra"] = deep
     elif field == "params":
         payload["params"]["response_format"]["json_schema"]["schema"] = deep
@@ -171,7 +171,7 @@ async def test_json_nested_too_deep_is_422_not_a_server_error(
         payload[field] = deep
     response = await service.client.post("/batches", json=payload)
     problem = limit_problem(response, 422, "MAX_JSON_DEPTH")
-    assert problem["maximum"] == 64 and problem["field"] == field
+    assert problem["maximum"] == 64 and problem["field"].startswith(field), problem  # the deepest level
     await assert_nothing_stored(service)
 
 
@@ -195,7 +195,7 @@ async def test_json_nested_deeper_than_the_parser_allows_is_a_4xx(sqlite_url: st
 async def test_retry_params_nested_too_deep_is_422(sqlite_url: str, start_service: Any) -> None:
     config = fast_emulator_config(behaviours={"openai/gpt-oss-20b": ModelBehaviour(1.0, 0.0, 0.0, 0.0)})
     service: Service = await start_service(sqlite_url, emulator_config=config)
-    created = await service.submit(pr_batch(2))
+    created = await service.submit(pr_batch(2, strict=False))
     assert (await service.wait(created["id"]))["status"] == "failed"
     params = {
         "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": orjson.loads(nested(80))}}

@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections import Counter, defaultdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import pytest
 from sqlmodel import col, select
 
 from service.models import Attempt, AttemptStatus, Pass, ProviderBatch
-from service.pipeline.cost import PriceTable, Usage
-from service.settings import Settings
+from service.pipeline.catalogue import Catalogue
+from service.pipeline.cost import Usage, usd_text
 from tests.payloads import pr_batch
 from tests.reliability.observe import Database, EmulatorClient, eventually
 from tests.reliability.processes import Process, Processes, service_env, stop_cleanly
@@ -131,13 +132,13 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
         await db.close()
 
     # Invariants 1 and 4: one merged row per item; counts and cost follow from the attempts.
-    prices = PriceTable(Settings().prices())
+    catalogue = Catalogue.build()
     assert AttemptStatus.PENDING not in {a.status for a in attempts}
     assert len({(a.item_id, a.pass_id) for a in attempts}) == len(attempts)
-    cost_by_pass: dict[int, float] = defaultdict(float)
+    cost_by_pass: dict[int, int] = defaultdict(int)
     for attempt in attempts:
         model = passes[attempt.pass_id].model
-        cost_by_pass[attempt.pass_id] += prices.cost_usd(model, Usage(attempt.input_tokens, attempt.output_tokens))
+        cost_by_pass[attempt.pass_id] += catalogue.cost_pico(model, Usage(attempt.input_tokens, attempt.output_tokens))
     totals = Counter[str]()
     for batch_id in batch_ids:
         summary = (await api.get(f"/batches/{batch_id}")).json()
@@ -147,14 +148,14 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
         counts = summary["counts"]
         assert counts["pending"] == 0 and counts["succeeded"] + counts["failed"] == ITEMS_PER_BATCH
         assert counts["succeeded"] == sum(row["status"] == "succeeded" for row in rows)
-        batch_cost = 0.0
+        batch_cost = 0
         for pass_out in summary["passes"]:
             [pass_id] = [p.id for p in passes.values() if p.batch_id == batch_id and p.number == pass_out["number"]]
             assert pass_id is not None
-            assert pass_out["cost"]["usd"] == pytest.approx(cost_by_pass[pass_id], abs=1e-6)
+            assert pass_out["cost"]["usd_exact"] == usd_text(cost_by_pass[pass_id])
             batch_cost += cost_by_pass[pass_id]
-        assert summary["cost"]["usd"] == pytest.approx(batch_cost, abs=1e-6)
-        assert sum(row["cost_usd"] for row in rows) == pytest.approx(batch_cost, abs=1e-5)
+        assert summary["cost"]["usd_exact"] == usd_text(batch_cost)
+        assert sum(Decimal(row["cost_usd_exact"]) for row in rows) == Decimal(usd_text(batch_cost))
         totals.update(row["status"] for row in rows)
     statuses = Counter(b["status"] for b in provider_batches)
     leftover = await emulator.files()
@@ -172,6 +173,6 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
             f"{logs.count('adopting provider batch')} adopted after a kill, "
             f"{len(attempts)} attempts, {totals['succeeded']} succeeded / {totals['failed']} failed, "
             f"{sum(calls.values())} calls to the emulator ({sum(n for s, n in calls.items() if s >= 429)} faulted), "
-            f"cost ${sum(cost_by_pass.values()):.4f}, {len(leftover)} files left on the emulator, "
+            f"cost ${usd_text(sum(cost_by_pass.values()))}, {len(leftover)} files left on the emulator, "
             f"{duration:.1f}s"
         )

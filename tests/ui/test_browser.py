@@ -109,14 +109,14 @@ def test_chromium_renders_a_finished_and_a_running_batch(
 ) -> None:
     live, clock = service
     with httpx.Client(base_url=live.url, timeout=30) as client:
-        finished_id = client.post("/batches?fallback=true", json=pr_batch(200)).json()["id"]
+        finished_id = client.post("/batches?fallback=true", json=pr_batch(200, strict=False)).json()["id"]
         finished = advance_until(client, clock, finished_id, 1.0, lambda s: s["status"] == "completed")
-        running_id = client.post("/batches?fallback=true", json=pr_batch(120, start=1000)).json()["id"]
+        running_id = client.post("/batches?fallback=true", json=pr_batch(120, start=1000, strict=False)).json()["id"]
         running = advance_until(client, clock, running_id, 0.5, fallback_half_done)
 
         dom = browser.dom(f"{live.url}/ui/batches/{finished_id}")
         assert 'id="batch-status">completed<' in dom
-        assert len(re.findall(r'class="card pass"', dom)) == 2
+        assert len(re.findall(r'class="card pass"', dom)) == len(finished["passes"]) >= 2
         assert f"${finished['cost']['usd']:,.6f}" in dom
         assert 'http-equiv="refresh"' not in dom
         assert dom.count('data-kind="failed"') >= 1, "pass 1's failures by reason"

@@ -1,0 +1,392 @@
+"""Reading a submission as it streams in: JSON (`{"items": [...], ...}`) or NDJSON (a header line, then one
+item per line), in bounded memory and bounded time.
+
+Each item is checked the moment it is complete and staged aside (service/batches/staging.py); the first bad
+one ends the request with a 422 naming it, without reading the rest into memory. Values JSON has no place
+for (NaN, Infinity, numbers beyond a double or a 64-bit integer, unpaired surrogates) are refused with the
+field they stand in. The raw body is hashed as it passes, for Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ijson
+import orjson
+from fastapi import Request
+
+from service.api.limits import MAX_JSON_DEPTH, nests_deeper_than
+from service.batches.staging import StagedItems
+from service.kit.problems import Problem, invalid, limit_exceeded
+from service.pipeline.errors import SubmissionError
+from service.pipeline.validation import ItemChecker
+
+NDJSON = "application/x-ndjson"
+JSON_TYPES = ("application/json", "text/json")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def submission_format(request: Request) -> str:
+    """`json` or `ndjson`; 415 for anything else (a missing Content-Type is read as JSON)."""
+    kind = media_type(request)
+    if kind == NDJSON:
+        return "ndjson"
+    if kind in ("", *JSON_TYPES) or kind.endswith("+json"):
+        return "json"
+    raise Problem(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"Content-Type {kind!r} cannot be read: send the batch as application/json (one object with an items "
+        f"list) or as {NDJSON} (a header line, then one item per line)",
+        field="Content-Type",
+    )
+
+
+class BodyReader:
+    """The request body as an async file (what ijson reads), hashed as it passes, with an idle timeout: a
+    client that stops sending in the middle of its body gets 408 instead of holding the request open."""
+
+    def __init__(self, request: Request, idle_timeout: float) -> None:
+        self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
+        self._idle_timeout = idle_timeout
+        self._hash = hashlib.sha256()
+        self.consumed = 0
+        self.finished = False
+
+    async def next_chunk(self) -> bytes:
+        if self.finished:
+            return b""
+        try:
+            async with asyncio.timeout(self._idle_timeout):
+                chunk = await anext(self._chunks, b"")
+        except TimeoutError:
+            raise Problem(
+                408,
+                "request-timeout",
+                "Request timeout",
+                f"the request body stopped arriving for {self._idle_timeout:g}s (REQUEST_BODY_TIMEOUT_SECONDS)",
+            ) from None
+        if not chunk:
+            self.finished = True
+            return b""
+        self._hash.update(chunk)
+        self.consumed += len(chunk)
+        return chunk
+
+    async def read(self, size: int = -1) -> bytes:
+        """ijson's read(): the next chunk that is not empty, or b"" at the end (read(0) is ijson asking for the
+        type of what read() returns: nothing is consumed)."""
+        if size == 0:
+            return b""
+        while True:
+            chunk = await self.next_chunk()
+            if chunk or self.finished:
+                return chunk
+
+    async def drain(self) -> None:
+        """Read (and drop) what the client still sends, so it can read our answer instead of a reset."""
+        while await self.next_chunk():
+            pass
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+@dataclass
+class Limits:
+    max_items: int
+    max_item_bytes: int  # the largest item that could still fit a provider batch file
+    checker: ItemChecker
+
+
+@dataclass
+class RawSubmission:
+    header: dict[str, Any]
+    items: StagedItems
+    body_hash: str = ""
+    format: str = "json"
+
+
+class _Refused(Exception):
+    def __init__(self, error: SubmissionError | Problem) -> None:
+        self.error = error
+
+
+def _path_text(path: list[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _json_refusal(path: list[str | int], error: Exception) -> SubmissionError:
+    """What is wrong, said of the field it stands in."""
+    where = _path_text(path)
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, UnicodeDecodeError):
+        reason = "holds an unpaired surrogate escape (such as \\udc00): JSON text must be valid Unicode"
+    elif "integer overflow" in message:
+        reason = "is an integer too large to read (at most 64 bits)"
+    elif "overflow" in message:
+        reason = "is a number too large to read (at most about 1.8e308)"
+    elif "invalid char" in message:
+        reason = "is not a JSON value (NaN, Infinity and unquoted words are not JSON)"
+    elif "premature EOF" in message:
+        reason = "ends before the JSON is complete"
+    elif "trailing garbage" in message:
+        reason = "is followed by more than one JSON value"
+    else:
+        reason = f"is not valid JSON ({message})"
+    return SubmissionError(f"{where} {reason}", field=where)
+
+
+def _too_deep(where: str) -> Problem:
+    return limit_exceeded(
+        f"{where} nests objects and arrays more than MAX_JSON_DEPTH = {MAX_JSON_DEPTH} levels deep",
+        field=where,
+        setting="MAX_JSON_DEPTH",
+        maximum=MAX_JSON_DEPTH,
+    )
+
+
+class _Builder:
+    """Builds values from ijson's basic events, keeping the path of what is being built (for refusals)."""
+
+    def __init__(self, on_item: Callable[[Any, int], None] | None) -> None:
+        self.stack: list[Any] = []
+        self.path: list[str | int] = []
+        self.on_item = on_item  # called with each element of the top-level "items" list instead of keeping it
+        self.top: dict[str, Any] | None = None
+        self.in_items = False
+        self.items_seen = False
+        self.item_index = 0
+        self.done = False
+
+    def event(self, event: str, value: Any) -> None:
+        if self.done:
+            raise _Refused(SubmissionError("the body holds more than one JSON value", field="body"))
+        if event == "map_key":
+            self.path[-1] = value
+            return
+        if event in ("start_map", "start_array"):
+            self._open({} if event == "start_map" else [])
+        elif event in ("end_map", "end_array"):
+            self._close()
+        else:
+            self._add(value)
+
+    def _open(self, container: Any) -> None:
+        if not self.stack:
+            if not isinstance(container, dict):
+                raise _Refused(SubmissionError("the body must be a JSON object", field="body"))
+            self.top = container
+            self.stack.append(container)
+            self.path.append(None)  # type: ignore[arg-type]
+            return
+        # Depth counts from the value of a top-level field, or from an item of the items list.
+        if len(self.stack) - (2 if self.in_items else 1) >= MAX_JSON_DEPTH:
+            raise _Refused(_too_deep(_path_text(self._value_path())))
+        if len(self.stack) == 1 and self.path[-1] == "items" and self.on_item is not None:
+            if self.items_seen:
+                raise _Refused(SubmissionError('"items" appears twice in the body', field="items"))
+            if not isinstance(container, list):
+                raise _Refused(SubmissionError("items must be a list of items", field="items"))
+            self.items_seen = True
+            self.in_items = True
+            self.stack.append(container)
+            self.path.append(0)
+            return
+        self.stack.append(container)
+        self.path.append(0 if isinstance(container, list) else None)  # type: ignore[arg-type]
+
+    def _close(self) -> None:
+        container = self.stack.pop()
+        self.path.pop()
+        if not self.stack:
+            self.done = True
+            return
+        if self.in_items and len(self.stack) == 1:
+            self.in_items = False  # the end of the items list itself
+            return
+        self._add(container, opened=True)
+
+    def _add(self, value: Any, *, opened: bool = False) -> None:
+        parent = self.stack[-1] if self.stack else None
+        if parent is None:
+            raise _Refused(SubmissionError("the body must be a JSON object", field="body"))
+        if self.in_items and len(self.stack) == 2:
+            assert self.on_item is not None
+            self.on_item(value, self.item_index)
+            self.item_index += 1
+            self.path[-1] = self.item_index
+            return
+        if isinstance(parent, list):
+            parent.append(value)
+            self.path[-1] = len(parent)
+        else:
+            parent[self.path[-1]] = value
+
+    def _value_path(self) -> list[str | int]:
+        return [part for part in self.path if part is not None]
+
+
+async def _parse_json(reader: BodyReader, on_item: Callable[[Any, int], None]) -> dict[str, Any]:
+    builder = _Builder(on_item)
+    try:
+        async for event, value in ijson.basic_parse_async(reader, use_float=True):
+            builder.event(event, value)
+    except (ijson.JSONError, UnicodeDecodeError) as error:
+        if builder.top is None and not builder.stack and reader.consumed == 0:
+            raise SubmissionError("the body is empty: send a JSON object with an items list", field="body") from None
+        raise _json_refusal(builder._value_path(), error) from None
+    if builder.top is None:
+        raise SubmissionError("the body is empty: send a JSON object with an items list", field="body")
+    if not builder.items_seen:
+        raise SubmissionError("items: a batch needs an items list (at least one item)", field="items")
+    return builder.top
+
+
+def _diagnose_line(line: bytes, number: int) -> SubmissionError:
+    """Why an NDJSON line is not JSON, said of the field (the line is re-read event by event)."""
+    builder = _Builder(None)
+    try:
+        for event, value in ijson.basic_parse(line, use_float=True):
+            builder.event(event, value)
+    except (ijson.JSONError, UnicodeDecodeError) as error:
+        refusal = _json_refusal(builder._value_path(), error)
+    except _Refused as refused:
+        inner = refused.error
+        return inner if isinstance(inner, SubmissionError) else SubmissionError(inner.detail, field=f"line {number}")
+    else:
+        refusal = SubmissionError("is not a JSON object", field="line")
+    where = f"line {number}" + (f", {refusal.field}" if refusal.field and refusal.field != "body" else "")
+    return SubmissionError(f"{where}: {refusal.message}", field=refusal.field)
+
+
+async def _lines(reader: BodyReader, max_line: int) -> AsyncIterator[tuple[int, bytes]]:
+    pending = b""
+    number = 0
+    while True:
+        chunk = await reader.next_chunk()
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            number += 1
+            if line.strip():
+                yield number, line
+        if len(pending) > max_line:
+            raise limit_exceeded(
+                f"line {number + 1} of the NDJSON body is longer than {max_line} bytes, more than one item can be "
+                "(it could never fit in a provider batch file)",
+                field=f"line {number + 1}",
+                setting="MAX_BYTES_PER_PROVIDER_BATCH",
+                maximum=max_line,
+            )
+    if pending.strip():
+        yield number + 1, pending
+
+
+@dataclass
+class _Stager:
+    """Checks and stages items as the parser hands them over."""
+
+    limits: Limits
+    staged: StagedItems
+    item_start: int = 0
+    errors: list[Any] = field(default_factory=list)
+
+    def add(self, item: Any, index: int) -> None:
+        if index >= self.limits.max_items:
+            raise _Refused(
+                limit_exceeded(
+                    f"items has more than {self.limits.max_items} entries; a batch holds at most MAX_ITEMS_PER_BATCH"
+                    f" = {self.limits.max_items} (split the work over several batches)",
+                    field="items",
+                    setting="MAX_ITEMS_PER_BATCH",
+                    maximum=self.limits.max_items,
+                )
+            )
+        metadata = item.get("metadata") if isinstance(item, dict) else None
+        metadata_json = orjson.dumps(metadata) if metadata is not None else None
+        try:
+            custom_id, body, _metadata = self.limits.checker.check(
+                item, index, len(metadata_json) if metadata_json else 0
+            )
+        except SubmissionError as error:
+            raise _Refused(error) from None
+        body_json = orjson.dumps(body)
+        if len(body_json) > self.limits.max_item_bytes:
+            raise _Refused(
+                limit_exceeded(
+                    f"items[{index}].body (custom_id {custom_id!r}) is {len(body_json)} bytes; no line larger than "
+                    f"MAX_BYTES_PER_PROVIDER_BATCH = {self.limits.max_item_bytes} fits in a provider batch file",
+                    field=f"items[{index}].body",
+                    setting="MAX_BYTES_PER_PROVIDER_BATCH",
+                    maximum=self.limits.max_item_bytes,
+                )
+            )
+        self.staged.add(custom_id, body_json, metadata_json, "response_format" in body)
+
+
+async def read_submission(reader: BodyReader, kind: str, limits: Limits, staged: StagedItems) -> RawSubmission:
+    """The header and the staged items of a submission. Raises SubmissionError or Problem (422/408/413); the
+    caller drains the body and discards the staged items then."""
+    stager = _Stager(limits, staged)
+    try:
+        if kind == "ndjson":
+            header = await _read_ndjson(reader, stager)
+        else:
+            header = await _parse_json(reader, stager.add)
+    except _Refused as refused:
+        raise refused.error from None
+    if staged.count == 0:
+        raise SubmissionError("items must not be empty", field="items")
+    return RawSubmission(header=header, items=staged, body_hash=reader.hexdigest(), format=kind)
+
+
+async def _read_ndjson(reader: BodyReader, stager: _Stager) -> dict[str, Any]:
+    header: dict[str, Any] | None = None
+    index = 0
+    async for number, line in _lines(reader, stager.limits.max_item_bytes + 64 * 1024):
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise _diagnose_line(line, number) from None
+        # The same depth rule as in a JSON body: from each header field's value, and from each item.
+        if header is None and isinstance(value, dict):
+            for key, part in value.items():
+                if nests_deeper_than(part, MAX_JSON_DEPTH):
+                    raise _too_deep(f"line {number}, {key}")
+        elif nests_deeper_than(value, MAX_JSON_DEPTH):
+            raise _too_deep(f"line {number}")
+        if header is None:
+            if not isinstance(value, dict):
+                raise invalid("line 1 of an NDJSON submission is the batch header: a JSON object", field="line 1")
+            if "items" in value:
+                raise invalid(
+                    "line 1 is the header: in NDJSON the items follow it, one per line, not inside it",
+                    field="line 1.items",
+                )
+            header = value
+            continue
+        try:
+            stager.add(value, index)
+        except _Refused as refused:
+            error = refused.error
+            if isinstance(error, SubmissionError):
+                raise SubmissionError(f"line {number}: {error.message}", field=error.field) from None
+            raise
+        index += 1
+    if header is None:
+        raise SubmissionError("the body is empty: send a header line, then one item per line", field="body")
+    return header
