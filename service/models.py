@@ -123,6 +123,8 @@ class Batch(SQLModel, table=True):
     saved_pico: int = _money()  # what reused answers cost when they were first bought
     budget_pico: int | None = _money(nullable=True)
     reserved_pico: int = _money()  # the worst case of chunks sent and not yet ingested
+    # sha256 of the output schema (canonical JSON): estimates look up the history of the same schema.
+    schema_fingerprint: str | None = Field(default=None, max_length=64)
     lease_owner: str | None = Field(default=None, max_length=80)
     lease_expires_at: datetime | None = _timestamp()
     created_at: datetime = _timestamp(nullable=False)

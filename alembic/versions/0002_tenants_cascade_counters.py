@@ -52,6 +52,8 @@ def upgrade() -> None:
         for name in ("input_tokens", "output_tokens", "cost_pico", "saved_pico", "reserved_pico"):
             batch_op.add_column(sa.Column(name, sa.BigInteger(), nullable=False, server_default=big_zero))
         batch_op.add_column(sa.Column("budget_pico", sa.BigInteger(), nullable=True))
+        # Left null for earlier batches: estimates then use their model's history whatever the schema.
+        batch_op.add_column(sa.Column("schema_fingerprint", sa.String(64), nullable=True))
         batch_op.create_index("ix_batches_tenant_id", ["tenant", "id"], unique=False)
     rows = bind.execute(
         sa.text(f"SELECT id, model, fallback_model, fallback_enabled, {_json_text('fallback_params')} FROM batches")
@@ -324,6 +326,7 @@ def downgrade() -> None:
             "saved_pico",
             "reserved_pico",
             "budget_pico",
+            "schema_fingerprint",
         ):
             batch_op.drop_column(name)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
@@ -18,9 +19,17 @@ from service.api.errors import validation_problem
 from service.api.idempotency import IdempotencyDep
 from service.api.limits import check_header_limits, check_json_depth
 from service.api.schemas import BatchCreate, BatchHeader, RetryRequest
-from service.api.submission_body import NDJSON, BodyReader, Limits, read_submission, submission_format
+from service.api.submission_body import (
+    NDJSON,
+    BodyReader,
+    Limits,
+    read_json_object,
+    read_submission,
+    submission_format,
+)
 from service.api.webhook_routes import check_callback_url
 from service.batches.cancel import request_cancel
+from service.batches.estimating import estimate
 from service.batches.reading import batch_or_404, item_or_404, list_page
 from service.batches.retry import RetryRequest as Retry
 from service.batches.retry import retry
@@ -30,8 +39,9 @@ from service.kit.problems import Problem, unavailable
 from service.models import BatchStatus
 from service.pipeline.validation import ItemChecker
 from service.views.batches import batch_out
+from service.views.estimates import estimate_out
 from service.views.results import ResultFilter, item_out, ndjson_pages, result_rows
-from service.views.schemas import BatchOut, BatchPage, ItemOut, ResultPage
+from service.views.schemas import BatchOut, BatchPage, Estimate, ItemOut, ResultPage
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
@@ -99,6 +109,54 @@ async def create_batch(
     idempotency: IdempotencyDep,
     fallback: Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")] = False,
 ) -> Response:
+    async with _submission(request, state, fallback) as (new, staged, body_hash):
+        replay = await idempotency.begin(state, body_hash)
+        if replay is not None:
+            return replay
+        if new.callback_url is not None:
+            await check_callback_url(state, new.callback_url)
+        batch = await submit(session, state.config, principal.tenant, new, staged)
+    out = await batch_out(session, batch)
+    response = await idempotency.respond(session, out, status_code=202, location=f"/batches/{batch.id}")
+    state.wake_workers()
+    return response
+
+
+@router.post(
+    "/estimate",
+    response_model=Estimate,
+    summary="What a submission would cost, per tier and in total, without sending or storing anything",
+    description="Takes exactly the body (JSON or NDJSON) and query of POST /batches. Input tokens are counted "
+    "(the model's own vocabulary where one is available offline); output tokens and each tier's share of "
+    "items moving on come from this tenant's past attempts of the model (same output schema first), or from "
+    "the catalogue's priors without history: each tier says which, and how many attempts it rests on.",
+    openapi_extra=SUBMISSION_BODY,
+    responses={
+        400: {"description": "The body could not be read (not UTF-8)"},
+        408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
+        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+        415: {"description": "Neither application/json nor application/x-ndjson"},
+    },
+)
+async def estimate_batch(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    principal: PrincipalDep,
+    fallback: Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")] = False,
+) -> Estimate:
+    async with _submission(request, state, fallback) as (new, staged, _body_hash):
+        result = await estimate(session, state.config, principal.tenant, new, staged)
+    return estimate_out(result.forecast, result.counted_with, result.budget_pico)
+
+
+@asynccontextmanager
+async def _submission(
+    request: Request, state: StateDep, fallback: bool
+) -> AsyncIterator[tuple[NewBatch, StagedItems, str]]:
+    """The submission read and checked as it streams in: what it asks for, its staged items (discarded on
+    exit) and the hash of its body. On any refusal the rest of the body is drained, so the client reads the
+    answer instead of a reset connection."""
     kind = submission_format(request)
     reader = BodyReader(request, state.settings.request_body_timeout_seconds)
     with StagedItems(state.settings.spool_dir) as staged:
@@ -109,31 +167,25 @@ async def create_batch(
         except Exception:
             await reader.drain()
             raise
-        replay = await idempotency.begin(state, raw.body_hash)
-        if replay is not None:
-            return replay
-        if header.callback_url is not None:
-            await check_callback_url(state, header.callback_url)
-        new = NewBatch(
-            params=header.params,
-            cascade=[tier.model_dump() for tier in header.cascade] if header.cascade is not None else None,
-            model=header.model,
-            fallback_model=header.fallback_model,
-            fallback_params=header.fallback_params,
-            strict=header.strict,
-            output_schema=header.output_schema,
-            completion_window=header.completion_window,
-            callback_url=header.callback_url,
-            metadata=header.metadata,
-            budget_usd=header.budget_usd,
-            reuse=header.reuse,
-            fallback=fallback,
-        )
-        batch = await submit(session, state.config, principal.tenant, new, staged)
-    out = await batch_out(session, batch)
-    response = await idempotency.respond(session, out, status_code=202, location=f"/batches/{batch.id}")
-    state.wake_workers()
-    return response
+        yield _new_batch(header, fallback), staged, raw.body_hash
+
+
+def _new_batch(header: BatchHeader, fallback: bool) -> NewBatch:
+    return NewBatch(
+        params=header.params,
+        cascade=[tier.model_dump() for tier in header.cascade] if header.cascade is not None else None,
+        model=header.model,
+        fallback_model=header.fallback_model,
+        fallback_params=header.fallback_params,
+        strict=header.strict,
+        output_schema=header.output_schema,
+        completion_window=header.completion_window,
+        callback_url=header.callback_url,
+        metadata=header.metadata,
+        budget_usd=header.budget_usd,
+        reuse=header.reuse,
+        fallback=fallback,
+    )
 
 
 @router.get("", response_model=BatchPage, summary="List batches, newest first")
@@ -164,8 +216,15 @@ async def get_batch(batch_id: str, session: SessionDep, principal: PrincipalDep)
     status_code=202,
     response_model=BatchOut,
     summary="Retry failed items as a new pass",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RetryRequest"}}},
+        }
+    },
     responses={
         400: {"description": "The body could not be read (not UTF-8)"},
+        408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
         413: {"description": "Body larger than MAX_REQUEST_BYTES"},
     },
 )
@@ -176,15 +235,20 @@ async def retry_batch(
     state: StateDep,
     principal: PrincipalDep,
     idempotency: IdempotencyDep,
-    payload: Annotated[RetryRequest | None, Body()] = None,
 ) -> Response:
     await batch_or_404(session, batch_id, principal.scope)
-    replay = await idempotency.begin(state, hashlib.sha256(await request.body()).hexdigest())
+    reader = BodyReader(request, state.settings.request_body_timeout_seconds)
+    try:
+        raw = await read_json_object(reader)
+        retry_request = RetryRequest() if raw is None else _retry_request(raw)
+        if retry_request.params is not None:
+            check_json_depth(retry_request.params, "params")
+    except Exception:
+        await reader.drain()
+        raise
+    replay = await idempotency.begin(state, reader.hexdigest())
     if replay is not None:
         return replay
-    retry_request = payload or RetryRequest()
-    if retry_request.params is not None:
-        check_json_depth(retry_request.params, "params")
     batch = await retry(
         session,
         state.config,
@@ -195,6 +259,13 @@ async def retry_batch(
     response = await idempotency.respond(session, await batch_out(session, batch), status_code=202)
     state.wake_workers()
     return response
+
+
+def _retry_request(raw: dict[str, Any]) -> RetryRequest:
+    try:
+        return RetryRequest.model_validate(raw)
+    except ValidationError as error:
+        raise validation_problem(error.errors()) from None
 
 
 @router.post("/{batch_id}/cancel", status_code=202, response_model=BatchOut, summary="Cancel a batch")

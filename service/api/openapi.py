@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.errors import PROBLEM_BASE, PROBLEM_JSON
-from service.api.schemas import BatchCreate
+from service.api.schemas import BatchCreate, RetryRequest
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -78,9 +78,10 @@ def _problem_responses(document: dict[str, Any]) -> None:
 
 
 def _request_schemas(document: dict[str, Any]) -> None:
-    """Bodies a route reads itself (POST /batches streams its body) are documented from their models."""
+    """Bodies a route reads itself (POST /batches streams its body; a retry's is read as strictly) are documented
+    from their models."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (BatchCreate,):
+    for model in (BatchCreate, RetryRequest):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in schema.pop("$defs", {}).items():
             schemas.setdefault(name, definition)

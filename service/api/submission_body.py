@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import ijson
 import orjson
 from fastapi import Request
 
+from service.api.json_stream import Builder, Feeder, Refused, json_refusal, parse_bytes, too_deep
 from service.api.limits import MAX_JSON_DEPTH, nests_deeper_than
 from service.batches.staging import StagedItems
 from service.kit.problems import Problem, invalid, limit_exceeded
@@ -26,6 +28,7 @@ from service.pipeline.errors import SubmissionError
 from service.pipeline.validation import ItemChecker
 
 NDJSON = "application/x-ndjson"
+LONG_DIGITS = re.compile(rb"[0-9]{19,}")  # an integer this long may not fit in 64 bits
 JSON_TYPES = ("application/json", "text/json")
 
 
@@ -115,138 +118,30 @@ class RawSubmission:
     format: str = "json"
 
 
-class _Refused(Exception):
-    def __init__(self, error: SubmissionError | Problem) -> None:
-        self.error = error
+async def _feed_body(reader: BodyReader, builder: Builder) -> None:
+    """The whole body through `builder`, chunk by chunk, yielding to the event loop between chunks."""
+    feeder = Feeder(builder)
+    try:
+        while chunk := await reader.next_chunk():
+            feeder.feed(chunk)
+            await asyncio.sleep(0)
+        feeder.feed(b"", final=True)
+    except (ijson.JSONError, UnicodeDecodeError) as error:
+        if builder.top is None and not builder.stack and reader.consumed == 0:
+            raise _Empty from None
+        raise feeder.refusal(error) from None
 
 
-def _path_text(path: list[str | int]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def _json_refusal(path: list[str | int], error: Exception) -> SubmissionError:
-    """What is wrong, said of the field it stands in."""
-    where = _path_text(path)
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if isinstance(error, UnicodeDecodeError):
-        reason = "holds an unpaired surrogate escape (such as \\udc00): JSON text must be valid Unicode"
-    elif "integer overflow" in message:
-        reason = "is an integer too large to read (at most 64 bits)"
-    elif "overflow" in message:
-        reason = "is a number too large to read (at most about 1.8e308)"
-    elif "invalid char" in message:
-        reason = "is not a JSON value (NaN, Infinity and unquoted words are not JSON)"
-    elif "premature EOF" in message:
-        reason = "ends before the JSON is complete"
-    elif "trailing garbage" in message:
-        reason = "is followed by more than one JSON value"
-    else:
-        reason = f"is not valid JSON ({message})"
-    return SubmissionError(f"{where} {reason}", field=where)
-
-
-def _too_deep(where: str) -> Problem:
-    return limit_exceeded(
-        f"{where} nests objects and arrays more than MAX_JSON_DEPTH = {MAX_JSON_DEPTH} levels deep",
-        field=where,
-        setting="MAX_JSON_DEPTH",
-        maximum=MAX_JSON_DEPTH,
-    )
-
-
-class _Builder:
-    """Builds values from ijson's basic events, keeping the path of what is being built (for refusals)."""
-
-    def __init__(self, on_item: Callable[[Any, int], None] | None) -> None:
-        self.stack: list[Any] = []
-        self.path: list[str | int] = []
-        self.on_item = on_item  # called with each element of the top-level "items" list instead of keeping it
-        self.top: dict[str, Any] | None = None
-        self.in_items = False
-        self.items_seen = False
-        self.item_index = 0
-        self.done = False
-
-    def event(self, event: str, value: Any) -> None:
-        if self.done:
-            raise _Refused(SubmissionError("the body holds more than one JSON value", field="body"))
-        if event == "map_key":
-            self.path[-1] = value
-            return
-        if event in ("start_map", "start_array"):
-            self._open({} if event == "start_map" else [])
-        elif event in ("end_map", "end_array"):
-            self._close()
-        else:
-            self._add(value)
-
-    def _open(self, container: Any) -> None:
-        if not self.stack:
-            if not isinstance(container, dict):
-                raise _Refused(SubmissionError("the body must be a JSON object", field="body"))
-            self.top = container
-            self.stack.append(container)
-            self.path.append(None)  # type: ignore[arg-type]
-            return
-        # Depth counts from the value of a top-level field, or from an item of the items list.
-        if len(self.stack) - (2 if self.in_items else 1) >= MAX_JSON_DEPTH:
-            raise _Refused(_too_deep(_path_text(self._value_path())))
-        if len(self.stack) == 1 and self.path[-1] == "items" and self.on_item is not None:
-            if self.items_seen:
-                raise _Refused(SubmissionError('"items" appears twice in the body', field="items"))
-            if not isinstance(container, list):
-                raise _Refused(SubmissionError("items must be a list of items", field="items"))
-            self.items_seen = True
-            self.in_items = True
-            self.stack.append(container)
-            self.path.append(0)
-            return
-        self.stack.append(container)
-        self.path.append(0 if isinstance(container, list) else None)  # type: ignore[arg-type]
-
-    def _close(self) -> None:
-        container = self.stack.pop()
-        self.path.pop()
-        if not self.stack:
-            self.done = True
-            return
-        if self.in_items and len(self.stack) == 1:
-            self.in_items = False  # the end of the items list itself
-            return
-        self._add(container, opened=True)
-
-    def _add(self, value: Any, *, opened: bool = False) -> None:
-        parent = self.stack[-1] if self.stack else None
-        if parent is None:
-            raise _Refused(SubmissionError("the body must be a JSON object", field="body"))
-        if self.in_items and len(self.stack) == 2:
-            assert self.on_item is not None
-            self.on_item(value, self.item_index)
-            self.item_index += 1
-            self.path[-1] = self.item_index
-            return
-        if isinstance(parent, list):
-            parent.append(value)
-            self.path[-1] = len(parent)
-        else:
-            parent[self.path[-1]] = value
-
-    def _value_path(self) -> list[str | int]:
-        return [part for part in self.path if part is not None]
+class _Empty(Exception):
+    """The body holds nothing at all."""
 
 
 async def _parse_json(reader: BodyReader, on_item: Callable[[Any, int], None]) -> dict[str, Any]:
-    builder = _Builder(on_item)
+    builder = Builder(on_item)
     try:
-        async for event, value in ijson.basic_parse_async(reader, use_float=True):
-            builder.event(event, value)
-    except (ijson.JSONError, UnicodeDecodeError) as error:
-        if builder.top is None and not builder.stack and reader.consumed == 0:
-            raise SubmissionError("the body is empty: send a JSON object with an items list", field="body") from None
-        raise _json_refusal(builder._value_path(), error) from None
+        await _feed_body(reader, builder)
+    except _Empty:
+        raise SubmissionError("the body is empty: send a JSON object with an items list", field="body") from None
     if builder.top is None:
         raise SubmissionError("the body is empty: send a JSON object with an items list", field="body")
     if not builder.items_seen:
@@ -255,20 +150,29 @@ async def _parse_json(reader: BodyReader, on_item: Callable[[Any, int], None]) -
 
 
 def _diagnose_line(line: bytes, number: int) -> SubmissionError:
-    """Why an NDJSON line is not JSON, said of the field (the line is re-read event by event)."""
-    builder = _Builder(None)
-    try:
-        for event, value in ijson.basic_parse(line, use_float=True):
-            builder.event(event, value)
-    except (ijson.JSONError, UnicodeDecodeError) as error:
-        refusal = _json_refusal(builder._value_path(), error)
-    except _Refused as refused:
-        inner = refused.error
-        return inner if isinstance(inner, SubmissionError) else SubmissionError(inner.detail, field=f"line {number}")
+    """Why an NDJSON line is not JSON, said of the field (the line is read again event by event)."""
+    builder, error = parse_bytes(line)
+    if isinstance(error, Refused):
+        inner = error.error
+        refusal = inner if isinstance(inner, SubmissionError) else SubmissionError(inner.detail, field="line")
+    elif error is not None:
+        refusal = json_refusal(builder.value_path(), error)
     else:
-        refusal = SubmissionError("is not a JSON object", field="line")
+        refusal = SubmissionError("is not a JSON value", field="line")
     where = f"line {number}" + (f", {refusal.field}" if refusal.field and refusal.field != "body" else "")
     return SubmissionError(f"{where}: {refusal.message}", field=refusal.field)
+
+
+def _parse_line(line: bytes, number: int) -> Any:
+    """One NDJSON line. orjson is fast but reads an integer beyond 64 bits as a float without a word: a line
+    with a long run of digits is read again strictly (as a JSON body is read), which refuses it."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise _diagnose_line(line, number) from None
+    if LONG_DIGITS.search(line) and parse_bytes(line)[1] is not None:
+        raise _diagnose_line(line, number)
+    return value
 
 
 async def _lines(reader: BodyReader, max_line: int) -> AsyncIterator[tuple[int, bytes]]:
@@ -307,7 +211,7 @@ class _Stager:
 
     def add(self, item: Any, index: int) -> None:
         if index >= self.limits.max_items:
-            raise _Refused(
+            raise Refused(
                 limit_exceeded(
                     f"items has more than {self.limits.max_items} entries; a batch holds at most MAX_ITEMS_PER_BATCH"
                     f" = {self.limits.max_items} (split the work over several batches)",
@@ -323,10 +227,10 @@ class _Stager:
                 item, index, len(metadata_json) if metadata_json else 0
             )
         except SubmissionError as error:
-            raise _Refused(error) from None
+            raise Refused(error) from None
         body_json = orjson.dumps(body)
         if len(body_json) > self.limits.max_item_bytes:
-            raise _Refused(
+            raise Refused(
                 limit_exceeded(
                     f"items[{index}].body (custom_id {custom_id!r}) is {len(body_json)} bytes; no line larger than "
                     f"MAX_BYTES_PER_PROVIDER_BATCH = {self.limits.max_item_bytes} fits in a provider batch file",
@@ -347,7 +251,7 @@ async def read_submission(reader: BodyReader, kind: str, limits: Limits, staged:
             header = await _read_ndjson(reader, stager)
         else:
             header = await _parse_json(reader, stager.add)
-    except _Refused as refused:
+    except Refused as refused:
         raise refused.error from None
     if staged.count == 0:
         raise SubmissionError("items must not be empty", field="items")
@@ -358,17 +262,14 @@ async def _read_ndjson(reader: BodyReader, stager: _Stager) -> dict[str, Any]:
     header: dict[str, Any] | None = None
     index = 0
     async for number, line in _lines(reader, stager.limits.max_item_bytes + 64 * 1024):
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise _diagnose_line(line, number) from None
+        value = _parse_line(line, number)
         # The same depth rule as in a JSON body: from each header field's value, and from each item.
         if header is None and isinstance(value, dict):
             for key, part in value.items():
                 if nests_deeper_than(part, MAX_JSON_DEPTH):
-                    raise _too_deep(f"line {number}, {key}")
+                    raise too_deep(f"line {number}, {key}")
         elif nests_deeper_than(value, MAX_JSON_DEPTH):
-            raise _too_deep(f"line {number}")
+            raise too_deep(f"line {number}")
         if header is None:
             if not isinstance(value, dict):
                 raise invalid("line 1 of an NDJSON submission is the batch header: a JSON object", field="line 1")
@@ -381,7 +282,7 @@ async def _read_ndjson(reader: BodyReader, stager: _Stager) -> dict[str, Any]:
             continue
         try:
             stager.add(value, index)
-        except _Refused as refused:
+        except Refused as refused:
             error = refused.error
             if isinstance(error, SubmissionError):
                 raise SubmissionError(f"line {number}: {error.message}", field=error.field) from None
@@ -390,3 +291,18 @@ async def _read_ndjson(reader: BodyReader, stager: _Stager) -> dict[str, Any]:
     if header is None:
         raise SubmissionError("the body is empty: send a header line, then one item per line", field="body")
     return header
+
+
+async def read_json_object(reader: BodyReader) -> dict[str, Any] | None:
+    """A small JSON body (a retry's), read as strictly as a submission: None when it is empty; 422 naming the
+    field for NaN, Infinity, numbers too large and unpaired surrogates."""
+    builder = Builder(None)
+    try:
+        await _feed_body(reader, builder)
+    except _Empty:
+        return None
+    except Refused as refused:
+        raise refused.error from None
+    if builder.top is None:
+        raise SubmissionError("the body must be a JSON object", field="body")
+    return builder.top

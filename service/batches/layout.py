@@ -22,6 +22,7 @@ import orjson
 
 from service.batches.config import LifecycleConfig
 from service.batches.lines import spec_of_pass
+from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
 from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
 from service.pipeline import routing
@@ -161,14 +162,10 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
         strict_mode=bool(strict_lines and strict_lines[0]),
         items=len(rows),
         reused=reused_total,
-        succeeded=reused_total,
         saved_pico=saved_total,
     )
-    if reused_total:
-        waiting = "pending" if pass_.kind == PassKind.PRIMARY else "retrying"
-        await batches_store.add_to_counters(
-            session, batch.id, **{waiting: -reused_total}, succeeded=reused_total, saved_pico=saved_total
-        )
+    if saved_total:
+        await batches_store.add_to_counters(session, batch.id, saved_pico=saved_total)
     return len(rows)
 
 
@@ -197,9 +194,10 @@ async def _lay_out_group(
     found: dict[str, attempts_store.Reusable] = {}
     if batch.reuse:
         since = utcnow() - timedelta(seconds=config.settings.reuse_max_age_seconds)
-        found = await attempts_store.reusable(session, batch.tenant, [line[3] for line in built_lines], since)
+        hashes = [line[3] for line in built_lines]
+        found = await attempts_store.reusable(session, batch.tenant, hashes, since, sorted(routing.REPLAYABLE))
     pending: list[dict[str, Any]] = []
-    reused_rows: list[tuple[Any, str, attempts_store.Reusable, Any]] = []
+    reused_rows: list[tuple[Any, attempts_store.Reusable, dict[str, Any]]] = []
     for row, built, overrides, hashed in built_lines:
         reason = _reason(pass_, row.next_reason)
         reasons[reason] += 1
@@ -212,60 +210,56 @@ async def _lay_out_group(
             "max_tokens_sent": built.max_completion_tokens,
             "reasoning_effort_sent": built.reasoning_effort,
             "request_hash": hashed,
+            "status": AttemptStatus.PENDING,
         }
         if hashed in found:
-            reused_rows.append((row, reason, found[hashed], base))
+            reused_rows.append((row, found[hashed], base))
             continue
         worst = _worst_case(entry, built) if batch.budget_pico is not None else 0
         chunk_id = await layout.add(built.line, worst, row.custom_id)
-        pending.append({**base, "provider_batch_row_id": chunk_id, "status": AttemptStatus.PENDING})
+        pending.append({**base, "provider_batch_row_id": chunk_id})
     await attempts_store.insert_rows(session, pending)
     saved = 0
     if reused_rows:
-        saved = await _reuse(session, pass_, reused_rows)
+        saved = await _reuse(session, config, batch, pass_, reused_rows)
     return len(reused_rows), saved
 
 
-async def _reuse(session: Session, pass_: Pass, reused_rows: Sequence[tuple[Any, str, Any, dict[str, Any]]]) -> int:
-    """Finished attempts that take earlier answers, at no cost; their items succeed now. What they saved."""
-    now = utcnow()
-    attempts = await attempts_store.insert_returning_ids(
+async def _reuse(
+    session: Session,
+    config: LifecycleConfig,
+    batch: Batch,
+    pass_: Pass,
+    reused_rows: Sequence[tuple[Any, attempts_store.Reusable, dict[str, Any]]],
+) -> int:
+    """Attempts that take the outcome of an identical earlier request instead of being sent, at no cost, merged
+    like any outcome (a replayed failure is routed on, where the earlier item's answer waits to be reused in
+    turn). What they saved."""
+    ids = await attempts_store.insert_returning_ids(
         session,
         [
-            {
-                **base,
-                "provider_batch_row_id": None,
-                "status": AttemptStatus.SUCCEEDED,
-                "reused_from_attempt_id": source.attempt_id,
-                "content": source.content,
-                "output_json": source.output_json,
-                "finish_reason": source.finish_reason,
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_pico": 0,
-                "finished_at": now,
-            }
-            for _row, _reason, source, base in reused_rows
+            {**base, "provider_batch_row_id": None, "reused_from_attempt_id": source.attempt_id}
+            for _r, source, base in reused_rows
         ],
     )
-    await items_store.merge(
-        session,
-        [
-            {
-                "b_id": row.id,
-                "b_status": ItemStatus.SUCCEEDED,
-                "b_attempt": attempt_id,
-                "b_attempts": 1,
-                "b_cost": 0,
-                "b_next_tier": None,
-                "b_next_reason": None,
-                "b_next_overrides": None,
-                "b_error_code": None,
-                "b_error_message": None,
-                "b_changed_pass": pass_.number,
-                "b_updated_at": now,
-            }
-            for (row, _reason, _source, _base), attempt_id in zip(reused_rows, attempts, strict=True)
-        ],
-    )
-    return sum(source.cost_pico for _row, _reason, source, _base in reused_rows)
+    waiting = ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING
+    outcomes = [
+        (
+            attempts_store.PendingAttempt(
+                attempt_id=attempt_id,
+                item_id=row.id,
+                custom_id=row.custom_id,
+                own_format=row.own_format,
+                item_status=waiting,
+                tier=base["tier"],
+                sent_because=base["sent_because"],
+                overrides_json=base["overrides_json"],
+                max_tokens_sent=base["max_tokens_sent"],
+                reasoning_effort_sent=base["reasoning_effort_sent"],
+            ),
+            replayed(row.custom_id, source),
+        )
+        for (row, source, base), attempt_id in zip(reused_rows, ids, strict=True)
+    ]
+    await merge_outcomes(session, config, batch, pass_, outcomes)
+    return sum(source.cost_pico for _row, source, _base in reused_rows)

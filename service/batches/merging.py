@@ -21,6 +21,7 @@ from service.kit.clock import utcnow
 from service.models import AttemptStatus, Batch, ItemStatus, Pass
 from service.pipeline import failure_codes as codes
 from service.pipeline.classify import Outcome, unprocessed
+from service.pipeline.cost import Usage
 from service.pipeline.routing import FailedAttempt, Send, Stop, route
 from service.store import Session
 from service.store import attempts as attempts_store
@@ -28,7 +29,7 @@ from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import items as items_store
 from service.store import passes as passes_store
-from service.store.attempts import PendingAttempt
+from service.store.attempts import PendingAttempt, Reusable
 from service.store.passes import FINAL
 
 UNAVAILABLE_MODEL = frozenset({codes.MODEL_DECOMMISSIONED, codes.MODEL_NOT_FOUND})
@@ -40,6 +41,22 @@ class MergeSummary:
     failed: int  # for good
     queued: int  # sent on by the cascade
     cost_pico: int
+
+
+def replayed(custom_id: str, source: Reusable) -> Outcome:
+    """The outcome an identical earlier request had, taken at no cost (nothing is sent, nothing billed)."""
+    succeeded = source.status == AttemptStatus.SUCCEEDED
+    return Outcome(
+        custom_id=custom_id,
+        succeeded=succeeded,
+        error_code=None if succeeded else source.error_code,
+        error_message=None if succeeded else source.error_message,
+        content=source.content,
+        output=orjson.loads(source.output_json) if source.output_json is not None else None,
+        finish_reason=source.finish_reason,
+        usage=Usage(0, 0),
+        provider_request_id=None,
+    )
 
 
 def _output_json(outcome: Outcome) -> str | None:

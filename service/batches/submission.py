@@ -19,6 +19,9 @@ from service.batches.tiers import TierSpec, check_model, resolve_cascade
 from service.kit.problems import invalid
 from service.models import Batch, PassKind
 from service.pipeline.cost import PICO_PER_USD
+from service.pipeline.expectations import response_format_schema
+from service.pipeline.requests import PassRequestSpec
+from service.pipeline.schemas import schema_fingerprint
 from service.pipeline.validation import validate_output_schema, validate_params
 from service.store import Session
 from service.store import availability as availability_store
@@ -88,8 +91,19 @@ async def plan_tiers(session: Session, config: LifecycleConfig, new: NewBatch) -
     return tiers, warnings
 
 
-async def submit(session: Session, config: LifecycleConfig, tenant: str, new: NewBatch, staged: StagedItems) -> Batch:
-    """Check and store a new batch with its first pass (flushed, not committed: the caller commits)."""
+@dataclass(frozen=True)
+class CheckedBatch:
+    """A submission that can run: its tiers, the lines' shape on each, and what to warn about."""
+
+    tiers: list[TierSpec]
+    specs: list[PassRequestSpec]
+    warnings: list[str]
+
+
+async def check_new_batch(
+    session: Session, config: LifecycleConfig, new: NewBatch, staged: StagedItems
+) -> CheckedBatch:
+    """Everything submit refuses (422), without storing anything: params, schema, window, tiers, line sizes."""
     validate_params(new.params, "params")
     validate_params(new.fallback_params, "fallback_params")  # checked even when no fallback tier runs
     validate_output_schema(new.output_schema)
@@ -107,6 +121,18 @@ async def submit(session: Session, config: LifecycleConfig, tenant: str, new: Ne
         for tier in tiers
     ]
     check_fits(config, specs, ((item.position, item.custom_id, item.body_json) for item in staged))
+    return CheckedBatch(tiers, specs, warnings)
+
+
+def effective_schema(new: NewBatch) -> Mapping[str, Any] | None:
+    """The schema answers are judged by: output_schema, else a json_schema response_format's."""
+    return new.output_schema if new.output_schema is not None else response_format_schema(new.params)
+
+
+async def submit(session: Session, config: LifecycleConfig, tenant: str, new: NewBatch, staged: StagedItems) -> Batch:
+    """Check and store a new batch with its first pass (flushed, not committed: the caller commits)."""
+    checked = await check_new_batch(session, config, new, staged)
+    tiers, warnings = checked.tiers, checked.warnings
     for warning in warnings:
         logger.warning("submission from tenant %s: %s", tenant, warning)
     batch = Batch(
@@ -122,6 +148,7 @@ async def submit(session: Session, config: LifecycleConfig, tenant: str, new: Ne
         warnings=warnings,
         reuse=config.settings.reuse_results if new.reuse is None else new.reuse,
         budget_pico=int(new.budget_usd * PICO_PER_USD) if new.budget_usd is not None else None,
+        schema_fingerprint=schema_fingerprint(effective_schema(new)),
         item_count=staged.count,
         pending=staged.count,
     )

@@ -88,7 +88,7 @@ class TextLogFormatter(logging.Formatter):
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    secrets = list(settings.api_tokens)
+    secrets = [grant.token for grant in settings.token_grants()]
     for secret in (settings.groq_api_key, settings.webhook_secret):
         if secret is not None:
             secrets.append(secret.get_secret_value())

@@ -9,11 +9,10 @@ import threading
 from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
-# Shorter values would redact ordinary words; a real token is never this short.
-MIN_SECRET_LENGTH = 6
 
 _PATTERNS = (
     (re.compile(r"(?i)(\bbearer\s+)[^\s\"',;}\]]+"), r"\1" + REDACTED),
+    (re.compile(r"(?i)(\b(?:access_)?token=)[^\s&\"',;}\]]+"), r"\1" + REDACTED),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+"), "whsec_" + REDACTED),
     (re.compile(r"\bgsk_[A-Za-z0-9]+"), "gsk_" + REDACTED),
 )
@@ -27,7 +26,7 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, values: Iterable[str | None]) -> None:
-        fresh = {value for value in values if value and len(value) >= MIN_SECRET_LENGTH}
+        fresh = {value for value in values if value}  # configured secrets, whatever their length
         with self._lock:
             self._secrets = self._secrets | fresh
 

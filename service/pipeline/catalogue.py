@@ -52,6 +52,12 @@ class ModelEntry:
     replacement: str | None = None
     input_usd_per_million: Decimal | None = None
     output_usd_per_million: Decimal | None = None
+    # Priors for estimates before the service has its own history of the model: output tokens per attempt
+    # (reasoning included), the share of attempts that run out of tokens, and the share whose answer is not
+    # the JSON asked for when strict mode is not used.
+    prior_output_tokens: int = 500
+    prior_max_tokens_share: float = 0.02
+    prior_invalid_share: float = 0.05
 
     @property
     def priced(self) -> bool:
@@ -128,6 +134,14 @@ def _entry(model: str, raw: Mapping[str, Any], base: ModelEntry | None) -> Model
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise CatalogueError(f"{model}: {key} must be a positive integer")
                 changes[key] = value
+            elif key == "prior_output_tokens":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise CatalogueError(f"{model}: {key} must be a non-negative integer")
+                changes[key] = value
+            elif key in ("prior_max_tokens_share", "prior_invalid_share"):
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise CatalogueError(f"{model}: {key} must be a share between 0 and 1")
+                changes[key] = float(value)
             elif key == "reasoning":
                 if not isinstance(value, bool):
                     raise CatalogueError(f"{model}: reasoning must be true or false")

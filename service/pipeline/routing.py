@@ -28,6 +28,8 @@ NEVER_RAN = frozenset({codes.BATCH_EXPIRED, codes.MISSING_RESULT, codes.BATCH_FA
 MODEL_GONE = frozenset({codes.MODEL_DECOMMISSIONED, codes.MODEL_NOT_FOUND})
 REQUEST_REFUSED = frozenset({codes.CONTEXT_LENGTH_EXCEEDED, codes.PROVIDER_ERROR})
 FINAL = frozenset({codes.CANCELLED, codes.BUDGET_EXCEEDED})
+# Failures reuse may replay for an identical request (the model's own answer to it, not a mishap of delivery).
+REPLAYABLE = frozenset({*NOT_THE_JSON_ASKED_FOR, codes.MAX_TOKENS})
 
 FIRST = "first"
 RETRY = "retry"

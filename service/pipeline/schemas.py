@@ -8,6 +8,7 @@ linear time and is refused when the batch is submitted). Nothing is ever fetched
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
@@ -129,3 +130,10 @@ def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
     for error in validator.iter_errors(instance):
         return f"{json_path(error.instance_path)}: {_short(error.message)}"
     return "$: does not validate"
+
+
+def schema_fingerprint(schema: Mapping[str, Any] | None) -> str | None:
+    """The same schema, whatever its key order, has the same fingerprint: sha256 of its canonical JSON."""
+    if schema is None:
+        return None
+    return hashlib.sha256(compact_json(schema, sort_keys=True)).hexdigest()

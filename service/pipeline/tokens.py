@@ -39,8 +39,8 @@ def uses_o200k(model: str) -> bool:
     return model.startswith(O200K_MODELS_PREFIX)
 
 
-def texts_of(body: Mapping[str, Any]) -> list[str]:
-    """The text the template wraps: every message's content, and a json_schema response_format's schema."""
+def message_texts(body: Mapping[str, Any]) -> list[str]:
+    """Every message's text content."""
     texts: list[str] = []
     for message in body.get("messages") or []:
         if not isinstance(message, Mapping):
@@ -52,13 +52,18 @@ def texts_of(body: Mapping[str, Any]) -> list[str]:
             texts.extend(
                 part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
             )
+    return texts
+
+
+def schema_text(body: Mapping[str, Any]) -> str | None:
+    """A json_schema response_format's schema, as the template renders it into the prompt."""
     response_format = body.get("response_format")
     if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
         spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, Mapping) else None
         if schema is not None:
-            texts.append(orjson.dumps(schema).decode())
-    return texts
+            return orjson.dumps(schema).decode()
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,45 @@ def count_text(model: str, text: str, *, upper_bound: bool) -> TokenCount:
     return TokenCount(round(len(text) / CHARS_PER_TOKEN), "ratio")
 
 
-def count_input_tokens(model: str, body: Mapping[str, Any], *, upper_bound: bool = True) -> TokenCount:
+@lru_cache(maxsize=256)
+def _schema_tokens(model: str, text: str, upper_bound: bool) -> int:
+    """A pass's schema is the same text on every line: counted once."""
+    return count_text(model, text, upper_bound=upper_bound).tokens
+
+
+def count_input_tokens(
+    model: str, body: Mapping[str, Any], *, upper_bound: bool = True, message_tokens: int | None = None
+) -> TokenCount:
     """The request's prompt tokens with the template allowance: never below what Groq bills when
-    `upper_bound` (the budget), the best guess otherwise (an estimate)."""
-    texts = texts_of(body)
-    counted = count_text(model, "\n".join(texts), upper_bound=upper_bound)
+    `upper_bound` (the budget), the best guess otherwise (an estimate). `message_tokens`: the messages'
+    count when the caller already has it (the same item on another tier with the same tokenizer)."""
+    if message_tokens is None:
+        counted = count_text(model, "\n".join(message_texts(body)), upper_bound=upper_bound)
+        tokens, method = counted.tokens, counted.method
+    else:
+        tokens, method = message_tokens, method_of(model, upper_bound=upper_bound)
+    schema = schema_text(body)
+    if schema is not None:
+        tokens += _schema_tokens(model, schema, upper_bound)
     messages = len(body.get("messages") or [])
     if upper_bound:
-        return TokenCount(counted.tokens + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages, counted.method)
-    return TokenCount(counted.tokens + TEMPLATE_TOKENS // 2 + PER_MESSAGE_TOKENS // 2 * messages, counted.method)
+        return TokenCount(tokens + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages, method)
+    return TokenCount(tokens + TEMPLATE_TOKENS // 2 + PER_MESSAGE_TOKENS // 2 * messages, method)
+
+
+def method_of(model: str, *, upper_bound: bool) -> Method:
+    if uses_o200k(model):
+        return "o200k"
+    return "bytes" if upper_bound else "ratio"
+
+
+def tokenizer_family(model: str) -> str:
+    """Models whose message token counts are the same (one vocabulary)."""
+    return "o200k" if uses_o200k(model) else model
+
+
+METHOD_TEXTS: dict[Method, str] = {
+    "o200k": "the o200k vocabulary of gpt-oss (bpe-openai, offline), exact, plus a chat-template allowance",
+    "bytes": "UTF-8 bytes (no offline vocabulary for the model: an upper bound)",
+    "ratio": f"{CHARS_PER_TOKEN} characters per token (no offline vocabulary for the model: a calibrated ratio)",
+}

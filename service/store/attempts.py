@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import and_, bindparam, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import Attempt, AttemptStatus, Batch, Item, Pass, ProviderBatch
+from service.models import Attempt, AttemptStatus, Batch, Item, ItemStatus, Pass, ProviderBatch
 from service.store.items import IDS_PER_STATEMENT
 
 _ATTEMPTS = Attempt.__table__  # type: ignore[attr-defined]
@@ -152,41 +152,84 @@ async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int
 
 @dataclass(frozen=True)
 class Reusable:
+    """An earlier attempt an identical request can take the outcome of."""
+
     attempt_id: int
     batch_id: str
+    status: str
+    error_code: str | None
+    error_message: str | None
     content: str | None
     output_json: str | None
     finish_reason: str | None
-    input_tokens: int
     output_tokens: int
     cost_pico: int
 
 
-async def reusable(session: AsyncSession, tenant: str, hashes: Sequence[str], since: datetime) -> dict[str, Reusable]:
-    """Request hash -> the newest succeeded, paid-for attempt of the same tenant since `since` with that hash."""
+def _reusable_conditions(
+    tenant: str, hashes: Sequence[str], since: datetime, replayable_failures: Sequence[str]
+) -> list[Any]:
+    """A paid-for attempt of the tenant since `since` with one of `hashes` that succeeded, or that failed with
+    one of `replayable_failures` on an item that went on to succeed (replaying the failure sends the item the
+    same way, to the attempt that succeeded)."""
+    return [
+        col(Attempt.request_hash).in_(hashes),
+        col(Attempt.reused_from_attempt_id).is_(None),
+        col(Attempt.finished_at) >= since,
+        col(Batch.tenant) == tenant,
+        or_(
+            col(Attempt.status) == AttemptStatus.SUCCEEDED,
+            and_(
+                col(Attempt.status) == AttemptStatus.FAILED,
+                col(Attempt.error_code).in_(replayable_failures),
+                col(Item.status) == ItemStatus.SUCCEEDED,
+            ),
+        ),
+    ]
+
+
+async def reusable_hashes(
+    session: AsyncSession, tenant: str, hashes: Sequence[str], since: datetime, replayable_failures: Sequence[str]
+) -> set[str]:
+    """Which of `hashes` reuse would answer (what `reusable` finds, without reading the answers)."""
+    found: set[str] = set()
+    for start in range(0, len(hashes), IDS_PER_STATEMENT):
+        part = hashes[start : start + IDS_PER_STATEMENT]
+        rows = await session.execute(
+            sa_select(col(Attempt.request_hash))
+            .distinct()
+            .join(Item, col(Item.id) == col(Attempt.item_id))
+            .join(Batch, col(Batch.id) == col(Item.batch_id))
+            .where(*_reusable_conditions(tenant, part, since, replayable_failures))
+        )
+        found.update(str(row[0]) for row in rows)
+    return found
+
+
+async def reusable(
+    session: AsyncSession, tenant: str, hashes: Sequence[str], since: datetime, replayable_failures: Sequence[str]
+) -> dict[str, Reusable]:
+    """Request hash -> the newest attempt whose outcome an identical request can take (see the conditions)."""
     found: dict[str, Reusable] = {}
     for start in range(0, len(hashes), IDS_PER_STATEMENT):
+        part = hashes[start : start + IDS_PER_STATEMENT]
         rows = await session.execute(
             sa_select(
                 col(Attempt.request_hash),
                 col(Attempt.id),
                 col(Item.batch_id),
+                col(Attempt.status),
+                col(Attempt.error_code),
+                col(Attempt.error_message),
                 col(Attempt.content),
                 col(Attempt.output_json),
                 col(Attempt.finish_reason),
-                col(Attempt.input_tokens),
                 col(Attempt.output_tokens),
                 col(Attempt.cost_pico),
             )
             .join(Item, col(Item.id) == col(Attempt.item_id))
             .join(Batch, col(Batch.id) == col(Item.batch_id))
-            .where(
-                col(Attempt.request_hash).in_(hashes[start : start + IDS_PER_STATEMENT]),
-                col(Attempt.status) == AttemptStatus.SUCCEEDED,
-                col(Attempt.reused_from_attempt_id).is_(None),
-                col(Attempt.finished_at) >= since,
-                col(Batch.tenant) == tenant,
-            )
+            .where(*_reusable_conditions(tenant, part, since, replayable_failures))
             .order_by(col(Attempt.id))
         )
         for request_hash, *values in rows:

@@ -192,14 +192,15 @@ async def failed_for_check(session: AsyncSession, batch_id: str) -> AsyncIterato
 
 async def final_failure_codes(session: AsyncSession, batch_id: str) -> dict[str, int]:
     """Code -> count over the items whose failure is final (their own code, else their deciding attempt's)."""
+    code = func.coalesce(col(Item.error_code), col(Attempt.error_code))
     rows = await session.execute(
-        sa_select(func.coalesce(col(Item.error_code), col(Attempt.error_code), "unknown"), func.count())
+        sa_select(code, func.count())
         .select_from(Item)
         .outerjoin(Attempt, col(Attempt.id) == col(Item.deciding_attempt_id))
         .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
-        .group_by(func.coalesce(col(Item.error_code), col(Attempt.error_code), "unknown"))
+        .group_by(code)
     )
-    return {code: int(count) for code, count in rows}
+    return {found or "unknown": int(count) for found, count in rows}
 
 
 async def bodies(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, str]:

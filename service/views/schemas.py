@@ -265,3 +265,38 @@ class Readiness(BaseModel):
         default=None, description="While set, every worker pauses its calls to Groq until then (an outage)."
     )
     workers: int = Field(default=0, description="Worker processes that sent a heartbeat within one lease.")
+
+
+class Money(BaseModel):
+    usd: float
+    usd_exact: str = Field(description="The same amount as an exact decimal string.")
+
+
+class TierEstimate(BaseModel):
+    tier: int
+    model: str
+    items: float = Field(description="Attempts expected on this tier: its first sends, resends and raised budgets.")
+    input_tokens: int
+    output_tokens: int
+    cost: Money
+    upper_bound: Money = Field(
+        description="Every item on this tier at its full max_completion_tokens, with one raised-budget resend."
+    )
+    moves_on_share: float = Field(description="Share of this tier's attempts expected to fail and move on.")
+    output_tokens_per_attempt: float
+    based_on: str = Field(description="history (past attempts of this tenant) | catalogue (priors, no history)")
+    history_attempts: int = Field(description="How many past attempts the history figures rest on.")
+
+
+class Estimate(BaseModel):
+    items: int
+    reusable_items: int = Field(description="Items reuse would answer from an identical earlier request, at no cost.")
+    tiers: list[TierEstimate]
+    cost: Money = Field(description="The expected bill.")
+    floor: Money = Field(description="Every item once on the first tier (the least a run can cost).")
+    upper_bound: Money = Field(description="The most the batch could cost (the sum of the tiers' upper bounds).")
+    input_tokens_counted_with: str = Field(
+        description="How input tokens were counted: a model's real tokenizer, or a byte ratio when none is known."
+    )
+    budget_usd: str | None
+    within_budget: bool | None = Field(description="Whether the expected bill fits budget_usd (null: no budget).")

@@ -116,16 +116,25 @@ def test_text_format_on_a_terminal_and_json_otherwise(capture_logs: Any) -> None
 
 def test_redaction_scrubs_bearer_tokens_webhook_keys_groq_keys_and_known_secrets() -> None:
     redactor = Redactor()
-    redactor.add(["plain-known-secret-value", "abc", None])
+    redactor.add(["plain-known-secret-value", "tok_a", None])
     text = (
         "Authorization: Bearer eyJhbGci.OiJIUzI1NiJ9-x_y; secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, "
-        "key gsk_0123456789abcdefABCDEF, {'authorization': 'bearer tok-123'} and plain-known-secret-value; abc"
+        "key gsk_0123456789abcdefABCDEF, {'authorization': 'bearer tok-123'} and plain-known-secret-value; "
+        "GET /ui?access_token=never-seen-before&next=/ui; tok_a"
     )
     redacted = redactor.redact(text)
-    for secret in ("eyJhbGci", "MfKQ9r8GKYqrTwjUPD8IL", "0123456789abcdef", "tok-123", "plain-known-secret-value"):
+    for secret in (
+        "eyJhbGci",
+        "MfKQ9r8GKYqrTwjUPD8IL",
+        "0123456789abcdef",
+        "tok-123",
+        "plain-known-secret-value",
+        "never-seen-before",
+        "tok_a",
+    ):
         assert secret not in redacted
-    assert redacted.count(REDACTED) == 5
-    assert redacted.endswith("; abc"), "values too short to be secrets are left alone"
+    assert redacted.count(REDACTED) == 7, "a configured secret is redacted however short it is"
+    assert "&next=/ui" in redacted
 
     record = logging.LogRecord("httpx", logging.DEBUG, __file__, 1, "headers %s", ({"x": "Bearer t0ken-t0ken"},), None)
     assert RedactingFilter(redactor).filter(record)
@@ -135,8 +144,9 @@ def test_redaction_scrubs_bearer_tokens_webhook_keys_groq_keys_and_known_secrets
 def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, capture_logs: Any) -> None:
     groq_key = f"groq-test-key-{uuid.uuid4().hex}"
     api_token = f"api-token-{uuid.uuid4().hex}"
+    admin_token = f"admin-token-{uuid.uuid4().hex}"
     webhook_secret = new_webhook_secret()
-    secrets = (groq_key, api_token, webhook_secret, webhook_secret.removeprefix("whsec_"))
+    secrets = (groq_key, api_token, admin_token, webhook_secret, webhook_secret.removeprefix("whsec_"))
     buffer = capture_logs(level="DEBUG")  # the service's own secrets are registered by create_app, not here
 
     received: list[dict[str, str]] = []
@@ -154,7 +164,8 @@ def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, c
         tmp_path,
         groq_api_key=SecretStr(groq_key),
         groq_base_url=emulator_server.url,
-        api_tokens=[api_token],
+        api_tokens=[f"monolith:{api_token}"],
+        admin_tokens=[admin_token],
         webhook_secret=SecretStr(webhook_secret),
         callback_allowed_hosts=["127.0.0.1"],
     )
@@ -173,6 +184,8 @@ def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, c
                 assert time.monotonic() < deadline, "the webhook was not delivered"
                 time.sleep(0.05)
             assert client.get("/batches", headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+            assert client.get("/batches", headers={"Authorization": f"Bearer {admin_token}"}).status_code == 200
+            client.get(f"/ui?access_token={admin_token}")  # a token in a URL reaches the access log
         with httpx.Client(base_url=service.url, cookies={"llm_batch_token": api_token}, timeout=30) as browser:
             assert browser.get("/ui").status_code == 200
     finally:
@@ -185,8 +198,8 @@ def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, c
     )
     assert received[0].get("webhook-signature"), "the webhook was signed with the secret"
     # The safety net: create_app registered the configured secrets, so even a careless line is scrubbed.
-    logging.getLogger("some.library").warning("careless: %s %s %s", groq_key, api_token, webhook_secret)
-    assert buffer.getvalue().splitlines()[-1].count(REDACTED) == 3
+    logging.getLogger("some.library").warning("careless: %s %s %s %s", groq_key, api_token, admin_token, webhook_secret)
+    assert buffer.getvalue().splitlines()[-1].count(REDACTED) == 4
     text = buffer.getvalue()
     loggers = {record["logger"] for record in json_lines(buffer)}
     assert {"httpx", "httpcore.http11", "uvicorn.access", "service.workers.chunk_submission"} <= loggers, loggers

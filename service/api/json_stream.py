@@ -1,0 +1,239 @@
+"""Reading JSON as it streams in, value by value, knowing at every moment which field is being read.
+
+ijson's push parser hands each event to a `Builder` the moment it is parsed, so when the parser stops at a bad
+value (NaN, Infinity, a number too large, an unpaired surrogate) the builder's path names the field it stands in.
+The C parser silently turns a lone high-surrogate escape (`"\\ud800"`) into "?": bytes are scanned for unpaired
+surrogate escapes before they reach it. Nesting is bounded (MAX_JSON_DEPTH, from each top-level field's value
+or each item of the items list), so no input makes anything downstream recurse without bound.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator
+from typing import Any
+
+import ijson
+
+from service.api.limits import MAX_JSON_DEPTH
+from service.kit.problems import Problem, limit_exceeded
+from service.pipeline.errors import SubmissionError
+
+UNPAIRED_SURROGATE = "holds an unpaired surrogate escape (such as \\udc00): JSON text must be valid Unicode"
+
+
+class Refused(Exception):
+    def __init__(self, error: SubmissionError | Problem) -> None:
+        self.error = error
+
+
+def path_text(path: list[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def json_refusal(path: list[str | int], error: Exception) -> SubmissionError:
+    """What is wrong, said of the field it stands in."""
+    where = path_text(path)
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, UnicodeDecodeError):
+        reason = UNPAIRED_SURROGATE
+    elif "integer overflow" in message:
+        reason = "is an integer too large to read (at most 64 bits)"
+    elif "overflow" in message:
+        reason = "is a number too large to read (at most about 1.8e308)"
+    elif "invalid char" in message or "after the minus sign" in message:
+        reason = "is not a JSON value (NaN, Infinity and unquoted words are not JSON)"
+    elif "premature EOF" in message:
+        reason = "ends before the JSON is complete"
+    elif "trailing garbage" in message:
+        reason = "is followed by more than one JSON value"
+    else:
+        reason = f"is not valid JSON ({message})"
+    return SubmissionError(f"{where} {reason}", field=where)
+
+
+def too_deep(where: str) -> Problem:
+    return limit_exceeded(
+        f"{where} nests objects and arrays more than MAX_JSON_DEPTH = {MAX_JSON_DEPTH} levels deep",
+        field=where,
+        setting="MAX_JSON_DEPTH",
+        maximum=MAX_JSON_DEPTH,
+    )
+
+
+class Builder:
+    """Builds values from ijson's basic events, keeping the path of what is being built (for refusals)."""
+
+    def __init__(self, on_item: Callable[[Any, int], None] | None) -> None:
+        self.stack: list[Any] = []
+        self.path: list[str | int] = []
+        self.on_item = on_item  # called with each element of the top-level "items" list instead of keeping it
+        self.top: dict[str, Any] | None = None
+        self.in_items = False
+        self.items_seen = False
+        self.item_index = 0
+        self.done = False
+
+    def event(self, event: str, value: Any) -> None:
+        if self.done:
+            raise Refused(SubmissionError("the body holds more than one JSON value", field="body"))
+        if event == "map_key":
+            self.path[-1] = value
+            return
+        if event in ("start_map", "start_array"):
+            self._open({} if event == "start_map" else [])
+        elif event in ("end_map", "end_array"):
+            self._close()
+        else:
+            self._add(value)
+
+    def _open(self, container: Any) -> None:
+        if not self.stack:
+            if not isinstance(container, dict):
+                raise Refused(SubmissionError("the body must be a JSON object", field="body"))
+            self.top = container
+            self.stack.append(container)
+            self.path.append(None)  # type: ignore[arg-type]
+            return
+        # Depth counts from the value of a top-level field, or from an item of the items list.
+        if len(self.stack) - (2 if self.in_items else 1) >= MAX_JSON_DEPTH:
+            raise Refused(too_deep(path_text(self.value_path())))
+        if len(self.stack) == 1 and self.path[-1] == "items" and self.on_item is not None:
+            if self.items_seen:
+                raise Refused(SubmissionError('"items" appears twice in the body', field="items"))
+            if not isinstance(container, list):
+                raise Refused(SubmissionError("items must be a list of items", field="items"))
+            self.items_seen = True
+            self.in_items = True
+            self.stack.append(container)
+            self.path.append(0)
+            return
+        self.stack.append(container)
+        self.path.append(0 if isinstance(container, list) else None)  # type: ignore[arg-type]
+
+    def _close(self) -> None:
+        container = self.stack.pop()
+        self.path.pop()
+        if not self.stack:
+            self.done = True
+            return
+        if self.in_items and len(self.stack) == 1:
+            self.in_items = False  # the end of the items list itself
+            return
+        self._add(container, opened=True)
+
+    def _add(self, value: Any, *, opened: bool = False) -> None:
+        parent = self.stack[-1] if self.stack else None
+        if parent is None:
+            raise Refused(SubmissionError("the body must be a JSON object", field="body"))
+        if self.in_items and len(self.stack) == 2:
+            assert self.on_item is not None
+            self.on_item(value, self.item_index)
+            self.item_index += 1
+            self.path[-1] = self.item_index
+            return
+        if isinstance(parent, list):
+            parent.append(value)
+            self.path[-1] = len(parent)
+        else:
+            parent[self.path[-1]] = value
+
+    def value_path(self) -> list[str | int]:
+        return [part for part in self.path if part is not None]
+
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+HIGH_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+LOW_ESCAPE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+LOOKBEHIND = 64  # bytes already fed that an escape's backslashes and a low surrogate's pair are looked for in
+
+
+def _is_escape(window: bytes, backslash: int) -> bool:
+    """Whether the backslash at `backslash` starts an escape (it is not itself escaped by another)."""
+    run = 0
+    while backslash - run - 1 >= 0 and window[backslash - run - 1] == 0x5C:
+        run += 1
+    return run % 2 == 0
+
+
+def lone_surrogate(before: bytes, data: bytes, final: bool) -> tuple[int, int | None]:
+    """(how many bytes of `data` can be fed now, the offset in `data` of an unpaired surrogate escape or None).
+    `before`: the last bytes already fed. Bytes whose verdict needs what comes next are held back."""
+    if b"\\" not in data:
+        return len(data), None
+    window, base = before + data, len(before)
+    cut = len(data)
+    if not final:  # an escape cut in two by the chunk boundary waits for the rest
+        tail = data.rfind(b"\\", max(0, len(data) - 12))
+        if tail >= 0:
+            cut = tail
+    for match in SURROGATE_ESCAPE.finditer(window):
+        start = match.start()
+        if match.end() <= base or start - base >= cut or not _is_escape(window, start):
+            continue
+        if HIGH_ESCAPE.fullmatch(match.group()):
+            follower = window[match.end() : match.end() + 6]
+            if LOW_ESCAPE.fullmatch(follower):
+                continue
+            if len(follower) < 6 and not final and window.endswith(follower):
+                return start - base, None  # its pair may be in the next chunk: wait for it
+            return cut, max(0, start - base)
+        preceding = window[max(0, start - 6) : start]
+        if not (HIGH_ESCAPE.fullmatch(preceding) and _is_escape(window, start - 6)):
+            return cut, max(0, start - base)
+    return cut, None
+
+
+def _sink(builder: Builder) -> Generator[None, tuple[str, Any], None]:
+    while True:
+        event, value = yield
+        builder.event(event, value)
+
+
+class Feeder:
+    """Bytes in, events to `builder` as they are parsed. Raises Refused (the builder's refusal, or an unpaired
+    surrogate), or ijson.JSONError / UnicodeDecodeError (read them with `refusal`)."""
+
+    def __init__(self, builder: Builder) -> None:
+        self.builder = builder
+        sink = _sink(builder)
+        next(sink)
+        self.parser = ijson.basic_parse_coro(sink, use_float=True)
+        self.pending = b""
+        self.fed_tail = b""
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        data = self.pending + chunk
+        cut, lone = lone_surrogate(self.fed_tail, data, final)
+        if lone is not None:
+            self._send(data[:lone])
+            where = path_text(self.builder.value_path())
+            raise Refused(SubmissionError(f"{where} {UNPAIRED_SURROGATE}", field=where))
+        self._send(data[:cut])
+        self.pending = data[cut:]
+        if final:
+            self._send(self.pending)
+            self.pending = b""
+            self.parser.close()
+
+    def _send(self, data: bytes) -> None:
+        if data:
+            self.parser.send(data)
+            self.fed_tail = (self.fed_tail + data)[-LOOKBEHIND:]
+
+    def refusal(self, error: Exception) -> SubmissionError:
+        return json_refusal(self.builder.value_path(), error)
+
+
+def parse_bytes(data: bytes) -> tuple[Builder, Exception | None]:
+    """Read one whole JSON text (an NDJSON line) through a Builder: the builder, and what stopped it, if anything."""
+    builder = Builder(None)
+    feeder = Feeder(builder)
+    try:
+        feeder.feed(data, final=True)
+    except (ijson.JSONError, UnicodeDecodeError, Refused) as error:
+        return builder, error
+    return builder, None
