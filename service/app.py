@@ -24,6 +24,7 @@ from service.api.limits import install_request_limits
 from service.api.openapi import install_openapi
 from service.api.principals import TokenTable
 from service.batches.config import LifecycleConfig
+from service.kit.gc_tuning import tune_for_bulk_work
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
 from service.providers.groq import GroqBatchProvider
@@ -68,7 +69,10 @@ def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple
     return provider, "emulator"
 
 
-def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, emulator: ASGIApp | None = None, tune_gc: bool = False
+) -> FastAPI:
+    """The app; `tune_gc` (a deployment's process, not a test's) tunes the garbage collector once it started."""
     settings = settings or get_settings()
     register_secrets(settings_secrets(settings))
 
@@ -91,6 +95,8 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         for warning in health_routes.startup_warnings(state):
             logger.warning(warning)
         runner: WorkerRunner | None = None
+        if tune_gc:
+            tune_for_bulk_work()
         if settings.workers_enabled:
             runner = WorkerRunner(
                 WorkerContext.build(settings, database.workers, provider),
@@ -130,7 +136,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
 def serve_app() -> FastAPI:
     """The app as a deployment runs it: settings and logging from the environment."""
     configure_from_settings(get_settings())
-    return create_app()
+    return create_app(tune_gc=True)
 
 
 _served: dict[str, FastAPI] = {}

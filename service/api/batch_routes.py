@@ -47,7 +47,7 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 
 CURSOR_PATTERN = re.compile(r"[0-9]{1,9}")  # an item position; int32 on PostgreSQL
 BATCH_CURSOR_PATTERN = re.compile(r"lb_[0-9a-z]{26}")
-NDJSON_PAGE = 1000
+NDJSON_PAGE = 5000  # rows read per query of an export (one connection per page, released between)
 EXPORT_RETRY_AFTER_SECONDS = 2
 
 SUBMISSION_BODY: dict[str, Any] = {

@@ -48,9 +48,14 @@ def layout_spool_path(spool_dir: Path, batch_id: str, pass_number: int, chunk_in
 @dataclass
 class _OpenChunk:
     row: ProviderBatch
+    row_id: int
     path: Path
     handle: IO[bytes]
     digest: Any = field(default_factory=hashlib.sha256)
+    # Counted here and set on the row once it is full (a model attribute set per line costs more than the line).
+    lines: int = 0
+    bytes: int = 0
+    worst_case_pico: int = 0
 
 
 @dataclass
@@ -72,11 +77,10 @@ class _Layout:
         current = self.current or await self._open(index)
         current.handle.write(line)
         current.digest.update(line)
-        current.row.line_count += 1
-        current.row.byte_count += len(line)
-        current.row.worst_case_pico += worst_case_pico
-        assert current.row.id is not None
-        return current.row.id
+        current.lines += 1
+        current.bytes += len(line)
+        current.worst_case_pico += worst_case_pico
+        return current.row_id
 
     async def _open(self, index: int) -> _OpenChunk:
         assert self.pass_.id is not None
@@ -84,7 +88,8 @@ class _Layout:
         await chunks_store.insert(self.session, [row])
         path = layout_spool_path(self.spool_dir, self.batch.id, self.pass_.number, index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.current = _OpenChunk(row=row, path=path, handle=path.open("wb"))
+        assert row.id is not None
+        self.current = _OpenChunk(row=row, row_id=row.id, path=path, handle=path.open("wb"))
         return self.current
 
     async def close(self) -> None:
@@ -92,8 +97,10 @@ class _Layout:
         if current is None:
             return
         current.handle.close()
-        current.row.spool_sha256 = current.digest.hexdigest()
-        await chunks_store.save(self.session, current.row)
+        row = current.row
+        row.line_count, row.byte_count, row.worst_case_pico = current.lines, current.bytes, current.worst_case_pico
+        row.spool_sha256 = current.digest.hexdigest()
+        await chunks_store.save(self.session, row)
 
     def abort(self) -> None:
         if self.current is not None:
@@ -154,6 +161,7 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     if pass_.kind != PassKind.PRIMARY:
         await items_store.clear_queue(session, [row.id for row in rows])
     sent = len(rows) - reused_total
+    await items_store.after_bulk_load(session, len(rows))
     await passes_store.laid_out(
         session,
         pass_.id,

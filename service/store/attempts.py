@@ -7,23 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, update
+from sqlalchemy import and_, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.kit.clock import utcnow
 from service.models import Attempt, AttemptStatus, Batch, Item, ItemStatus, Pass, ProviderBatch
+from service.store.dialect import execute_many, insert_statement
 from service.store.items import IDS_PER_STATEMENT
-
-_ATTEMPTS = Attempt.__table__  # type: ignore[attr-defined]
-INSERT_ROWS = 2000
 
 
 async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """New attempts (pending ones, at lay-out), a few thousand per statement."""
-    for start in range(0, len(rows), INSERT_ROWS):
-        await session.execute(insert(Attempt), list(rows[start : start + INSERT_ROWS]))
+    """New pending attempts (at lay-out): keys item_id, pass_id, provider_batch_row_id, tier, sent_because,
+    overrides_json, max_tokens_sent, reasoning_effort_sent, request_hash, status."""
+    now = utcnow()
+    await execute_many(
+        session, _INSERT_PENDING, [(*(row[name] for name in _PENDING_COLUMNS), 0, 0, 0, now) for row in rows]
+    )
 
 
 async def insert_returning_ids(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -69,29 +71,44 @@ async def pending_of_chunk(session: AsyncSession, chunk_id: int) -> dict[str, Pe
     return {row[2]: PendingAttempt(*row) for row in rows}
 
 
-_FINISH = (
-    update(_ATTEMPTS)
-    .where(_ATTEMPTS.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        error_code=bindparam("b_error_code"),
-        error_message=bindparam("b_error_message"),
-        content=bindparam("b_content"),
-        output_json=bindparam("b_output_json"),
-        finish_reason=bindparam("b_finish_reason"),
-        input_tokens=bindparam("b_input_tokens"),
-        output_tokens=bindparam("b_output_tokens"),
-        cost_pico=bindparam("b_cost_pico"),
-        provider_request_id=bindparam("b_provider_request_id"),
-        finished_at=bindparam("b_finished_at"),
-    )
+_FINISHED_COLUMNS = (
+    "status",
+    "error_code",
+    "error_message",
+    "content",
+    "output_json",
+    "finish_reason",
+    "input_tokens",
+    "output_tokens",
+    "cost_pico",
+    "provider_request_id",
+    "finished_at",
 )
+_FINISH = f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in _FINISHED_COLUMNS)} WHERE id = ?"
 
 
 async def finish(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Each row (keys b_id, b_status, b_error_code, ...) finishes one attempt with its outcome."""
-    if rows:
-        await session.execute(_FINISH, list(rows))
+    await execute_many(
+        session, _FINISH, [(*(row[f"b_{name}"] for name in _FINISHED_COLUMNS), row["b_id"]) for row in rows]
+    )
+
+
+_PENDING_COLUMNS = (
+    "item_id",
+    "pass_id",
+    "provider_batch_row_id",
+    "tier",
+    "sent_because",
+    "overrides_json",
+    "max_tokens_sent",
+    "reasoning_effort_sent",
+    "request_hash",
+    "status",
+)
+_INSERT_PENDING = insert_statement(
+    "attempts", (*_PENDING_COLUMNS, "input_tokens", "output_tokens", "cost_pico", "created_at")
+)
 
 
 async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:
@@ -120,33 +137,47 @@ class LineageStep:
 
 
 async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, list[LineageStep]]:
-    """Item id -> its attempts (pass, tier, model, why sent, outcome), oldest first."""
+    """Item id -> its attempts (pass, tier, model, why sent, outcome), oldest first. A page's items have nearly
+    consecutive ids: read them as one id range (an index range scan, no thousand-value IN list) when they do."""
+    if not item_ids:
+        return {}
+    wanted = set(item_ids)
+    low, high = min(wanted), max(wanted)
+    if high - low < 2 * len(wanted):
+        conditions = [[col(Attempt.item_id).between(low, high)]]
+    else:
+        ordered = sorted(wanted)
+        conditions = [
+            [col(Attempt.item_id).in_(ordered[start : start + IDS_PER_STATEMENT])]
+            for start in range(0, len(ordered), IDS_PER_STATEMENT)
+        ]
     source = aliased(Attempt)
     source_item = aliased(Item)
+    columns: list[Any] = [
+        col(Attempt.item_id),
+        col(Pass.number),
+        col(Attempt.tier),
+        col(Pass.model),
+        col(Attempt.sent_because),
+        col(Attempt.status),
+        col(Attempt.error_code),
+        col(Attempt.cost_pico),
+        col(Attempt.reused_from_attempt_id),
+        col(source_item.batch_id),
+    ]
     lineage: dict[int, list[LineageStep]] = {}
-    for start in range(0, len(item_ids), IDS_PER_STATEMENT):
-        columns: list[Any] = [
-            col(Attempt.item_id),
-            col(Pass.number),
-            col(Attempt.tier),
-            col(Pass.model),
-            col(Attempt.sent_because),
-            col(Attempt.status),
-            col(Attempt.error_code),
-            col(Attempt.cost_pico),
-            col(Attempt.reused_from_attempt_id),
-            col(source_item.batch_id),
-        ]
+    for where in conditions:
         rows = await session.execute(
             sa_select(*columns)
             .join(Pass, col(Pass.id) == col(Attempt.pass_id))
             .outerjoin(source, col(source.id) == col(Attempt.reused_from_attempt_id))
             .outerjoin(source_item, col(source_item.id) == col(source.item_id))
-            .where(col(Attempt.item_id).in_(item_ids[start : start + IDS_PER_STATEMENT]))
+            .where(*where)
             .order_by(col(Attempt.item_id), col(Pass.number))
         )
         for item_id, *step in rows:
-            lineage.setdefault(int(item_id), []).append(LineageStep(*step))
+            if item_id in wanted:
+                lineage.setdefault(int(item_id), []).append(LineageStep(*step))
     return lineage
 
 

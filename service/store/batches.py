@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus, Item
+from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus
+from service.store.dialect import execute_many, insert_statement
 from service.store.unit import rows_affected
 
 INSERT_ROWS = 2000  # items per INSERT statement: bounded memory for any batch size
@@ -27,30 +28,34 @@ async def insert_batch(
     await session.flush()
     now = utcnow()
     count = 0
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for custom_id, body_json, metadata_json, own_format in items:
-        rows.append(
-            {
-                "batch_id": batch.id,
-                "custom_id": custom_id,
-                "position": count,
-                "body_json": body_json.decode(),
-                "metadata_json": metadata_json.decode() if metadata_json is not None else None,
-                "own_format": own_format,
-                "status": "pending",
-                "attempt_count": 0,
-                "cost_pico": 0,
-                "changed_pass": 0,
-                "updated_at": now,
-            }
-        )
+        metadata = metadata_json.decode() if metadata_json is not None else None
+        rows.append((batch.id, custom_id, count, body_json.decode(), metadata, own_format, "pending", 0, 0, 0, now))
         count += 1
         if len(rows) == INSERT_ROWS:
-            await session.execute(insert(Item), rows)
+            await execute_many(session, _INSERT_ITEM, rows)
             rows = []
-    if rows:
-        await session.execute(insert(Item), rows)
+    await execute_many(session, _INSERT_ITEM, rows)
     return count
+
+
+_INSERT_ITEM = insert_statement(
+    "items",
+    (
+        "batch_id",
+        "custom_id",
+        "position",
+        "body_json",
+        "metadata_json",
+        "own_format",
+        "status",
+        "attempt_count",
+        "cost_pico",
+        "changed_pass",
+        "updated_at",
+    ),
+)
 
 
 def _visible(query: Any, tenant: str | None) -> Any:

@@ -6,12 +6,16 @@
   readers go on).
 - Migrations from several processes at once: an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite.
 - Adding to a counter row that may not exist yet: `INSERT … ON CONFLICT DO UPDATE`, each dialect's own.
+- Bulk writes: one statement run by the driver for every row (`executemany` on plain tuples), with the
+  dialect's placeholders and, on SQLite, timestamps as SQLAlchemy stores them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +89,40 @@ async def add_failure_counts(session: AsyncSession, batch_id: str, pass_id: int,
     await session.execute(
         statement, [{"batch_id": batch_id, "pass_id": pass_id, "code": code, "count": n} for code, n in codes.items()]
     )
+
+
+_PLACEHOLDER = re.compile(r"\?")
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite DATETIME stores a value
+
+
+def _numbered(statement: str) -> str:
+    counter = iter(range(1, statement.count("?") + 1))
+    return _PLACEHOLDER.sub(lambda _match: f"${next(counter)}", statement)
+
+
+async def execute_many(session: AsyncSession, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run `statement` (`?` placeholders, no `?` anywhere else) once per row, by the driver itself: none of
+    SQLAlchemy's per-row work, which dominates bulk writes of tens of thousands of rows."""
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        prepared = [
+            tuple(value.strftime(SQLITE_TIMESTAMP) if isinstance(value, datetime) else value for value in row)
+            for row in rows
+        ]
+        await connection.exec_driver_sql(statement, prepared)
+    else:
+        await connection.exec_driver_sql(_numbered(statement), [tuple(row) for row in rows])
+
+
+def insert_statement(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+async def refresh_statistics(session: AsyncSession, tables: Sequence[str]) -> None:
+    """After a bulk load: PostgreSQL plans by table statistics, and with none yet it takes tens of thousands of
+    fresh rows for a few dozen (sorting a whole batch for every page of results) until autovacuum comes by.
+    SQLite's planner uses the indexes without statistics: nothing to do."""
+    if not is_sqlite(session):
+        await session.execute(text(f"ANALYZE {', '.join(tables)}"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, update
+from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import Attempt, Item, ItemStatus
+from service.store.dialect import execute_many, refresh_statistics
 from service.store.unit import rows_affected
 
 RETRY_QUEUE = "retry"  # next_reason of items a POST .../retry queued for its pass
@@ -88,30 +89,32 @@ async def clear_queue(session: AsyncSession, item_ids: Sequence[int]) -> None:
         )
 
 
+_MERGED = (
+    ("status", "b_status"),
+    ("deciding_attempt_id", "b_attempt"),
+    ("next_tier", "b_next_tier"),
+    ("next_reason", "b_next_reason"),
+    ("next_overrides_json", "b_next_overrides"),
+    ("error_code", "b_error_code"),
+    ("error_message", "b_error_message"),
+    ("changed_pass", "b_changed_pass"),
+    ("updated_at", "b_updated_at"),
+)
 _MERGE = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        deciding_attempt_id=bindparam("b_attempt"),
-        attempt_count=_ITEMS.c.attempt_count + bindparam("b_attempts"),
-        cost_pico=_ITEMS.c.cost_pico + bindparam("b_cost"),
-        next_tier=bindparam("b_next_tier"),
-        next_reason=bindparam("b_next_reason"),
-        next_overrides_json=bindparam("b_next_overrides"),
-        error_code=bindparam("b_error_code"),
-        error_message=bindparam("b_error_message"),
-        changed_pass=bindparam("b_changed_pass"),
-        updated_at=bindparam("b_updated_at"),
-    )
+    "UPDATE items SET "
+    + ", ".join(f"{column} = ?" for column, _key in _MERGED)
+    + ", attempt_count = attempt_count + ?, cost_pico = cost_pico + ? WHERE id = ?"
 )
 
 
 async def merge(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Each row (keys b_id, b_status, b_attempt, b_attempts, b_cost, b_next_tier, b_next_reason,
     b_next_overrides, b_error_code, b_error_message, b_changed_pass, b_updated_at) sets one item's merged row."""
-    if rows:
-        await session.execute(_MERGE, list(rows))
+    await execute_many(
+        session,
+        _MERGE,
+        [(*(row[key] for _column, key in _MERGED), row["b_attempts"], row["b_cost"], row["b_id"]) for row in rows],
+    )
 
 
 async def fail_unstarted(session: AsyncSession, batch_id: str, code: str, message: str) -> tuple[int, int]:
@@ -228,3 +231,12 @@ async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterato
     result = await session.stream(query)
     async for custom_id, body_json, overrides_json in result:
         yield custom_id, body_json, overrides_json
+
+
+BULK_LOAD_ROWS = 10_000  # a lay-out this large refreshes the planner's statistics
+
+
+async def after_bulk_load(session: AsyncSession, rows: int) -> None:
+    """Tens of thousands of new items and attempts: let the planner know (see dialect.refresh_statistics)."""
+    if rows >= BULK_LOAD_ROWS:
+        await refresh_statistics(session, ("items", "attempts", "provider_batches"))

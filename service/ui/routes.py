@@ -28,6 +28,8 @@ TEMPLATES.env.filters.update(usd=view.usd, number=view.number, when=view.when, w
 TEMPLATES.env.globals.update(
     pass_segments=view.pass_segments,
     batch_segments=view.batch_segments,
+    sent_because=view.sent_because,
+    cascade_text=view.cascade_text,
     chunk_progress=view.chunk_progress,
     is_running=view.is_running,
 )

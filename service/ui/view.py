@@ -25,6 +25,7 @@ REASON_COLOURS = {
 PALETTE = ("#e67700", "#862e9c", "#c2255c", "#5f3dc4", "#d9480f", "#364fc7", "#087f5b")
 SUCCEEDED_COLOUR = "#2f9e44"
 PENDING_COLOUR = "#ced4da"
+RETRYING_COLOUR = "#74c0fc"
 
 
 def reason_colour(code: str) -> str:
@@ -40,15 +41,19 @@ class Segment:
     kind: str  # succeeded | failed | pending: lets tests and CSS tell segments apart
 
 
-def segments(succeeded: int, failure_reasons: Mapping[str, int], failed: int, pending: int) -> list[Segment]:
-    """Succeeded, then failures by reason (largest first), then pending, as shares of the whole."""
+def segments(
+    succeeded: int, failure_reasons: Mapping[str, int], failed: int, pending: int, retrying: int = 0
+) -> list[Segment]:
+    """Succeeded, then failures by reason (largest first), then items a later pass will send again, then
+    pending, as shares of the whole."""
     failed_parts = sorted(failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     unexplained = failed - sum(count for _, count in failed_parts)
     if unexplained > 0:
         failed_parts.append(("unknown", unexplained))
-    total = succeeded + sum(count for _, count in failed_parts) + pending
+    total = succeeded + sum(count for _, count in failed_parts) + retrying + pending
     parts = [("succeeded", succeeded, SUCCEEDED_COLOUR, "succeeded")]
     parts += [(code, count, reason_colour(code), "failed") for code, count in failed_parts]
+    parts.append(("retrying", retrying, RETRYING_COLOUR, "retrying"))
     parts.append(("pending", pending, PENDING_COLOUR, "pending"))
     return [
         Segment(label, count, round(count * 100.0 / total, 3) if total else 0.0, colour, kind)
@@ -63,7 +68,28 @@ def pass_segments(p: Mapping[str, Any]) -> list[Segment]:
 
 def batch_segments(summary: Mapping[str, Any]) -> list[Segment]:
     counts = summary["counts"]
-    return segments(counts["succeeded"], summary.get("failure_reasons") or {}, counts["failed"], counts["pending"])
+    return segments(
+        counts["succeeded"],
+        summary.get("failure_reasons") or {},
+        counts["failed"],
+        counts["pending"],
+        counts.get("retrying", 0),
+    )
+
+
+def sent_because(reasons: Mapping[str, int]) -> str:
+    """Why a pass's items were sent, as people read it: "first 200", "escalated (json_validate_failed) 40"."""
+    parts = []
+    for reason, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        action, _, code = reason.partition(":")
+        code = code.split(":")[0]
+        label = action.replace("_", " ") + (f" ({code})" if code else "")
+        parts.append(f"{label} {count:,}")
+    return ", ".join(parts) or "-"
+
+
+def cascade_text(summary: Mapping[str, Any]) -> str:
+    return " → ".join(str(tier["model"]) for tier in summary.get("cascade") or [])
 
 
 def is_running(summary: Mapping[str, Any]) -> bool:

@@ -32,8 +32,10 @@ class FaultyProxy:
         self.bytes_from_clients = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # accept() wakes up to see close(): closing the socket would not wake it
         self.port: int = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
+        self._open: set[socket.socket] = set()
         self._closing = False
         self._accepting = threading.Thread(target=self._accept, daemon=True)
         self._accepting.start()
@@ -44,8 +46,13 @@ class FaultyProxy:
 
     def close(self) -> None:
         self._closing = True
-        self._listener.close()
         self._accepting.join(JOIN_SECONDS)
+        self._listener.close()
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:  # kept-alive connections: end them now, not at the service's keep-alive timeout
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         for thread in list(self._threads):
             thread.join(JOIN_SECONDS)
 
@@ -59,14 +66,16 @@ class FaultyProxy:
         while not self._closing:
             try:
                 connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            connection.settimeout(None)
             with self._lock:
                 self.connections += 1
-                unavailable = self.unavailable > 0
-                self.unavailable -= unavailable
-                lose = not unavailable and self.lose_answers > 0
-                self.lose_answers -= lose
+                unavailable, lose = self.unavailable > 0, self.unavailable <= 0 and self.lose_answers > 0
+                self.unavailable -= 1 if unavailable else 0
+                self.lose_answers -= 1 if lose else 0
             serve = self._unavailable if unavailable else self._forward
             thread = threading.Thread(target=serve, args=(connection, lose), daemon=True)
             self._threads.append(thread)
@@ -86,6 +95,8 @@ class FaultyProxy:
 
     def _forward(self, client: socket.socket, lose_answer: bool) -> None:
         with client, socket.create_connection(self.upstream) as upstream:
+            with self._lock:
+                self._open.update((client, upstream))
             sending = threading.Thread(target=self._pump_up, args=(client, upstream), daemon=True)
             sending.start()
             while True:
@@ -103,6 +114,8 @@ class FaultyProxy:
             with contextlib.suppress(OSError):
                 upstream.shutdown(socket.SHUT_RDWR)
             sending.join(JOIN_SECONDS)
+            with self._lock:
+                self._open.difference_update((client, upstream))
 
     def _pump_up(self, client: socket.socket, upstream: socket.socket) -> None:
         while True:

@@ -107,11 +107,24 @@ class Processes:
         await wait_for_http(f"{url}/_emulator/faults", process)
         return url
 
+    async def standin(self, **options: Any) -> str:
+        """Start the independent provider stand-in (tests/standin_provider.py) on a free port; its base URL."""
+        port = free_port()
+        args = [sys.executable, "-m", "tests.standin_provider", "--port", str(port)]
+        for key, value in options.items():
+            flag = f"--{key.replace('_', '-')}"
+            args += [flag] if value is True else [flag, str(value)]
+        process = self.start(f"standin-{port}", args)
+        url = f"http://127.0.0.1:{port}"
+        await wait_for_http(f"{url}/openai/v1/models", process)
+        return url
+
     def worker(self, name: str, env: dict[str, str]) -> Process:
         return self.start(name, [sys.executable, "-m", "service", "worker"], env)
 
-    async def api(self, name: str, env: dict[str, str]) -> str:
-        port = free_port()
+    async def api(self, name: str, env: dict[str, str], *, workers: bool = False, port: int | None = None) -> str:
+        """An API replica (with its workers in the same process when `workers`); its base URL."""
+        port = port or free_port()
         args = [
             sys.executable,
             "-m",
@@ -123,7 +136,7 @@ class Processes:
             "--port",
             str(port),
         ]
-        process = self.start(name, args, {**env, "WORKERS_ENABLED": "false"})
+        process = self.start(name, args, {**env, "WORKERS_ENABLED": str(workers).lower()})
         url = f"http://127.0.0.1:{port}"
         await wait_for_http(f"{url}/healthz", process, within=60)
         return url

@@ -1,0 +1,415 @@
+"""The whole two-pass workload at scale, over HTTP, with the service as its own process: what it costs the
+service against the raw limit of the same bytes, in one run. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/scale.py [--items 21000,100000] [--databases sqlite,postgres] [--provider URL]
+
+For each database and size: a fresh database, the Groq emulator as a process (or `--provider URL`, any
+Groq-compatible stand-in, e.g. `python -m tests.standin_provider --port 8091 --fail-share 0.2`), the service as
+a process (uvicorn, workers in the same process), and a submission of N PR analyses of ~2 KB in best-effort mode
+with the default cascade (so ~20% of pass 1 fails and goes to the second tier: two passes). Measured:
+
+- service CPU (user+system from /proc) from submit to completed, and the raw limit: this process parsing the
+  same submission bytes, serialising every request line of both passes, parsing result lines of the same shape
+  and their JSON content, and inserting it all into SQLite in one transaction (the ratio is what matters);
+- submit -> completed wall time, minus the provider's own time (its simulated seconds per pass plus the CPU its
+  process spent making the results);
+- NDJSON export rows/s; peak RSS of the service (VmHWM); GET /batches/{id} latency after the run (p50/p99).
+Loopback only, bounded by --timeout per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.loopback import free_port  # noqa: E402
+
+VALIDATING, PROCESSING, FINALIZING = 0.2, 1.0, 0.2  # the emulator's schedule per provider batch: 1.4 s
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DIFF_LINE = "+    if lock.acquire(timeout=order.lock_ttl):\n+        charge(order, idempotency_key=order.id)\n"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["summary", "risk_level", "categories", "score"],
+    "properties": {
+        "summary": {"type": "string", "maxLength": 400},
+        "risk_level": {"type": "string", "enum": ["low", "medium", "high"]},
+        "categories": {"type": "array", "items": {"type": "string", "enum": ["bugfix", "feature", "docs"]}},
+        "score": {"type": "integer", "minimum": 0, "maximum": 10},
+    },
+}
+
+
+def payload(items: int) -> dict[str, Any]:
+    """N PR analyses of ~2 KB each, best effort (no strict mode): the seed's failure profile."""
+    body_text = DIFF_LINE * 21
+    return {
+        "strict": False,
+        "params": {
+            "temperature": 0,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "pr", "schema": SCHEMA}},
+        },
+        "items": [
+            {
+                "custom_id": f"acme/payments#{number}",
+                "metadata": {"pr_id": number},
+                "body": {
+                    "max_completion_tokens": 2048,
+                    "messages": [
+                        {"role": "system", "content": "You review pull requests and answer in JSON."},
+                        {"role": "user", "content": f"PR #{number}: fix the payment retry race.\n{body_text}"},
+                    ],
+                },
+            }
+            for number in range(1, items + 1)
+        ],
+    }
+
+
+@dataclass
+class ProcStat:
+    cpu: float
+    hwm_mb: float
+
+
+def proc_stat(pid: int) -> ProcStat:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return ProcStat(cpu, hwm)
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+async def wait_http(url: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            try:
+                if (await client.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer")
+            await asyncio.sleep(0.1)
+
+
+def result_lines(items: list[dict[str, Any]], passes: int, failed_share: float) -> list[list[bytes]]:
+    """Result lines shaped like Groq's, one list per pass (made before the clock starts: not the work measured)."""
+    answer = orjson.dumps(
+        {
+            "summary": "Fixes the race in the payment retry worker.",
+            "risk_level": "low",
+            "categories": ["bugfix"],
+            "score": 3,
+        }
+    ).decode()
+    per_pass = []
+    sent = items
+    for number in range(1, passes + 1):
+        per_pass.append(
+            [
+                orjson.dumps(
+                    {
+                        "id": f"batch_req_{index}",
+                        "custom_id": item["custom_id"],
+                        "response": {
+                            "status_code": 200,
+                            "request_id": f"req_{index}",
+                            "body": {
+                                "id": f"chatcmpl-{index}",
+                                "object": "chat.completion",
+                                "model": "openai/gpt-oss-20b",
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "message": {"role": "assistant", "content": answer},
+                                        "finish_reason": "stop",
+                                    }
+                                ],
+                                "usage": {"prompt_tokens": 600, "completion_tokens": 300, "total_tokens": 900},
+                            },
+                        },
+                        "error": None,
+                    }
+                )
+                for index, item in enumerate(sent)
+            ]
+        )
+        sent = sent[: int(len(sent) * failed_share)] if number == 1 else []
+    return per_pass
+
+
+def raw_limit(body: bytes, results: list[list[bytes]]) -> float:
+    """CPU seconds for the least any implementation must do with these bytes: parse the submission, serialise
+    every request line of every pass, parse every result line and its JSON content, insert it all into SQLite
+    in one transaction."""
+    started = time.process_time()
+    submission = orjson.loads(body)
+    items = submission["items"]
+    params = submission["params"]
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE items (custom_id TEXT, body TEXT, metadata TEXT)")
+    connection.execute("CREATE TABLE results (custom_id TEXT, pass INTEGER, output TEXT, tokens INTEGER)")
+    rows = [(item["custom_id"], orjson.dumps(item["body"]), orjson.dumps(item["metadata"])) for item in items]
+    stored = []
+    for number, lines in enumerate(results, start=1):
+        for item in items[: len(lines)]:
+            request = {**params, **item["body"], "model": "openai/gpt-oss-20b"}
+            orjson.dumps(
+                {"custom_id": item["custom_id"], "method": "POST", "url": "/v1/chat/completions", "body": request}
+            )
+        for line in lines:
+            parsed = orjson.loads(line)
+            body_of = parsed["response"]["body"]
+            content = orjson.loads(body_of["choices"][0]["message"]["content"])
+            stored.append((parsed["custom_id"], number, orjson.dumps(content), body_of["usage"]["completion_tokens"]))
+    with connection:
+        connection.executemany("INSERT INTO items VALUES (?, ?, ?)", rows)
+        connection.executemany("INSERT INTO results VALUES (?, ?, ?, ?)", stored)
+    connection.close()
+    return time.process_time() - started
+
+
+async def fresh_postgres(admin_dsn: str) -> tuple[str, str]:
+    name = f"llm_batch_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return f"{admin_dsn.rsplit('/', 1)[0]}/{name}", name
+
+
+async def drop_postgres(admin_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@dataclass
+class Figures:
+    database: str
+    items: int
+    service_cpu: float
+    raw_cpu: float
+    wall: float
+    provider_seconds: float
+    export_rows_per_second: float
+    peak_rss_mb: float
+    status_p50_ms: float
+    status_p99_ms: float
+    passes: int
+    succeeded: int
+
+
+async def run_one(database: str, items: int, args: argparse.Namespace, work: Path) -> Figures:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "GROQ_"))}
+    dropped: str | None = None
+    if database == "sqlite":
+        database_url = f"sqlite:///{work}/bench-{items}.db"
+    else:
+        database_url, dropped = await fresh_postgres(args.pg_dsn)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        provider = args.provider
+        emulator_pid: int | None = None
+        if provider is None:
+            port = free_port()
+            emulator = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "groq_emulator",
+                    "--port",
+                    str(port),
+                    "--seed",
+                    "1",
+                    "--time-scale",
+                    "1",
+                    "--validating-seconds",
+                    str(VALIDATING),
+                    "--processing-seconds",
+                    str(PROCESSING),
+                    "--finalizing-seconds",
+                    str(FINALIZING),
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                work / f"emulator-{database}-{items}.log",
+            )
+            processes.append(emulator)
+            emulator_pid = emulator.pid
+            provider = f"http://127.0.0.1:{port}"
+            await wait_http(f"{provider}/_emulator/faults")
+        port = free_port()
+        service_env = {
+            **env,
+            "DATABASE_URL": database_url,
+            "GROQ_BASE_URL": provider,
+            "GROQ_API_KEY": "bench",
+            "POLL_INTERVAL_SECONDS": "0.1",
+            "WORKER_IDLE_SECONDS": "0.05",
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "text",
+            "SPOOL_DIR": str(work / f"spool-{database}-{items}"),
+            "MAX_ITEMS_PER_BATCH": str(max(items, 200_000)),
+        }
+        service = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "service.app:serve_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            service_env,
+            work / f"service-{database}-{items}.log",
+        )
+        processes.insert(0, service)
+        url = f"http://127.0.0.1:{port}"
+        await wait_http(f"{url}/healthz")
+        body = orjson.dumps(payload(items))
+        if args.profile:  # py-spy (pip install py-spy) samples the service from submit to the end
+            out = Path(args.profile) / f"service-{database}-{items}.txt"
+            processes.append(
+                start(
+                    ["py-spy", "record", "-p", str(service.pid), "-o", str(out), "-f", "raw", "-r", "50"],
+                    env,
+                    work / "py-spy.log",
+                )
+            )
+        async with httpx.AsyncClient(base_url=url, timeout=args.timeout) as client:
+            before = proc_stat(service.pid)
+            provider_before = proc_stat(emulator_pid).cpu if emulator_pid else 0.0
+            started = time.monotonic()
+            response = await client.post(
+                "/batches", params={"fallback": "true"}, content=body, headers={"content-type": "application/json"}
+            )
+            response.raise_for_status()
+            batch_id = response.json()["id"]
+            while True:
+                summary = (await client.get(f"/batches/{batch_id}")).json()
+                if summary["status"] in ("completed", "failed", "cancelled"):
+                    break
+                if time.monotonic() - started > args.timeout:
+                    raise RuntimeError(f"{database} {items}: still {summary['status']} after {args.timeout}s")
+                await asyncio.sleep(0.1)
+            wall = time.monotonic() - started
+            after = proc_stat(service.pid)
+            provider_cpu = (proc_stat(emulator_pid).cpu - provider_before) if emulator_pid else 0.0
+            export_started = time.monotonic()
+            rows = 0
+            async with client.stream(
+                "GET", f"/batches/{batch_id}/results", headers={"Accept": "application/x-ndjson"}
+            ) as stream:
+                async for chunk in stream.aiter_bytes():
+                    rows += chunk.count(b"\n")
+            export_seconds = time.monotonic() - export_started
+            latencies = []
+            for _ in range(50):
+                tick = time.monotonic()
+                (await client.get(f"/batches/{batch_id}")).raise_for_status()
+                latencies.append((time.monotonic() - tick) * 1000)
+        peak = proc_stat(service.pid).hwm_mb
+        passes = len(summary["passes"])
+        failed_share = summary["passes"][0]["failed"] / max(1, summary["passes"][0]["items"])
+        raw = raw_limit(body, result_lines(orjson.loads(body)["items"], 2, failed_share))
+        latencies.sort()
+        return Figures(
+            database=database,
+            items=items,
+            service_cpu=after.cpu - before.cpu,
+            raw_cpu=raw,
+            wall=wall,
+            provider_seconds=passes * (VALIDATING + PROCESSING + FINALIZING) + provider_cpu,
+            export_rows_per_second=rows / export_seconds if export_seconds else 0.0,
+            peak_rss_mb=peak,
+            status_p50_ms=statistics.median(latencies),
+            status_p99_ms=latencies[int(len(latencies) * 0.99) - 1],
+            passes=passes,
+            succeeded=summary["counts"]["succeeded"],
+        )
+    finally:
+        for process in processes:  # py-spy, if any, first: it writes its samples on SIGINT
+            process.send_signal(signal.SIGINT if process.args[0] == "py-spy" else signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if dropped is not None:
+            await drop_postgres(args.pg_dsn, dropped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", default="21000,100000")
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--provider", default=None, help="a Groq-compatible base URL instead of the emulator")
+    parser.add_argument(
+        "--pg-dsn", default=os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--profile", default=None, help="a directory for py-spy's samples of the service")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="llm-batch-bench-") as tmp:
+        for database in args.databases.split(","):
+            for items in (int(n) for n in args.items.split(",")):
+                figures = asyncio.run(run_one(database, items, args, Path(tmp)))
+                results.append(figures)
+                print_row(figures, header=len(results) == 1)
+    print("\nservice CPU / raw: goal <= 3x; submit->completed minus provider: goal <= 3 s at 21k;")
+    print("export: goal >= 50,000 rows/s; peak RSS: goal <= 200 MB at 21k, <= 250 MB at 100k; status: <= 5 ms at 100k")
+
+
+def print_row(f: Figures, *, header: bool) -> None:
+    if header:
+        print(
+            f"{'db':8} {'items':>7} {'passes':>6} {'ok':>7} {'svc CPU s':>9} {'raw CPU s':>9} {'ratio':>6} "
+            f"{'wall s':>7} {'provider s':>10} {'ours s':>7} {'export rows/s':>13} {'peak MB':>8} "
+            f"{'GET p50 ms':>10} {'p99 ms':>7}"
+        )
+    print(
+        f"{f.database:8} {f.items:>7} {f.passes:>6} {f.succeeded:>7} {f.service_cpu:>9.2f} {f.raw_cpu:>9.2f} "
+        f"{f.service_cpu / f.raw_cpu:>5.1f}x {f.wall:>7.1f} {f.provider_seconds:>10.1f} "
+        f"{f.wall - f.provider_seconds:>7.1f} {f.export_rows_per_second:>13,.0f} {f.peak_rss_mb:>8.0f} "
+        f"{f.status_p50_ms:>10.1f} {f.status_p99_ms:>7.1f}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
