@@ -69,9 +69,7 @@ def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple
     return provider, "emulator"
 
 
-def create_app(
-    settings: Settings | None = None, *, emulator: ASGIApp | None = None, tune_gc: bool = False
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = None, tune_gc: bool = False) -> FastAPI:
     """The app; `tune_gc` (a deployment's process, not a test's) tunes the garbage collector once it started."""
     settings = settings or get_settings()
     register_secrets(settings_secrets(settings))

@@ -47,12 +47,13 @@ class StandIn:
                 "id": f"batch_req_{uuid.uuid4().hex[:20]}",
                 "custom_id": custom_id,
                 "response": None,
-                "error": {"code": "json_validate_failed", "message": "Failed to generate JSON. Please adjust your prompt."},
+                "error": {
+                    "code": "json_validate_failed",
+                    "message": "Failed to generate JSON. Please adjust your prompt.",
+                },
             }
         summary = custom_id if self.echo_custom_id else f"Reviewed {custom_id}."
-        content = orjson.dumps(
-            {"summary": summary, "risk_level": "low", "categories": ["bugfix"], "score": 5}
-        ).decode()
+        content = orjson.dumps({"summary": summary, "risk_level": "low", "categories": ["bugfix"], "score": 5}).decode()
         prompt_tokens = max(1, len(orjson.dumps(body)) // 4)
         return {
             "id": f"batch_req_{uuid.uuid4().hex[:20]}",
@@ -68,7 +69,11 @@ class StandIn:
                     "choices": [
                         {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                     ],
-                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 60, "total_tokens": prompt_tokens + 60},
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": 60,
+                        "total_tokens": prompt_tokens + 60,
+                    },
                 },
             },
             "error": None,
@@ -81,7 +86,9 @@ class StandIn:
                 if raw.strip():
                     answered = self.answer(orjson.loads(raw))
                     (errors if answered["error"] else outputs).append(orjson.dumps(answered))
-            batch["output_file_id"] = self._store("batch_output.jsonl", b"\n".join(outputs) + b"\n") if outputs else None
+            batch["output_file_id"] = (
+                self._store("batch_output.jsonl", b"\n".join(outputs) + b"\n") if outputs else None
+            )
             batch["error_file_id"] = self._store("batch_errors.jsonl", b"\n".join(errors) + b"\n") if errors else None
             total = len(outputs) + len(errors)
             batch["request_counts"] = {"total": total, "completed": len(outputs), "failed": len(errors)}

@@ -17,6 +17,7 @@ from service.store import Session
 from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import items as items_store
+from service.store import notifications as notifications_store
 from service.store import passes as passes_store
 from service.store.passes import PassNumberTaken
 
@@ -90,6 +91,7 @@ async def retry(
     except PassNumberTaken as error:
         raise conflict(f"another retry of batch {batch_id} started at the same time") from error
     queued = await items_store.queue_retry(session, batch_id, wanted, tier)
+    await notifications_store.announce_work(session)
     await batches_store.add_to_counters(session, batch_id, failed=-queued, retrying=queued)
     await passes_store.replace_final_failures(
         session, batch_id, await items_store.final_failure_codes(session, batch_id)

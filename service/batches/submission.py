@@ -26,6 +26,7 @@ from service.pipeline.validation import validate_output_schema, validate_params
 from service.store import Session
 from service.store import availability as availability_store
 from service.store import batches as batches_store
+from service.store import notifications as notifications_store
 from service.store import passes as passes_store
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ async def submit(session: Session, config: LifecycleConfig, tenant: str, new: Ne
         session, batch, ((item.custom_id, item.body_json, item.metadata_json, item.own_format) for item in staged)
     )
     assert count == staged.count
+    await notifications_store.announce_work(session)
     await passes_store.insert(
         session,
         batch.id,

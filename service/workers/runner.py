@@ -26,6 +26,7 @@ from service.webhooks.ssrf import CallbackGuard
 from service.workers.batch_loop import run_worker
 from service.workers.context import WorkerContext
 from service.workers.model_sync import run_model_sync
+from service.workers.wakeups import run_wake_listener
 from service.workers.webhook_loop import webhook_loop
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def default_loops(callback_guard: CallbackGuard | None = None) -> list[WorkerLoo
         WorkerLoop("batches", run_worker),
         WorkerLoop("webhooks", webhook_loop(callback_guard)),
         WorkerLoop("models", run_model_sync),
+        WorkerLoop("wakeups", run_wake_listener),
     ]
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = REPO / "client"
 CACHE = REPO / ".venv-examples"
-DJANGO = "Django~=5.2.0"  # the LTS the example is tested on
+# The LTS the example is tested on; CLIENT_VENV_DJANGO="Django~=4.2.0" tries another by hand.
+DJANGO = os.environ.get("CLIENT_VENV_DJANGO", "Django~=5.2.0")
 STEP_SECONDS = 300
 
 
@@ -64,7 +65,7 @@ def _sources() -> list[Path]:
 
 
 def _key(python: str) -> str:
-    digest = hashlib.sha256(python.encode())
+    digest = hashlib.sha256(f"{python}\0{DJANGO}".encode())
     for path in _sources():
         digest.update(str(path.relative_to(CLIENT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -93,8 +94,9 @@ def clean_venv() -> CleanVenv:
     target = CACHE / _key(python)
     if (target / "ready").exists():
         return CleanVenv(target, next(target.glob("llm_batch_client-*.whl")))
-    shutil.rmtree(target, ignore_errors=True)  # a build that did not finish; venv scripts hold absolute paths,
-    target.mkdir(parents=True)  # so the venv is built where it stays, and marked ready last
+    for stale in CACHE.glob("*"):  # venvs of earlier clients, or a build that did not finish
+        shutil.rmtree(stale, ignore_errors=True)
+    target.mkdir(parents=True)  # venv scripts hold absolute paths: built where it stays, marked ready last
     wheel = _build_wheel(target)
     _run(python, "-m", "venv", "--without-pip", str(target))
     _run(sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"), "install", "--quiet",

@@ -40,7 +40,9 @@ def test_the_async_client_has_the_sync_clients_methods_with_the_same_signatures(
     assert sync == asynchronous
     assert {"submit", "estimate", "get", "list", "iter_results", "item", "retry", "cancel", "wait"} <= set(sync)
     assert {"redeliver_webhook", "models", "wait_for_webhook"} <= set(sync)
-    assert inspect.iscoroutinefunction(AsyncLlmBatchClient.submit)
+    pending = AsyncLlmBatchClient("http://127.0.0.1:9").get("lb_any")
+    assert inspect.isawaitable(pending)
+    pending.close()  # type: ignore[attr-defined]  (a coroutine, never awaited)
     assert LlmBatchClient.iter_results.__doc__ == AsyncLlmBatchClient.iter_results.__doc__
     assert LlmBatchClient.iter_results.__doc__ and "since_pass" in LlmBatchClient.iter_results.__doc__
 
