@@ -17,14 +17,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check service groq_emulator client demo tests bench alembic
-	$(BIN)/ruff format --check service groq_emulator client demo tests bench alembic
+	$(BIN)/ruff check service groq_emulator client examples demo tests bench alembic
+	$(BIN)/ruff format --check service groq_emulator client examples demo tests bench alembic
 	$(BIN)/mypy service groq_emulator client/llm_batch_client demo
+	$(BIN)/mypy --python-version 3.10 client/llm_batch_client  # the client supports Python 3.10
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix service groq_emulator client demo tests bench alembic
-	$(BIN)/ruff format service groq_emulator client demo tests bench alembic
+	$(BIN)/ruff check --fix service groq_emulator client examples demo tests bench alembic
+	$(BIN)/ruff format service groq_emulator client examples demo tests bench alembic
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -42,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/emulator_throughput.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-examples data .pytest_cache .mypy_cache .ruff_cache
 
 # Until the first release the schema has one migration, regenerated from service/models.py.
 # After a release, add new revisions instead: .venv/bin/alembic revision --autogenerate -m "..."

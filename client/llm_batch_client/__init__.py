@@ -1,21 +1,77 @@
-"""The client of the llm-batch service (its own distribution, `llm-batch-client`)."""
+"""The client of the llm-batch service (its own distribution, `llm-batch-client`): sync and async clients,
+typed results (money as Decimal), webhook verification, the cost report, the `llm-batch` command line and,
+with the `django` extra, a Django app (`llm_batch_client.django`)."""
 
-from llm_batch_client.client import (
+from llm_batch_client.async_client import AsyncLlmBatchClient
+from llm_batch_client.calls import BatchOptions, TierSpec
+from llm_batch_client.data import (
     TERMINAL_STATUSES,
+    Attempt,
+    Batch,
+    Budget,
+    Cost,
+    Counts,
+    Estimate,
+    Item,
+    ItemError,
+    LineageStep,
+    Model,
+    ModelCatalogue,
+    Pass,
+    ResultRow,
+    Tier,
+    TierEstimate,
+    Usage,
+    WebhookDelivery,
+)
+from llm_batch_client.errors import (
     BatchWaitTimeout,
-    LlmBatchClient,
+    FieldError,
     LlmBatchConnectionError,
     LlmBatchError,
+    UnexpectedAnswer,
     WebhookVerificationError,
-    verify_webhook,
 )
+from llm_batch_client.report import cost_report, estimate_report, progress_line
+from llm_batch_client.retrying import RetryPolicy
+from llm_batch_client.sync_client import LlmBatchClient
+from llm_batch_client.webhooks import WebhookEvent, verify_webhook
+
+__version__ = "0.2.0"
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "AsyncLlmBatchClient",
+    "Attempt",
+    "Batch",
+    "BatchOptions",
     "BatchWaitTimeout",
+    "Budget",
+    "Cost",
+    "Counts",
+    "Estimate",
+    "FieldError",
+    "Item",
+    "ItemError",
+    "LineageStep",
     "LlmBatchClient",
     "LlmBatchConnectionError",
     "LlmBatchError",
+    "Model",
+    "ModelCatalogue",
+    "Pass",
+    "ResultRow",
+    "RetryPolicy",
+    "Tier",
+    "TierEstimate",
+    "TierSpec",
+    "UnexpectedAnswer",
+    "Usage",
+    "WebhookDelivery",
+    "WebhookEvent",
     "WebhookVerificationError",
+    "cost_report",
+    "estimate_report",
+    "progress_line",
     "verify_webhook",
 ]

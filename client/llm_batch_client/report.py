@@ -1,52 +1,171 @@
-"""Plain-text reports of a batch summary (GET /batches/{id}), shared by `make demo` and the `llm-batch` CLI:
-the per-pass table, a progress bar per pass, and a view that redraws them in place on a terminal."""
+"""Reports of a batch as text: the cost report (per pass and per tier, exact from Decimal), the one-line
+progress of a running batch, and an estimate's table. Used by the `llm-batch` CLI and the Django command.
+
+`pass_table`, `final_line` and `progress_bars` read a summary as a plain mapping, for `make demo`.
+"""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Mapping
+from typing import Any
 
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
-BAR_WIDTH = 24
+from llm_batch_client.data import Batch, Cost, Estimate
+from llm_batch_client.text import ProgressView, count, format_table, money, price, reasons_text, usd
+
+__all__ = [
+    "ProgressView",
+    "cost_report",
+    "estimate_report",
+    "final_line",
+    "format_table",
+    "money",
+    "pass_table",
+    "price",
+    "progress_bars",
+    "progress_line",
+    "reasons_text",
+    "usd",
+]
+
+_PASS_HEADERS = ["pass", "kind", "tier", "model", "why sent", "items", "succeeded", "failed", "reused"]
+_PASS_HEADERS += ["input tok", "output tok", "cost USD"]
+_PASS_RIGHT = [False, False, False, False, False, *[True] * 7]
+_TIER_HEADERS = ["tier", "model", "passes", "items", "succeeded", "failed", "failures by reason"]
+_TIER_HEADERS += ["input tok", "output tok", "cost USD"]
+_TIER_RIGHT = [False, False, True, True, True, True, False, True, True, True]
 
 
-def format_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool], *, total: bool = True
-) -> list[str]:
-    """Columns padded to their widest cell, ``right[i]`` aligning column i to the right (numbers); with
-    ``total``, the last row is ruled off as the total."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+def _tier_name(tier: int | None) -> str:
+    return "-" if tier is None else str(tier)
 
-    def line(cells: Sequence[str]) -> str:
-        padded = [
-            cell.rjust(width) if align else cell.ljust(width)
-            for cell, width, align in zip(cells, widths, right, strict=True)
+
+def _cost_cells(cost: Cost) -> list[str]:
+    return [count(cost.input_tokens), count(cost.output_tokens), usd(cost.usd)]
+
+
+def passes_table(batch: Batch) -> list[str]:
+    """A row per pass (why its items were sent, what came of them, its tokens and cost), then the batch's
+    outcome: one result per item, the bill."""
+    rows = [
+        [
+            str(p.number),
+            p.kind,
+            _tier_name(p.tier),
+            p.model,
+            reasons_text(p.sent_because),
+            count(p.items),
+            count(p.succeeded),
+            count(p.failed),
+            count(p.reused),
+            *_cost_cells(p.cost),
         ]
-        return "  ".join(padded).rstrip()
+        for p in sorted(batch.passes, key=lambda p: p.number)
+    ]
+    counts, cost = batch.counts, batch.cost
+    rows.append(
+        [
+            "total",
+            "",
+            "",
+            "one result per item",
+            "",
+            count(counts.total),
+            count(counts.succeeded),
+            count(counts.failed),
+            count(sum(p.reused for p in batch.passes)),
+            *_cost_cells(cost),
+        ]
+    )
+    return format_table(_PASS_HEADERS, rows, _PASS_RIGHT)
 
-    rule = "  ".join("-" * width for width in widths)
-    if not rows:
-        return []
-    if not total:
-        return [line(headers), rule, *(line(row) for row in rows)]
-    return [line(headers), rule, *(line(row) for row in rows[:-1]), rule, line(rows[-1])]
+
+def tiers_table(batch: Batch) -> list[str]:
+    """A row per cascade tier: its attempts over every pass on it."""
+    rows = [
+        [
+            str(t.tier),
+            t.model,
+            count(t.passes),
+            count(t.items),
+            count(t.succeeded),
+            count(t.failed),
+            reasons_text(t.failure_reasons),
+            *_cost_cells(t.cost),
+        ]
+        for t in batch.tiers
+    ]
+    return format_table(_TIER_HEADERS, rows, _TIER_RIGHT, total=False)
 
 
-def money(usd: float) -> str:
-    return f"${usd:,.6f}"
+def outcome_line(batch: Batch) -> str:
+    counts = batch.counts
+    text = f"{counts.succeeded} of {counts.total} items succeeded, {counts.failed} failed"
+    if batch.failure_reasons:
+        text += f" ({reasons_text(batch.failure_reasons)})"
+    if counts.pending or counts.retrying:
+        text += f", {counts.pending} pending, {counts.retrying} retrying"
+    return text
 
 
-def price(usd_per_million: float) -> str:
-    """$0.30, $0.0375: at least two decimals, more when the price has them."""
-    text = f"{usd_per_million:.6f}".rstrip("0")
-    decimals = max(2, len(text.split(".")[1]))
-    return f"${usd_per_million:.{decimals}f}"
+def cost_report(batch: Batch) -> str:
+    """The cost report of a batch: passes, tiers, total, what reuse saved, the budget if it has one."""
+    lines = [f"Batch {batch.id} {batch.status}: {outcome_line(batch)}.", ""]
+    lines += passes_table(batch)
+    if batch.tiers:
+        lines += ["", *tiers_table(batch)]
+    lines += ["", f"Total: {usd(batch.cost.usd)}"]
+    lines.append(f"Saved by reuse: {usd(batch.saved_usd)}")
+    if batch.budget is not None:
+        budget = batch.budget
+        lines.append(
+            f"Budget: {usd(budget.budget_usd)}; spent {usd(budget.spent_usd)}, reserved {usd(budget.reserved_usd)}"
+        )
+    return "\n".join(lines)
 
 
-def reasons_text(reasons: Mapping[str, int]) -> str:
-    ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-    return ", ".join(f"{code} {count}" for code, count in ordered) or "-"
+def progress_line(batch: Batch) -> str:
+    """lb_01...  running  228/300 done: 228 succeeded, 0 failed, 72 retrying, 0 pending  pass 2 cascade on ...  $0.01"""
+    counts = batch.counts
+    latest = max(batch.passes, key=lambda p: p.number, default=None)
+    where = f"  pass {latest.number} {latest.kind} on {latest.model} {latest.status}" if latest else ""
+    return (
+        f"{batch.id}  {batch.status}  {counts.done}/{counts.total} done: {counts.succeeded} succeeded,"
+        f" {counts.failed} failed, {counts.retrying} retrying, {counts.pending} pending{where}  {usd(batch.cost.usd)}"
+    )
+
+
+def estimate_report(estimate: Estimate) -> str:
+    """A row per tier (expected attempts, tokens, cost and worst case), then the expected total and bounds."""
+    headers = ["tier", "model", "items", "input tok", "output tok", "cost USD", "upper bound", "moves on", "based on"]
+    rows = [
+        [
+            str(t.tier),
+            t.model,
+            f"{t.items:,.1f}",
+            count(t.input_tokens),
+            count(t.output_tokens),
+            usd(t.cost),
+            usd(t.upper_bound),
+            f"{t.moves_on_share:.1%}",
+            t.based_on + (f" ({t.history_attempts:,} attempts)" if t.based_on == "history" else ""),
+        ]
+        for t in estimate.tiers
+    ]
+    right = [False, False, True, True, True, True, True, True, False]
+    lines = [f"Estimate for {estimate.items:,} items ({estimate.reusable_items:,} answered by reuse at no cost):", ""]
+    lines += format_table(headers, rows, right, total=False)
+    lines += [
+        "",
+        f"Expected: {usd(estimate.cost)}  (floor {usd(estimate.floor)}, upper bound {usd(estimate.upper_bound)})",
+        f"Input tokens counted with: {estimate.input_tokens_counted_with}",
+    ]
+    if estimate.budget_usd is not None:
+        verdict = "within it" if estimate.within_budget else "expected to exceed it"
+        lines.append(f"Budget: {usd(estimate.budget_usd)}: {verdict}")
+    return "\n".join(lines)
+
+
+# -- the demo's reports, on a summary as a mapping (the demo's own tests build partial summaries) ------------
 
 
 def pass_table(summary: Mapping[str, Any]) -> list[str]:
@@ -63,9 +182,9 @@ def pass_table(summary: Mapping[str, Any]) -> list[str]:
                 str(p["succeeded"]),
                 str(p["failed"]),
                 reasons_text(p["failure_reasons"]),
-                f"{p['cost']['input_tokens']:,}",
-                f"{p['cost']['output_tokens']:,}",
-                money(p["cost"]["usd"]),
+                count(p["cost"]["input_tokens"]),
+                count(p["cost"]["output_tokens"]),
+                money(_amount(p["cost"])),
             ]
         )
     counts, cost = summary["counts"], summary["cost"]
@@ -77,13 +196,17 @@ def pass_table(summary: Mapping[str, Any]) -> list[str]:
             str(counts["succeeded"]),
             str(counts["failed"]),
             reasons_text(summary.get("failure_reasons") or {}),
-            f"{cost['input_tokens']:,}",
-            f"{cost['output_tokens']:,}",
-            money(cost["usd"]),
+            count(cost["input_tokens"]),
+            count(cost["output_tokens"]),
+            money(_amount(cost)),
         ]
     )
     right = [False, False, True, True, True, False, True, True, True]
     return format_table(headers, rows, right)
+
+
+def _amount(cost: Mapping[str, Any]) -> float:
+    return float(cost["usd"])  # the demo's figures, as it has always printed them (see cost_report for exact)
 
 
 def final_line(summary: Mapping[str, Any]) -> str:
@@ -97,57 +220,21 @@ def final_line(summary: Mapping[str, Any]) -> str:
     )
 
 
-def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
-    filled = width if total <= 0 else min(width, done * width // total)
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-def pass_progress_line(p: Mapping[str, Any], model_width: int) -> str:
-    """pass 2  llama-3.3-70b-versatile  [######..........]   12/40 done  3 failed (max_tokens 3)  $0.000123"""
-    done = p["succeeded"] + p["failed"]
-    count = f"{done}/{p['items']}"
-    failed = f"{p['failed']} failed" + (f" ({reasons_text(p['failure_reasons'])})" if p["failed"] else "")
-    provider = sorted({c.get("status") or c.get("state") or "?" for c in p.get("provider_batches") or []})
-    return (
-        f"pass {p['number']}  {p['model'].ljust(model_width)}  {bar(done, p['items'])} {count:>13} done"
-        f"  {failed}  {money(p['cost']['usd'])}  {p['status']}" + (f" [{'/'.join(provider)}]" if provider else "")
-    )
-
-
-def progress_bars(summary: Mapping[str, Any]) -> list[str]:
+def progress_bars(summary: Mapping[str, Any], width: int = 24) -> list[str]:
     """A header line, then a bar per pass: items done, failures by reason, cost so far."""
     passes = sorted(summary["passes"], key=lambda p: p["number"])
-    models = [summary.get("model") or "", summary.get("fallback_model") or "", *(p["model"] for p in passes)]
-    width = max(len(model) for model in models)
     counts = summary["counts"]
-    header = (
+    lines = [
         f"batch {summary['id']}  {summary['status']}  {counts['succeeded']} succeeded, {counts['failed']} failed,"
-        f" {counts['pending']} pending of {counts['total']}  cost {money(summary['cost']['usd'])}"
-    )
-    return [header, *(pass_progress_line(p, width) for p in passes)]
-
-
-class ProgressView:
-    """On a terminal: the lines are redrawn in place. Otherwise: a line is printed whenever it changes."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.shown: list[str] = []
-
-    def update(self, lines: list[str]) -> None:
-        if self.tty:
-            if lines == self.shown:
-                return
-            columns = shutil.get_terminal_size().columns - 1  # a wrapped line would break the redraw
-            if self.shown:
-                self.out.write(f"\x1b[{len(self.shown)}F")
-            for line in lines:
-                self.out.write(f"\x1b[2K{line[:columns]}\n")
-        else:
-            previous = set(self.shown)
-            for line in lines:
-                if line not in previous:
-                    self.out.write(line + "\n")
-        self.out.flush()
-        self.shown = lines
+        f" {counts['pending']} pending of {counts['total']}  cost {money(_amount(summary['cost']))}"
+    ]
+    model_width = max((len(p["model"]) for p in passes), default=0)
+    for p in passes:
+        done = p["succeeded"] + p["failed"]
+        filled = width if p["items"] <= 0 else min(width, done * width // p["items"])
+        bar = "[" + "#" * filled + "." * (width - filled) + "]"
+        lines.append(
+            f"pass {p['number']}  {p['model'].ljust(model_width)}  {bar} {done}/{p['items']} done"
+            f"  {p['failed']} failed  {money(_amount(p['cost']))}  {p['status']}"
+        )
+    return lines

@@ -52,7 +52,10 @@ def _works(python: str) -> bool:
 
 
 def oldest_python() -> str:
-    """Python 3.10 if this machine has one that runs (a pyenv shim may exist and refuse), else this one."""
+    """Python 3.10 if this machine has one that runs (a pyenv shim may exist and refuse), else this one;
+    CLIENT_VENV_PYTHON=/path/to/python chooses another by hand."""
+    if os.environ.get("CLIENT_VENV_PYTHON"):
+        return os.environ["CLIENT_VENV_PYTHON"]
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
     candidates = [shutil.which("python3.10"), *sorted(glob.glob(f"{pyenv_root}/versions/3.10*/bin/python3.10"))]
     return next((python for python in candidates if python and _works(python)), sys.executable)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from datetime import timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -83,7 +84,7 @@ def test_an_item_whose_custom_id_has_a_slash_and_a_hash_is_found(client: LlmBatc
     assert missing.value.status == 404
 
 
-def test_list_follows_next_cursor_over_every_page_and_cancel_keeps_what_finished(client: LlmBatchClient) -> None:
+def test_list_follows_next_cursor_over_every_page_and_filters_by_status(client: LlmBatchClient) -> None:
     created = [client.submit(items(1, start=n), BatchOptions(params=PARAMS)).id for n in range(4)]
     cancelled = client.submit(items(30), BatchOptions(params=PARAMS)).id
     assert client.cancel(cancelled).cancel_requested  # at once: the emulator takes longer than this to finish it
@@ -218,6 +219,8 @@ def test_after_a_retry_the_filters_select_only_what_changed(client: LlmBatchClie
     assert sorted(row.custom_id for row in client.iter_results(done.id, tier=0)) == untouched
     latest_before = max(row.updated_at for row in first_rows)
     assert sorted(row.custom_id for row in client.iter_results(done.id, updated_after=latest_before)) == failed
+    in_paris_summer = latest_before.astimezone(timezone(timedelta(hours=2)))  # sent as the same instant in UTC
+    assert sorted(row.custom_id for row in client.iter_results(done.id, updated_after=in_paris_summer)) == failed
 
     for row in changed:
         assert [step.pass_number for step in row.lineage] == [1, retry_pass.number]

@@ -148,7 +148,11 @@ def test_the_django_monolith_runs_300_rows_through_the_service(
             run_and_retry(monolith, client, service)
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
 
 
 def run_and_retry(monolith: Monolith, client: LlmBatchClient, service: LiveService) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from llm_batch_client.cli import main
+
+sys.exit(main())

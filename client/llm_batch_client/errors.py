@@ -1,0 +1,130 @@
+"""What the client raises: the service's RFC 9457 problems, no answer at all, a wait that ran out of time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from standardwebhooks.webhooks import WebhookVerificationError
+
+if TYPE_CHECKING:
+    from llm_batch_client.data import Batch
+
+__all__ = [
+    "BatchWaitTimeout",
+    "FieldError",
+    "LlmBatchConnectionError",
+    "LlmBatchError",
+    "UnexpectedAnswer",
+    "WebhookVerificationError",
+]
+
+CONNECTION_ERROR = "urn:llm-batch:client:no-answer"
+UNEXPECTED_ANSWER = "urn:llm-batch:client:unexpected-answer"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class LlmBatchError(Exception):
+    """An error answer of the service, from its problem+json body.
+
+    `status` (None when no answer came), `type` (stable, e.g. ``urn:llm-batch:problem:not-found``), `title`,
+    `detail` (what is wrong), `field` (the request field at fault, if any), `errors` (one per field for a 422),
+    `problem` (the whole body, with any extra members such as `limit`), `retry_after` (seconds, from the
+    Retry-After header).
+    """
+
+    def __init__(
+        self,
+        status: int | None,
+        type: str,
+        title: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: tuple[FieldError, ...] = (),
+        problem: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status if status is not None else 'no answer'} {title}: {detail}")
+        self.status = status
+        self.type = type
+        self.title = title
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+        self.problem: dict[str, Any] = dict(problem or {})
+        self.retry_after = retry_after
+
+
+class LlmBatchConnectionError(LlmBatchError):
+    """No answer: refused connection, DNS failure, timeout, or a stream cut off. `idempotency_key` is the key the
+    request was sent with (if any): sending the same request again with it cannot create a second batch."""
+
+    def __init__(self, detail: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(None, CONNECTION_ERROR, "No answer", detail)
+        self.idempotency_key = idempotency_key
+
+
+class UnexpectedAnswer(LlmBatchError):
+    """An answer the client cannot read (not JSON, or a field missing or of the wrong type)."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(status, UNEXPECTED_ANSWER, "Unexpected answer", detail)
+
+
+class BatchWaitTimeout(TimeoutError):
+    """wait() gave up: the batch had not finished after `timeout` seconds. `batch` is the last one seen."""
+
+    def __init__(self, batch_id: str, timeout: float, batch: Batch | None) -> None:
+        status = batch.status if batch is not None else "unknown"
+        super().__init__(f"batch {batch_id} still {status} after {timeout:g}s")
+        self.batch_id = batch_id
+        self.timeout = timeout
+        self.batch = batch
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the service sends seconds; an HTTP date is not followed)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def problem_from(status: int, reason: str, headers: Mapping[str, str], body: bytes) -> LlmBatchError:
+    """The error an error answer stands for; a body that is not problem+json still gives status and text."""
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict) or "title" not in problem:
+        text = body.decode("utf-8", "replace")[:1000]
+        return LlmBatchError(status, "about:blank", reason, text, retry_after=retry_after)
+    raw_errors = problem.get("errors")
+    errors = tuple(
+        FieldError(str(error.get("field", "")), str(error.get("message", "")))
+        for error in (raw_errors if isinstance(raw_errors, list) else [])
+        if isinstance(error, dict)
+    )
+    field = problem.get("field")
+    return LlmBatchError(
+        status,
+        str(problem.get("type", "about:blank")),
+        str(problem["title"]),
+        str(problem.get("detail", "")),
+        field=field if isinstance(field, str) else None,
+        errors=errors,
+        problem=problem,
+        retry_after=retry_after,
+    )
