@@ -122,17 +122,23 @@ def _worst_case(entry: ModelEntry, built: BuiltLine) -> int:
     return input_tokens * entry.input_pico_per_token + output_tokens * entry.output_pico_per_token
 
 
-async def _items_of(session: Session, batch: Batch, pass_: Pass) -> list[Any]:
+async def _items_of(session: Session, batch: Batch, pass_: Pass, after_position: int) -> list[Any]:
     if pass_.kind == PassKind.PRIMARY:
-        return await items_store.first_pass_items(session, batch.id)
-    return await items_store.queued_items(session, batch.id, tier=pass_.tier, retry=pass_.kind == PassKind.RETRY)
+        return await items_store.first_pass_items(session, batch.id, after_position=after_position, limit=GROUP)
+    return await items_store.queued_items(
+        session,
+        batch.id,
+        tier=pass_.tier,
+        retry=pass_.kind == PassKind.RETRY,
+        after_position=after_position,
+        limit=GROUP,
+    )
 
 
 async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_: Pass) -> int:
     """Create the chunks and attempts of `pass_`, write its lines, and mark it running (completed when nothing
     needs sending). Returns the number of items it took."""
     assert pass_.id is not None
-    rows = await _items_of(session, batch, pass_)
     spec = spec_of_pass(config, batch, pass_)
     entry = config.entry(pass_.model)
     layout = _Layout(
@@ -144,13 +150,17 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     )
     reasons: Counter[str] = Counter()
     strict_lines: list[bool] = []
-    reused_total = saved_total = 0
+    taken = reused_total = saved_total = 0
+    after = -1
     try:
-        for start in range(0, len(rows), GROUP):
-            group = rows[start : start + GROUP]
+        while group := await _items_of(session, batch, pass_, after):
+            after = group[-1].position
+            if pass_.kind != PassKind.PRIMARY:  # in this pass now; a replayed failure may queue it again below
+                await items_store.clear_queue(session, [row.id for row in group])
             reused, saved = await _lay_out_group(
                 session, config, batch, pass_, spec, entry, layout, group, reasons, strict_lines
             )
+            taken += len(group)
             reused_total += reused
             saved_total += saved
             await asyncio.sleep(0)
@@ -158,23 +168,21 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     except BaseException:
         layout.abort()
         raise
-    if pass_.kind != PassKind.PRIMARY:
-        await items_store.clear_queue(session, [row.id for row in rows])
-    sent = len(rows) - reused_total
-    await items_store.after_bulk_load(session, len(rows))
+    sent = taken - reused_total
+    await items_store.after_bulk_load(session, taken)
     await passes_store.laid_out(
         session,
         pass_.id,
         status=PassStatus.RUNNING if sent else PassStatus.COMPLETED,
         sent_because=dict(reasons),
         strict_mode=bool(strict_lines and strict_lines[0]),
-        items=len(rows),
+        items=taken,
         reused=reused_total,
         saved_pico=saved_total,
     )
     if saved_total:
         await batches_store.add_to_counters(session, batch.id, saved_pico=saved_total)
-    return len(rows)
+    return taken
 
 
 async def _lay_out_group(

@@ -52,17 +52,12 @@ def replayed(custom_id: str, source: Reusable) -> Outcome:
         error_code=None if succeeded else source.error_code,
         error_message=None if succeeded else source.error_message,
         content=source.content,
-        output=orjson.loads(source.output_json) if source.output_json is not None else None,
+        output=None,
         finish_reason=source.finish_reason,
         usage=Usage(0, 0),
         provider_request_id=None,
+        output_json=source.output_json if succeeded else None,
     )
-
-
-def _output_json(outcome: Outcome) -> str | None:
-    if not outcome.succeeded or outcome.output is None:
-        return None
-    return orjson.dumps(outcome.output).decode()
 
 
 async def merge_outcomes(
@@ -101,7 +96,7 @@ async def merge_outcomes(
                 "b_error_code": outcome.error_code,
                 "b_error_message": outcome.error_message,
                 "b_content": outcome.content,
-                "b_output_json": _output_json(outcome),
+                "b_output_json": outcome.stored_output(),
                 "b_finish_reason": outcome.finish_reason,
                 "b_input_tokens": outcome.usage.input_tokens,
                 "b_output_tokens": outcome.usage.output_tokens,

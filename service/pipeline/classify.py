@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -32,6 +32,22 @@ class Outcome:
     usage: Usage
     provider_request_id: str | None
     http_status: int | None = None  # of the request's response, when it failed with one
+    output_json: str | None = None  # the output as JSON text, once `compact()` dropped the parsed value
+
+    def stored_output(self) -> str | None:
+        """The output as it is stored: JSON text, for a success that has one."""
+        if not self.succeeded:
+            return None
+        if self.output_json is not None:
+            return self.output_json
+        return None if self.output is None else orjson.dumps(self.output).decode()
+
+    def compact(self) -> Outcome:
+        """The same outcome holding its output as JSON text only (a parsed value costs many times its size,
+        and an ingest holds a whole chunk's outcomes)."""
+        if self.output is None:
+            return self
+        return replace(self, output=None, output_json=self.stored_output())
 
 
 class _Malformed(Exception):

@@ -36,6 +36,7 @@ async def status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
 
 LAYOUT_COLUMNS = (
     col(Item.id),
+    col(Item.position),
     col(Item.custom_id),
     col(Item.body_json),
     col(Item.own_format),
@@ -44,25 +45,36 @@ LAYOUT_COLUMNS = (
 )
 
 
-async def first_pass_items(session: AsyncSession, batch_id: str) -> list[Any]:
-    """Every item never sent: what the first pass takes, in submission order."""
+async def first_pass_items(session: AsyncSession, batch_id: str, *, after_position: int, limit: int) -> list[Any]:
+    """The next `limit` items never sent after `after_position`: what the first pass takes, in submission
+    order, a page at a time (a pass of any size is laid out in bounded memory)."""
     never_sent = ~exists().where(col(Attempt.item_id) == col(Item.id))
     query = (
         sa_select(*LAYOUT_COLUMNS)
-        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.PENDING, never_sent)
+        .where(
+            col(Item.batch_id) == batch_id,
+            col(Item.position) > after_position,
+            col(Item.status) == ItemStatus.PENDING,
+            never_sent,
+        )
         .order_by(col(Item.position))
+        .limit(limit)
     )
     return list((await session.execute(query)).all())
 
 
-async def queued_items(session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool) -> list[Any]:
-    """The items the cascade queued for `tier` (or a retry queued), in submission order."""
-    query = sa_select(*LAYOUT_COLUMNS).where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.RETRYING)
+async def queued_items(
+    session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool, after_position: int, limit: int
+) -> list[Any]:
+    """The next `limit` items the cascade queued for `tier` (or a retry queued) after `after_position`."""
+    query = sa_select(*LAYOUT_COLUMNS).where(
+        col(Item.batch_id) == batch_id, col(Item.position) > after_position, col(Item.status) == ItemStatus.RETRYING
+    )
     if retry:
         query = query.where(col(Item.next_reason) == RETRY_QUEUE)
     else:
         query = query.where(col(Item.next_tier) == tier, col(Item.next_reason) != RETRY_QUEUE)
-    return list((await session.execute(query.order_by(col(Item.position)))).all())
+    return list((await session.execute(query.order_by(col(Item.position)).limit(limit))).all())
 
 
 async def queued_tiers(session: AsyncSession, batch_id: str) -> dict[int, int]:

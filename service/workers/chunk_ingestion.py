@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # Our own status for a provider batch that Groq answers 404 for (e.g. the built-in emulator restarted).
 LOST_STATUS = "lost"
 CLASSIFY_SLICE = 200  # result lines classified between two turns of the event loop
+MERGE_GROUP = 1000  # outcomes merged between two turns of the event loop (all in the ingest's transaction)
 
 
 def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
@@ -129,7 +130,7 @@ async def _classify(
         expected = expectation
         if attempt.item_id in own_bodies:
             expected = spec.expectation(orjson.loads(own_bodies[attempt.item_id]))
-        outcomes.append((attempt, classify_result(line, expected)))
+        outcomes.append((attempt, classify_result(line, expected).compact()))
     code, message = _unprocessed_reason(info)
     if malformed and code == failure_codes.MISSING_RESULT:
         message += f" ({malformed} unreadable lines in the result files)"
@@ -160,14 +161,11 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
         if not fenced:
             return
         chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
-        await merge_outcomes(
-            session,
-            ctx.config,
-            batch,
-            pass_,
-            outcomes,
-            released_pico=chunk.worst_case_pico if chunk.reserved else 0,
-        )
+        released = chunk.worst_case_pico if chunk.reserved else 0
+        for start in range(0, max(1, len(outcomes)), MERGE_GROUP):  # the event loop runs between groups
+            group = outcomes[start : start + MERGE_GROUP]
+            await merge_outcomes(session, ctx.config, batch, pass_, group, released_pico=released if not start else 0)
+            await asyncio.sleep(0)
         await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
     logger.info(
         "ingested provider batch %s (%s): %d results, %d unreadable lines",
