@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from llm_batch_client.decoding import decode, exact_money, key, number_as_decimal, raw_json
+from llm_batch_client.decoding import decode, exact_decimal, exact_money, key, raw_json
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 J = TypeVar("J")
@@ -78,7 +78,7 @@ class Pass(_FromJson):
     request_counts: RequestCounts
     failure_reasons: dict[str, int]
     cost: Cost
-    saved_usd: Decimal = key("saved_usd", reader=number_as_decimal, default=Decimal(0))
+    saved_usd: Decimal = key("saved_usd_exact", reader=exact_decimal, default=Decimal(0))
     provider_batches: tuple[ProviderBatch, ...] = ()
 
 
@@ -152,7 +152,7 @@ class Batch(_FromJson):
     updated_at: datetime
     finished_at: datetime | None
     results_url: str
-    saved_usd: Decimal = key("saved_usd", reader=number_as_decimal, default=Decimal(0))
+    saved_usd: Decimal = key("saved_usd_exact", reader=exact_decimal, default=Decimal(0))
     webhook: WebhookDelivery | None = None
     raw: Mapping[str, Any] = raw_json()
 

@@ -53,15 +53,8 @@ def exact_money(value: Any) -> Decimal:
     return exact_decimal(value["usd_exact"])
 
 
-def number_as_decimal(value: Any) -> Decimal:
-    """For the few amounts the API gives only as a JSON number (`saved_usd`): its shortest repr, not exact."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise TypeError(f"expected a number, got {type(value).__name__}")
-    return Decimal(str(value))
-
-
 def timestamp(value: Any) -> datetime:
-    """ISO 8601; the service writes UTC, sometimes without an offset: such a time is read as UTC."""
+    """ISO 8601; the service writes UTC with `Z` (older versions without an offset: read as UTC)."""
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value  # Python 3.10 reads no "Z"

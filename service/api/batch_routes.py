@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
@@ -40,7 +39,7 @@ from service.models import BatchStatus
 from service.pipeline.validation import ItemChecker
 from service.views.batches import batch_out
 from service.views.estimates import estimate_out
-from service.views.results import ResultFilter, item_out, ndjson_pages, result_rows
+from service.views.results import ResultFilter, encode, item_out, ndjson_pages, result_rows
 from service.views.schemas import BatchOut, BatchPage, Estimate, ItemOut, ResultPage
 
 router = APIRouter(prefix="/batches", tags=["batches"])
@@ -321,7 +320,10 @@ async def get_results(
         pass_number=pass_number,
         tier=tier,
         since_pass=since_pass,
-        updated_after=updated_after.replace(tzinfo=None) if updated_after is not None else None,
+        # stored as naive UTC: an offset given with the time is honoured, a time without one is UTC
+        updated_after=updated_after.astimezone(UTC).replace(tzinfo=None)
+        if updated_after is not None and updated_after.tzinfo is not None
+        else updated_after,
     )
     position = _position_cursor(after)
     if NDJSON in request.headers.get("accept", ""):
@@ -329,7 +331,7 @@ async def get_results(
     page_size = limit or 100
     rows, cursor = await result_rows(session, batch_id, after_position=position, limit=page_size, where=where, raw=True)
     page = {"data": rows, "has_more": cursor is not None, "next_cursor": str(cursor) if cursor is not None else None}
-    return Response(orjson.dumps(page), media_type="application/json")
+    return Response(encode(page), media_type="application/json")
 
 
 async def ndjson_export(

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import orjson
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -21,7 +20,7 @@ from service.models import Batch
 from service.ui import view
 from service.ui.auth import COOKIE_MAX_AGE_SECONDS, COOKIE_PATH, TOKEN_COOKIE, page_principal, request_token, safe_next
 from service.views.batches import batch_out
-from service.views.results import ResultFilter, result_rows
+from service.views.results import ResultFilter, encode, result_rows
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters.update(usd=view.usd, number=view.number, when=view.when, when_short=view.when_short)
@@ -125,7 +124,7 @@ async def results_json(
         session, batch_id, after_position=after, limit=limit, where=ResultFilter(status=status), raw=True
     )
     page = {"data": rows, "has_more": cursor is not None, "next_cursor": str(cursor) if cursor is not None else None}
-    return Response(orjson.dumps(page), media_type="application/json")
+    return Response(encode(page), media_type="application/json")
 
 
 @router.get("/batches/{batch_id}/results.ndjson")

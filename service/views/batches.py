@@ -73,6 +73,7 @@ def _pass_out(pass_: Pass, chunks: Sequence[ProviderBatch], failures: Mapping[st
         failure_reasons=dict(sorted(failures.items())),
         cost=cost_out(pass_.cost_pico, pass_.input_tokens, pass_.output_tokens),
         saved_usd=usd_float(pass_.saved_pico),
+        saved_usd_exact=usd_text(pass_.saved_pico),
         provider_batches=[_chunk_out(chunk) for chunk in chunks],
     )
 
@@ -144,6 +145,7 @@ async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True
         ),
         cost=cost_out(batch.cost_pico, batch.input_tokens, batch.output_tokens),
         saved_usd=usd_float(batch.saved_pico),
+        saved_usd_exact=usd_text(batch.saved_pico),
         budget=_budget_out(batch),
         reuse=batch.reuse,
         failure_reasons=dict(sorted(failures.get(FINAL, {}).items())),

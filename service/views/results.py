@@ -20,9 +20,16 @@ from service.store.attempts import LineageStep
 from service.store.results import ResultFilter, ResultRecord
 from service.views.schemas import AttemptOut, ErrorOut, ItemOut, ResultRow, Usage
 
-__all__ = ["ResultFilter", "attempt_out", "item_out", "ndjson_pages", "result_rows", "row_dict"]
+__all__ = ["ResultFilter", "attempt_out", "encode", "item_out", "ndjson_pages", "result_rows", "row_dict"]
 
 UNDECIDED = frozenset({ItemStatus.PENDING})
+# Rows carry naive UTC timestamps from the database: written with their zone (`...Z`).
+JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+
+
+def encode(value: Any) -> bytes:
+    """A page or a row as JSON (stored JSON fragments written as they are)."""
+    return orjson.dumps(value, option=JSON_OPTIONS)
 
 
 def _step(step: LineageStep) -> dict[str, Any]:
@@ -112,7 +119,7 @@ async def ndjson_pages(
         if limit is not None:
             rows = rows[: max(0, limit - sent)]
         if rows:
-            yield b"".join(orjson.dumps(row) + b"\n" for row in rows)
+            yield b"".join(encode(row) + b"\n" for row in rows)
             sent += len(rows)
         if cursor is None or (limit is not None and sent >= limit):
             return

@@ -6,10 +6,18 @@ batch add up to its total to the last digit). Both come from integer picodollars
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The database keeps naive UTC; every answer says so (`...Z`), so that no caller has to guess.
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Counts(BaseModel):
@@ -65,6 +73,7 @@ class PassOut(BaseModel):
     failure_reasons: dict[str, int] = Field(description="Failed attempts of this pass by code.")
     cost: Cost
     saved_usd: float = Field(description="What its reused answers cost when they were first bought.")
+    saved_usd_exact: str = Field(description="The same, exact.")
     provider_batches: list[ProviderBatchOut]
 
 
@@ -102,15 +111,16 @@ class BatchOut(BaseModel):
     counts: Counts
     cost: Cost
     saved_usd: float = Field(description="What reused answers cost when they were first bought.")
+    saved_usd_exact: str = Field(description="The same, exact.")
     budget: BudgetOut | None
     reuse: bool
     failure_reasons: dict[str, int] = Field(description="Final failures by code.")
     tiers: list[TierOut]
     passes: list[PassOut]
     cancel_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    finished_at: UtcDateTime | None
     results_url: str
     webhook: WebhookOut | None = Field(
         default=None, description="The last webhook event to callback_url (null without a callback_url or before it)."
@@ -121,8 +131,8 @@ class WebhookAttemptOut(BaseModel):
     number: int
     status_code: int | None
     error: str | None
-    started_at: datetime
-    finished_at: datetime
+    started_at: UtcDateTime
+    finished_at: UtcDateTime
 
 
 class WebhookOut(BaseModel):
@@ -133,9 +143,9 @@ class WebhookOut(BaseModel):
     attempts: int
     last_status: int | None
     last_error: str | None
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    created_at: datetime
+    next_attempt_at: UtcDateTime | None
+    delivered_at: UtcDateTime | None
+    created_at: UtcDateTime
     attempt_log: list[WebhookAttemptOut] = Field(description="The latest attempts, newest first.")
 
 
@@ -185,7 +195,7 @@ class ResultRow(BaseModel):
     error: ErrorOut | None
     lineage: list[LineageStep] = Field(description="Every attempt, oldest first; the last one decides the row.")
     changed_in_pass: int = Field(description="The pass in which this row last changed (0: not yet decided).")
-    updated_at: datetime
+    updated_at: UtcDateTime
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -211,8 +221,8 @@ class AttemptOut(BaseModel):
     cost_usd_exact: str
     error: ErrorOut | None
     reused_from_attempt_id: int | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -261,7 +271,7 @@ class Readiness(BaseModel):
     database: str
     provider: str = Field(description="ok | degraded (recent provider errors, as any worker saw them)")
     provider_last_error: str | None
-    provider_backoff_until: datetime | None = Field(
+    provider_backoff_until: UtcDateTime | None = Field(
         default=None, description="While set, every worker pauses its calls to Groq until then (an outage)."
     )
     workers: int = Field(default=0, description="Worker processes that sent a heartbeat within one lease.")

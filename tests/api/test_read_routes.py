@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -210,3 +211,18 @@ async def test_item_whose_custom_id_has_a_slash_can_be_read(sqlite_url: str, sta
     response = await service.client.get(f"/batches/{created['id']}/items/{quote('acme/payments#26313', safe='')}")
     assert response.status_code == 200, response.text
     assert response.json()["custom_id"] == "acme/payments#26313"
+
+
+async def test_timestamps_say_utc_and_updated_after_honours_an_offset(sqlite_url: str, start_service: Any) -> None:
+    service: Service = await start_service(sqlite_url)
+    created = await service.submit(pr_batch(3))
+    summary = await service.wait(created["id"])
+    assert summary["created_at"].endswith("Z") and summary["finished_at"].endswith("Z")
+    rows = await service.results(created["id"])
+    changed = max(datetime.fromisoformat(row["updated_at"].replace("Z", "+00:00")) for row in rows)
+    assert all(row["updated_at"].endswith("Z") for row in rows)
+    path = f"/batches/{created['id']}/results"
+    just_before = (changed - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=2))).isoformat()
+    after_it = (changed + timedelta(seconds=1)).astimezone(timezone(timedelta(hours=-5))).isoformat()
+    assert (await service.client.get(path, params={"updated_after": just_before})).json()["data"], "an hour is not lost"
+    assert (await service.client.get(path, params={"updated_after": after_it})).json()["data"] == []

@@ -181,7 +181,7 @@ async def test_running_the_same_items_again_with_reuse_costs_nothing(start_servi
     again = await run_to_end(service, pr_batch(1000, strict=False, reuse=True))
     assert len(provider_batches(service.emulator)) == sent_before, "the identical run created a provider batch"
     assert exact(again["cost"]) == 0 and again["counts"]["succeeded"] == 1000
-    assert Decimal(str(again["saved_usd"])) == pytest.approx(exact(first["cost"]))
+    assert Decimal(again["saved_usd_exact"]) == exact(first["cost"]), "reuse saved exactly what the first run cost"
     assert sum(p["reused"] for p in again["passes"]) == sum(p["items"] for p in again["passes"])
     rows = {row["custom_id"]: row for row in await service.results(again["id"])}
     originals = {row["custom_id"]: row for row in await service.results(first["id"])}
