@@ -517,7 +517,8 @@ def demo_payload(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> dict[s
             "temperature": 0,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": SCHEMA_NAME, "strict": False, "schema": pr_analysis_schema()},
+                # No "strict" here: the batch's strict mode (on by default) decides, per model.
+                "json_schema": {"name": SCHEMA_NAME, "schema": pr_analysis_schema()},
             },
         },
         "metadata": {"source": "demo"},

@@ -1,31 +1,14 @@
 """Reports of a batch as text: the cost report (per pass and per tier, exact from Decimal), the one-line
-progress of a running batch, and an estimate's table. Used by the `llm-batch` CLI and the Django command.
-
-`pass_table`, `final_line` and `progress_bars` read a summary as a plain mapping, for `make demo`.
+progress of a running batch, and an estimate's table. Used by the `llm-batch` CLI, the Django command and
+`make demo`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from llm_batch_client.data import Batch, Cost, Estimate
-from llm_batch_client.text import ProgressView, count, format_table, money, price, reasons_text, usd
+from llm_batch_client.text import count, format_table, reasons_text, usd
 
-__all__ = [
-    "ProgressView",
-    "cost_report",
-    "estimate_report",
-    "final_line",
-    "format_table",
-    "money",
-    "pass_table",
-    "price",
-    "progress_bars",
-    "progress_line",
-    "reasons_text",
-    "usd",
-]
+__all__ = ["cost_report", "estimate_report", "progress_line"]
 
 _PASS_HEADERS = ["pass", "kind", "tier", "model", "why sent", "items", "succeeded", "failed", "reused"]
 _PASS_HEADERS += ["input tok", "output tok", "cost USD"]
@@ -163,78 +146,3 @@ def estimate_report(estimate: Estimate) -> str:
         verdict = "within it" if estimate.within_budget else "expected to exceed it"
         lines.append(f"Budget: {usd(estimate.budget_usd)}: {verdict}")
     return "\n".join(lines)
-
-
-# -- the demo's reports, on a summary as a mapping (the demo's own tests build partial summaries) ------------
-
-
-def pass_table(summary: Mapping[str, Any]) -> list[str]:
-    """One row per pass, then the merged outcome: final counts and failures, total tokens and cost."""
-    headers = ["pass", "model", "items", "succeeded", "failed", "failures by reason", "input tok", "output tok"]
-    headers += ["cost USD"]
-    rows: list[list[str]] = []
-    for p in sorted(summary["passes"], key=lambda p: p["number"]):
-        rows.append(
-            [
-                str(p["number"]),
-                p["model"],
-                str(p["items"]),
-                str(p["succeeded"]),
-                str(p["failed"]),
-                reasons_text(p["failure_reasons"]),
-                count(p["cost"]["input_tokens"]),
-                count(p["cost"]["output_tokens"]),
-                money(_amount(p["cost"])),
-            ]
-        )
-    counts, cost = summary["counts"], summary["cost"]
-    rows.append(
-        [
-            "total",
-            "(merged, one result per item)",
-            str(counts["total"]),
-            str(counts["succeeded"]),
-            str(counts["failed"]),
-            reasons_text(summary.get("failure_reasons") or {}),
-            count(cost["input_tokens"]),
-            count(cost["output_tokens"]),
-            money(_amount(cost)),
-        ]
-    )
-    right = [False, False, True, True, True, False, True, True, True]
-    return format_table(headers, rows, right)
-
-
-def _amount(cost: Mapping[str, Any]) -> float:
-    return float(cost["usd"])  # the demo's figures, as it has always printed them (see cost_report for exact)
-
-
-def final_line(summary: Mapping[str, Any]) -> str:
-    counts = summary["counts"]
-    reasons = summary.get("failure_reasons")
-    return (
-        f"Final: {counts['succeeded']} of {counts['total']} items succeeded, {counts['failed']} failed"
-        + (f" ({reasons_text(reasons)})" if reasons else "")
-        + (f", {counts['pending']} pending" if counts["pending"] else "")
-        + "."
-    )
-
-
-def progress_bars(summary: Mapping[str, Any], width: int = 24) -> list[str]:
-    """A header line, then a bar per pass: items done, failures by reason, cost so far."""
-    passes = sorted(summary["passes"], key=lambda p: p["number"])
-    counts = summary["counts"]
-    lines = [
-        f"batch {summary['id']}  {summary['status']}  {counts['succeeded']} succeeded, {counts['failed']} failed,"
-        f" {counts['pending']} pending of {counts['total']}  cost {money(_amount(summary['cost']))}"
-    ]
-    model_width = max((len(p["model"]) for p in passes), default=0)
-    for p in passes:
-        done = p["succeeded"] + p["failed"]
-        filled = width if p["items"] <= 0 else min(width, done * width // p["items"])
-        bar = "[" + "#" * filled + "." * (width - filled) + "]"
-        lines.append(
-            f"pass {p['number']}  {p['model'].ljust(model_width)}  {bar} {done}/{p['items']} done"
-            f"  {p['failed']} failed  {money(_amount(p['cost']))}  {p['status']}"
-        )
-    return lines

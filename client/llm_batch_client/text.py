@@ -51,18 +51,6 @@ def usd(amount: Decimal) -> str:
     return f"${amount:,f}"
 
 
-def money(amount: float | Decimal) -> str:
-    """A float amount to six decimals ($0.000123), as the demo prints it; a Decimal exactly (see usd)."""
-    return usd(amount) if isinstance(amount, Decimal) else f"${amount:,.6f}"
-
-
-def price(usd_per_million: float) -> str:
-    """$0.30, $0.0375: at least two decimals, more when the price has them."""
-    text = f"{usd_per_million:.6f}".rstrip("0")
-    decimals = max(2, len(text.split(".")[1]))
-    return f"${usd_per_million:.{decimals}f}"
-
-
 def reasons_text(reasons: Mapping[str, int]) -> str:
     """`{"max_tokens": 3, "json_validate_failed": 31}` as "json_validate_failed 31, max_tokens 3"."""
     ordered = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))

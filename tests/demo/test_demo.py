@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -15,22 +16,9 @@ from demo.data import (
     demo_payload,
     pr_analysis_schema,
 )
-from demo.run import (
-    apply_env_defaults,
-    format_table,
-    pass_table,
-    price,
-    progress_lines,
-    reasons_text,
-    whatif_costs,
-    whatif_lines,
-)
+from demo.run import apply_env_defaults, main
 from service.api.schemas import BatchCreate
 from service.pipeline.validation import validate_items, validate_output_schema, validate_params
-
-PRIMARY = "openai/gpt-oss-20b"
-FALLBACK = "llama-3.3-70b-versatile"
-PRICES = {PRIMARY: (0.0375, 0.15), FALLBACK: (0.30, 0.40)}
 
 VALID_ANALYSIS: dict[str, Any] = {
     "summary": "Takes a row lock before retrying a charge, so a retry can no longer double-charge.",
@@ -74,14 +62,14 @@ def test_payload_is_accepted_by_the_service_validation() -> None:
     validate_output_schema(payload["params"]["response_format"]["json_schema"]["schema"])
 
 
-def test_params_ask_for_the_schema_without_strict_mode() -> None:
+def test_params_ask_for_the_schema_and_leave_strict_mode_to_the_batch() -> None:
     payload = demo_payload(3)
     assert payload["metadata"] == {"source": "demo"}
     assert payload["params"]["temperature"] == 0
     response_format = payload["params"]["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["name"] == "pr_analysis"
-    assert response_format["json_schema"]["strict"] is False
+    assert "strict" not in response_format["json_schema"]
     assert response_format["json_schema"]["schema"] == pr_analysis_schema()
 
 
@@ -145,174 +133,7 @@ def test_schema_rejects_a_missing_field() -> None:
         assert not jsonschema_rs.Draft202012Validator(pr_analysis_schema()).is_valid(incomplete), field
 
 
-# -- what-if costs ----------------------------------------------------------------------------------
-
-
-def _pass(number: int, model: str, items: int, ok: int, failed: int, tokens: tuple[int, int]) -> dict[str, Any]:
-    price_in, price_out = PRICES[model]
-    return {
-        "number": number,
-        "kind": "primary" if number == 1 else "fallback",
-        "model": model,
-        "status": "completed",
-        "items": items,
-        "succeeded": ok,
-        "failed": failed,
-        "pending": 0,
-        "request_counts": {"total": items, "completed": items, "failed": 0},
-        "failure_reasons": {"json_validate_failed": failed} if failed else {},
-        "cost": {
-            "usd": (tokens[0] * price_in + tokens[1] * price_out) / 1e6,
-            "input_tokens": tokens[0],
-            "output_tokens": tokens[1],
-        },
-        "provider_batches": [],
-    }
-
-
-def _row(custom_id: str, status: str, model: str, pass_: int, tokens: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "custom_id": custom_id,
-        "status": status,
-        "model": model,
-        "pass": pass_,
-        "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
-    }
-
-
-def _summary(passes: list[dict[str, Any]], counts: tuple[int, int, int]) -> dict[str, Any]:
-    return {
-        "id": "lb_test",
-        "status": "completed",
-        "model": PRIMARY,
-        "fallback_model": FALLBACK,
-        "counts": {"total": counts[0], "succeeded": counts[1], "failed": counts[2], "pending": 0},
-        "cost": {
-            "usd": sum(p["cost"]["usd"] for p in passes),
-            "input_tokens": sum(p["cost"]["input_tokens"] for p in passes),
-            "output_tokens": sum(p["cost"]["output_tokens"] for p in passes),
-        },
-        "failure_reasons": {"json_validate_failed": counts[2]} if counts[2] else {},
-        "passes": passes,
-    }
-
-
-def _four_item_run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    # Pass 1: a and b succeed (1000/300 and 3000/500 tokens); c and d fail with no usage.
-    # Pass 2: c succeeds with 2000/100 tokens, d fails with 1000/0 (say, a 200 that was not JSON).
-    passes = [
-        _pass(1, PRIMARY, 4, 2, 2, (4000, 800)),
-        _pass(2, FALLBACK, 2, 1, 1, (3000, 100)),
-    ]
-    rows = [
-        _row("a", "succeeded", PRIMARY, 1, (1000, 300)),
-        _row("b", "succeeded", PRIMARY, 1, (3000, 500)),
-        _row("c", "succeeded", FALLBACK, 2, (2000, 100)),
-        _row("d", "failed", FALLBACK, 2, (1000, 0)),
-    ]
-    return _summary(passes, (4, 3, 1)), rows
-
-
-def test_primary_only_is_pass_one_with_its_failures_unrecovered() -> None:
-    summary, rows = _four_item_run()
-    whatif = whatif_costs(summary, rows, PRICES)
-    assert whatif.primary_model == PRIMARY
-    assert whatif.primary_only_usd == pytest.approx((4000 * 0.0375 + 800 * 0.15) / 1e6)
-    assert whatif.primary_only_failed == 2
-
-
-def test_fallback_only_uses_measured_tokens_and_estimates_the_rest() -> None:
-    summary, rows = _four_item_run()
-    whatif = whatif_costs(summary, rows, PRICES)
-    # Measured on the fallback model: c (2000/100) and d (1000/0).
-    # a and b: their own pass-1 input tokens, and the average fallback answer (100 tokens: d had none).
-    input_tokens = 2000 + 1000 + 1000 + 3000
-    output_tokens = 100 + 0 + 100 + 100
-    assert whatif.fallback_only_usd == pytest.approx((input_tokens * 0.30 + output_tokens * 0.40) / 1e6)
-    assert (whatif.fallback_measured_items, whatif.fallback_estimated_items) == (2, 2)
-    assert whatif.fallback_avg_output_tokens == pytest.approx(100)
-    assert whatif.primary_avg_input_tokens == pytest.approx(2000)
-    assert whatif.fallback_avg_input_tokens == pytest.approx(1500)
-
-
-def test_saving_is_measured_against_fallback_only() -> None:
-    summary, rows = _four_item_run()
-    whatif = whatif_costs(summary, rows, PRICES)
-    actual = summary["cost"]["usd"]
-    assert whatif.actual_usd == pytest.approx(actual)
-    assert whatif.fallback_only_usd is not None
-    expected = (whatif.fallback_only_usd - actual) / whatif.fallback_only_usd * 100
-    assert whatif.saving_vs_fallback_pct == pytest.approx(expected)
-    assert 0 < expected < 100
-
-
-def test_item_without_pass_one_usage_gets_the_pass_one_average_input() -> None:
-    summary, rows = _four_item_run()
-    rows.append(_row("e", "failed", PRIMARY, 1, (0, 0)))  # say, a pass-1 failure never sent on
-    whatif = whatif_costs(summary, rows, PRICES)
-    base = whatif_costs(*_four_item_run(), PRICES)
-    assert base.fallback_only_usd is not None and whatif.fallback_only_usd is not None
-    extra = whatif.fallback_only_usd - base.fallback_only_usd
-    assert extra == pytest.approx((2000 * 0.30 + 100 * 0.40) / 1e6)  # average pass-1 input, average answer
-
-
-def test_no_fallback_pass_means_no_fallback_estimate() -> None:
-    passes = [_pass(1, PRIMARY, 2, 2, 0, (2000, 400))]
-    rows = [_row("a", "succeeded", PRIMARY, 1, (1000, 200)), _row("b", "succeeded", PRIMARY, 1, (1000, 200))]
-    whatif = whatif_costs(_summary(passes, (2, 2, 0)), rows, PRICES)
-    assert whatif.fallback_only_usd is None
-    assert whatif.saving_vs_fallback_pct is None
-    assert whatif.primary_only_failed == 0
-
-
-def test_whatif_costs_uses_the_prices_it_is_given() -> None:
-    summary, rows = _four_item_run()
-    doubled = {model: (pin * 2, pout * 2) for model, (pin, pout) in PRICES.items()}
-    base, scaled = whatif_costs(summary, rows, PRICES), whatif_costs(summary, rows, doubled)
-    assert scaled.primary_only_usd == pytest.approx(2 * base.primary_only_usd)
-    assert base.fallback_only_usd is not None
-    assert scaled.fallback_only_usd == pytest.approx(2 * base.fallback_only_usd)
-
-
-# -- report layout ----------------------------------------------------------------------------------
-
-
-def test_table_columns_line_up() -> None:
-    lines = format_table(["name", "n"], [["a", "1"], ["longer", "100"], ["total", "101"]], [False, True])
-    assert lines[0] == "name      n"
-    assert lines[2] == "a         1"
-    assert lines[-1] == "total   101"
-    assert len({len(line) for line in lines}) == 1
-
-
-def test_pass_table_has_a_row_per_pass_and_a_total() -> None:
-    summary, _ = _four_item_run()
-    lines = pass_table(summary)
-    assert len(lines) == 2 + 2 + 2  # header + rule, two passes, rule + total
-    assert lines[2].startswith("1 ") and PRIMARY in lines[2] and "json_validate_failed 2" in lines[2]
-    assert lines[-1].startswith("total") and "4,000" not in lines[-1] and "7,000" in lines[-1]
-
-
-def test_whatif_lines_say_what_is_estimated() -> None:
-    summary, rows = _four_item_run()
-    text = "\n".join(whatif_lines(summary, whatif_costs(summary, rows, PRICES), PRICES))
-    assert "2 items would have failed (50.0%)" in text
-    assert f"{FALLBACK} only (estimate)" in text
-    assert "estimate" in text and "saves" in text
-    assert "$0.0375 in / $0.15 out" in text and "$0.30 in / $0.40 out" in text
-
-
-def test_progress_lines_keep_their_width_when_the_fallback_pass_appears() -> None:
-    summary, _ = _four_item_run()
-    first_only = copy.deepcopy(summary)
-    first_only["passes"] = first_only["passes"][:1]
-    assert progress_lines(first_only)[1] == progress_lines(summary)[1]
-
-
-def test_reasons_and_prices_read_well() -> None:
-    assert reasons_text({"max_tokens": 3, "json_validate_failed": 31}) == "json_validate_failed 31, max_tokens 3"
-    assert reasons_text({}) == "-"
-    assert (price(0.3), price(0.0375), price(2.0)) == ("$0.30", "$0.0375", "$2.00")
+# -- the run --------------------------------------------------------------------------------------------
 
 
 def test_env_defaults_never_override_the_user() -> None:
@@ -321,3 +142,24 @@ def test_env_defaults_never_override_the_user() -> None:
     assert env["POLL_INTERVAL_SECONDS"] == "7"
     assert env["EMULATOR_TIME_SCALE"] == "0.05"
     assert applied == {"EMULATOR_TIME_SCALE": "0.05"}
+
+
+def test_the_demo_estimates_runs_compares_and_reuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo` end to end on a few items: the real service, the emulator, the client."""
+    for name in ("GROQ_API_KEY", "API_TOKENS", "ADMIN_TOKENS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/demo.db")
+    monkeypatch.setenv("SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.setenv("EMULATOR_TIME_SCALE", "0.02")
+    monkeypatch.setenv("POLL_INTERVAL_SECONDS", "0.2")
+    assert main(["--count", "40", "--timeout", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "1. What it will cost, before anything is sent" in out and "Expected: $" in out
+    assert "Batch lb_" in out and "40 of 40 items succeeded" in out
+    comparison = re.search(r"The cascade costs ([0-9.]+)x the floor and ([0-9.]+)% less than", out)
+    assert comparison, out
+    assert float(comparison.group(1)) <= 1.10 and float(comparison.group(2)) > 30
+    assert re.search(r"Estimated before sending: \$[0-9.]+; billed \$[0-9.]+ \([+-][0-9.]+%\)", out)
+    assert "40 of 40 answered by reuse; billed $0.000000" in out and "provider batches created: 0" in out
