@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import ModelAvailability
+from service.store.dialect import mark_model_unavailable
 
 
 async def unavailable(session: AsyncSession) -> dict[str, str]:
@@ -19,13 +20,7 @@ async def unavailable(session: AsyncSession) -> dict[str, str]:
 
 
 async def mark_unavailable(session: AsyncSession, model: str, reason: str) -> None:
-    row = await session.get(ModelAvailability, model)
-    if row is None:
-        session.add(ModelAvailability(model=model, available=False, reason=reason, updated_at=utcnow()))
-    else:
-        row.available, row.reason, row.updated_at = False, reason, utcnow()
-        session.add(row)
-    await session.flush()
+    await mark_model_unavailable(session, model, reason, utcnow())
 
 
 LISTING_REASON = "not in Groq's model list for this account"

@@ -149,10 +149,10 @@ COUNTERS = (
 
 async def add_to_counters(session: AsyncSession, batch_id: str, **deltas: int) -> None:
     """`counter = counter + delta` in one statement: concurrent ingests of one batch add up, never overwrite."""
-    changes = {name: col(getattr(Batch, name)) + delta for name, delta in deltas.items() if delta}
     unknown = set(deltas) - set(COUNTERS)
     if unknown:
         raise ValueError(f"not a batch counter: {sorted(unknown)}")
+    changes = {name: col(getattr(Batch, name)) + delta for name, delta in deltas.items() if delta}
     if changes:
         await session.execute(update(Batch).where(col(Batch.id) == batch_id).values(**changes))
 

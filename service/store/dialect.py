@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import FailureCount
+from service.models import FailureCount, ModelAvailability
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 727274
@@ -74,6 +74,17 @@ async def serialise_migrations(connection: AsyncConnection) -> None:
         await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     else:  # SQLite: the DDL runs inside a transaction that holds the write lock from its start
         await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def mark_model_unavailable(session: AsyncSession, model: str, reason: str, at: datetime) -> None:
+    """Insert or overwrite the model's row in one statement (two ingests marking one model at once both win)."""
+    table = ModelAvailability.__table__  # type: ignore[attr-defined]
+    statement = (postgresql_insert if not is_sqlite(session) else sqlite_insert)(table)
+    statement = statement.values(model=model, available=False, reason=reason, updated_at=at)
+    statement = statement.on_conflict_do_update(
+        index_elements=["model"], set_={"available": False, "reason": reason, "updated_at": at}
+    )
+    await session.execute(statement)
 
 
 async def add_failure_counts(session: AsyncSession, batch_id: str, pass_id: int, codes: Mapping[str, int]) -> None:

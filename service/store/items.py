@@ -73,8 +73,13 @@ async def queued_items(
     if retry:
         query = query.where(col(Item.next_reason) == RETRY_QUEUE)
     else:
-        query = query.where(col(Item.next_tier) == tier, col(Item.next_reason) != RETRY_QUEUE)
+        query = query.where(col(Item.next_tier) == tier, _not_a_retry())
     return list((await session.execute(query.order_by(col(Item.position)).limit(limit))).all())
+
+
+def _not_a_retry() -> Any:
+    """Queued by the cascade, not by a retry (a NULL reason counts as the cascade's: `!=` alone would drop it)."""
+    return or_(col(Item.next_reason).is_(None), col(Item.next_reason) != RETRY_QUEUE)
 
 
 async def queued_tiers(session: AsyncSession, batch_id: str) -> dict[int, int]:
@@ -84,7 +89,7 @@ async def queued_tiers(session: AsyncSession, batch_id: str) -> dict[int, int]:
         .where(
             col(Item.batch_id) == batch_id,
             col(Item.next_tier).is_not(None),
-            col(Item.next_reason) != RETRY_QUEUE,
+            _not_a_retry(),
         )
         .group_by(col(Item.next_tier))
     )

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.store.database import async_url
 from service.store.dialect import is_sqlite
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,11 @@ async def announce_work(session: AsyncSession) -> None:
 
 
 def listens(database_url: str) -> bool:
-    return make_url(database_url).get_backend_name() == "postgresql"
+    return async_url(database_url).get_backend_name() == "postgresql"
 
 
 def _dsn(database_url: str) -> str:
-    url = make_url(database_url).set(drivername="postgresql")
+    url = async_url(database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
 
 

@@ -4,7 +4,7 @@ store has no insert of its own), and the reads that check what a table holds aft
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,13 +14,14 @@ from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 
 from service.kit.clock import utcnow
-from service.models import DEFAULT_TENANT, Attempt, AttemptStatus, Batch, Item, PassKind, ProviderBatch
+from service.models import DEFAULT_TENANT, Attempt, AttemptStatus, Batch, Item, PassKind, ProviderBatch, WebhookDelivery
 from service.store import Database, Session, Sessions, transaction
 from service.store import attempts as attempts_store
 from service.store import batches as batches_store
 from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import passes as passes_store
+from service.store import webhooks as webhooks_store
 
 MODEL = "llama-3.1-8b-instant"
 STRONG_MODEL = "llama-3.3-70b-versatile"
@@ -28,6 +29,7 @@ CUSTOM_IDS = ("a", "b", "c")
 BIG_PICO = 7_000_000_000_123  # $7: far past 32-bit integers
 
 Row = TypeVar("Row", bound=SQLModel)
+T = TypeVar("T")
 
 
 def is_postgres(db: Database) -> bool:
@@ -61,6 +63,20 @@ async def add_batch(
 async def item_ids(session: Session, batch_id: str) -> dict[str, int]:
     rows = await session.execute(select(Item.custom_id, Item.id).where(Item.batch_id == batch_id))
     return {custom_id: int(item_id) for custom_id, item_id in rows}
+
+
+async def add_delivery(session: Session, batch_id: str, message_id: str, **values: Any) -> int:
+    """A webhook delivery of the batch's terminal event (through `insert_delivery`); its id."""
+    fields: dict[str, Any] = {
+        "event": "batch.completed",
+        "url": "https://example.test/hook",
+        "payload": '{"type": "batch.completed"}',
+        "next_attempt_at": utcnow(),
+    }
+    delivery = WebhookDelivery(batch_id=batch_id, message_id=message_id, **(fields | values))
+    await webhooks_store.insert_delivery(session, delivery)
+    assert delivery.id is not None
+    return delivery.id
 
 
 @dataclass(frozen=True)
@@ -251,14 +267,18 @@ async def scalar(sessions: Sessions, sql: str, **params: Any) -> Any:
         return (await session.execute(text(sql), params)).scalar()
 
 
+async def in_transaction(sessions: Sessions, work: Callable[[Session], Awaitable[T]]) -> T:
+    """`work` in a transaction of its own, committed, as another request or worker would run it."""
+    async with transaction(sessions) as session:
+        return await work(session)
+
+
+def meanwhile(sessions: Sessions, work: Callable[[Session], Awaitable[T]]) -> asyncio.Future[T]:
+    """`work` started now in a transaction of its own (another worker at the same time)."""
+    return asyncio.ensure_future(in_transaction(sessions, work))
+
+
 async def still_waiting(task: asyncio.Future[Any], seconds: float = 0.3) -> bool:
     """Whether `task` is still blocked after `seconds` (on another transaction's lock)."""
     await asyncio.wait([task], timeout=seconds)
     return not task.done()
-
-
-def counts_of(values: Iterable[Any]) -> dict[Any, int]:
-    found: dict[Any, int] = {}
-    for value in values:
-        found[value] = found.get(value, 0) + 1
-    return found

@@ -13,7 +13,16 @@ from service.kit.clock import utcnow
 from service.models import Batch, BatchStatus, Item, ItemStatus
 from service.store import Database, transaction
 from service.store import batches as batches_store
-from tests.store.rows import add_batch, all_rows, items_by_custom_id, new_batch, one_row, still_waiting
+from tests.store.rows import (
+    add_batch,
+    all_rows,
+    in_transaction,
+    items_by_custom_id,
+    meanwhile,
+    new_batch,
+    one_row,
+    still_waiting,
+)
 
 
 async def test_insert_batch_stores_every_item_in_submission_order(db: Database) -> None:
@@ -99,15 +108,11 @@ async def test_add_to_counters_adds_in_place_and_never_recomputes_from_the_items
 async def test_concurrent_additions_to_the_counters_add_up(db: Database) -> None:
     async with transaction(db.api) as session:
         await add_batch(session, "lb_one")
-    first = db.workers()
-    async with first, first.begin():
+    async with transaction(db.workers) as first:
         await batches_store.add_to_counters(first, "lb_one", succeeded=2, output_tokens=10)
-
-        async def other_ingest() -> None:
-            async with transaction(db.workers) as session:
-                await batches_store.add_to_counters(session, "lb_one", succeeded=1, output_tokens=5)
-
-        other = asyncio.ensure_future(other_ingest())
+        other = meanwhile(
+            db.workers, lambda session: batches_store.add_to_counters(session, "lb_one", succeeded=1, output_tokens=5)
+        )
         assert await still_waiting(other), "the second write waits for the first transaction"
     await other
     batch = await one_row(db.api, Batch, "lb_one")
@@ -141,15 +146,9 @@ async def test_reserve_refuses_what_would_pass_the_budget_counting_what_was_spen
 async def test_two_concurrent_reservations_never_overshoot_the_budget(db: Database) -> None:
     async with transaction(db.api) as session:
         await add_batch(session, "lb_capped", budget_pico=100)
-    first = db.workers()
-    async with first, first.begin():
+    async with transaction(db.workers) as first:
         assert await batches_store.reserve(first, "lb_capped", 60)
-
-        async def second_worker() -> bool:
-            async with transaction(db.workers) as session:
-                return await batches_store.reserve(session, "lb_capped", 60)
-
-        second = asyncio.ensure_future(second_worker())
+        second = meanwhile(db.workers, lambda session: batches_store.reserve(session, "lb_capped", 60))
         assert await still_waiting(second), "the second reservation waits for the first to commit"
     assert not await second, "60 + 60 is past the budget of 100"
     assert (await one_row(db.api, Batch, "lb_capped")).reserved_pico == 60
@@ -159,11 +158,9 @@ async def test_many_concurrent_reservations_take_exactly_what_fits(db: Database)
     async with transaction(db.api) as session:
         await add_batch(session, "lb_capped", budget_pico=100)
 
-    async def reserve() -> bool:
-        async with transaction(db.workers) as session:
-            return await batches_store.reserve(session, "lb_capped", 15)
-
-    granted = await asyncio.gather(*(reserve() for _ in range(8)))
+    granted = await asyncio.gather(
+        *(in_transaction(db.workers, lambda s: batches_store.reserve(s, "lb_capped", 15)) for _ in range(8))
+    )
     assert sorted(granted) == [False, False, True, True, True, True, True, True]
     assert (await one_row(db.api, Batch, "lb_capped")).reserved_pico == 90
 

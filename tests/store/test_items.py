@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
 from service.kit.clock import utcnow
 from service.models import Attempt, Item, ItemStatus, PassKind
 from service.store import Database, transaction
+from service.store import attempts as attempts_store
 from service.store import items as items_store
 from service.store.items import RETRY_QUEUE
 from tests.store.rows import (
@@ -25,6 +27,8 @@ from tests.store.rows import (
     items_by_custom_id,
     merged_row,
     one_row,
+    pending_row,
+    scalar,
     seed,
     send_pass,
 )
@@ -57,27 +61,56 @@ async def test_find_and_status_counts_read_one_batchs_items(db: Database) -> Non
 
 async def test_first_pass_items_are_the_pending_items_never_sent_in_submission_order(db: Database) -> None:
     async with transaction(db.api) as session:
-        ids = await add_batch(session, "lb_one", ("z", "y", "x", "w"))
+        ids = await add_batch(session, "lb_one", ("z", "y", "x", "w", "u"))
         await add_batch(session, "lb_other", ("v",))
         await send_pass(session, "lb_one", {"y": ids["y"]})  # y is in flight
     await queue(db, "lb_one", {"w": (1, "escalated")})
     async with db.workers() as session:
-        rows = await items_store.first_pass_items(session, "lb_one")
-    assert [(row.id, row.custom_id, row.body_json, row.own_format) for row in rows] == [
-        (ids["z"], "z", body("z").decode(), False),
-        (ids["x"], "x", body("x").decode(), False),
+        rows = await items_store.first_pass_items(session, "lb_one", after_position=-1, limit=10)
+        page = await items_store.first_pass_items(session, "lb_one", after_position=0, limit=1)
+    assert [(row.id, row.position, row.custom_id, row.body_json, row.own_format) for row in rows] == [
+        (ids["z"], 0, "z", body("z").decode(), False),
+        (ids["x"], 2, "x", body("x").decode(), False),
+        (ids["u"], 4, "u", body("u").decode(), False),
     ]
+    assert [row.custom_id for row in page] == ["x"]
 
 
-async def test_the_cascade_queue_and_the_retry_queue_are_read_apart(db: Database) -> None:
+async def test_first_pass_pages_laid_out_one_after_another_take_every_item_once(db: Database) -> None:
+    custom_ids = [f"c{n:02d}" for n in range(23)]
+    async with transaction(db.api) as session:
+        await add_batch(session, "lb_one", custom_ids)
+        sent = await send_pass(session, "lb_one", {})
+    taken: list[str] = []
+    after = -1
+    while True:  # as lay-out does: each page gets its attempts before the next page is read
+        async with transaction(db.workers) as session:
+            page = await items_store.first_pass_items(session, "lb_one", after_position=after, limit=5)
+            if not page:
+                break
+            await attempts_store.insert_rows(
+                session, [pending_row(row.id, sent.pass_id, sent.chunk_id) for row in page]
+            )
+        taken += [row.custom_id for row in page]
+        after = page[-1].position
+    assert taken == custom_ids
+
+
+async def test_the_cascade_queue_and_the_retry_queue_are_read_apart_a_page_at_a_time(db: Database) -> None:
     async with transaction(db.api) as session:
         await add_batch(session, "lb_one", FIVE)
     await queue(db, "lb_one", {"e": (1, "escalated"), "b": (1, "escalated"), "c": (2, "resent"), "d": (1, RETRY_QUEUE)})
     async with db.workers() as session:
-        tier_one = await items_store.queued_items(session, "lb_one", tier=1, retry=False)
-        retry = await items_store.queued_items(session, "lb_one", tier=None, retry=True)
+        tier_one = await items_store.queued_items(session, "lb_one", tier=1, retry=False, after_position=-1, limit=9)
+        first = await items_store.queued_items(session, "lb_one", tier=1, retry=False, after_position=-1, limit=1)
+        rest = await items_store.queued_items(session, "lb_one", tier=1, retry=False, after_position=1, limit=9)
+        retry = await items_store.queued_items(session, "lb_one", tier=None, retry=True, after_position=-1, limit=9)
         tiers = await items_store.queued_tiers(session, "lb_one")
-    assert [(row.custom_id, row.next_reason) for row in tier_one] == [("b", "escalated"), ("e", "escalated")]
+    assert [(row.custom_id, row.position, row.next_reason) for row in tier_one] == [
+        ("b", 1, "escalated"),
+        ("e", 4, "escalated"),
+    ]
+    assert ([row.custom_id for row in first], [row.custom_id for row in rest]) == (["b"], ["e"])
     assert [row.custom_id for row in retry] == ["d"]
     assert tiers == {1: 2, 2: 1}, "a retry's queue is not a tier's"
 
@@ -256,3 +289,16 @@ async def test_stream_for_chunk_yields_the_chunks_lines_in_submission_order(db: 
     async with db.workers() as session:
         lines = [line async for line in items_store.stream_for_chunk(session, first.chunk_id)]
     assert lines == [("s", body("s").decode(), None), ("q", body("q").decode(), '{"tier": 1}')]
+
+
+@pytest.mark.postgres
+async def test_only_a_bulk_load_refreshes_postgresqls_statistics(pg_db: Database) -> None:
+    await seed(pg_db.workers, custom_ids=[f"c{n}" for n in range(40)])
+    counts = "SELECT string_agg(relname || '=' || reltuples, ' ' ORDER BY relname) FROM pg_class WHERE relname IN ({})"
+    tables = counts.format("'items', 'attempts', 'provider_batches'")
+    async with transaction(pg_db.workers) as session:
+        await items_store.after_bulk_load(session, items_store.BULK_LOAD_ROWS - 1)
+    assert await scalar(pg_db.api, tables) == "attempts=-1 items=-1 provider_batches=-1"
+    async with transaction(pg_db.workers) as session:
+        await items_store.after_bulk_load(session, items_store.BULK_LOAD_ROWS)
+    assert await scalar(pg_db.api, tables) == "attempts=40 items=40 provider_batches=1"

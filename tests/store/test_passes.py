@@ -14,7 +14,7 @@ from service.store import Database, transaction
 from service.store import chunks as chunks_store
 from service.store import passes as passes_store
 from service.store.passes import FINAL, PassNumberTaken
-from tests.store.rows import BIG_PICO, MODEL, STRONG_MODEL, add_batch, all_rows, one_row, seed, still_waiting
+from tests.store.rows import BIG_PICO, MODEL, STRONG_MODEL, add_batch, all_rows, meanwhile, one_row, seed, still_waiting
 
 
 async def test_insert_numbers_each_batchs_passes_from_one(db: Database) -> None:
@@ -45,15 +45,9 @@ async def test_a_pass_number_taken_by_a_concurrent_transaction_is_pass_number_ta
     async with transaction(db.api) as session:
         await add_batch(session, "lb_one")
         await passes_store.insert(session, "lb_one", kind=PassKind.PRIMARY, model=MODEL)
-    first = db.api()
-    async with first, first.begin():
+    async with transaction(db.api) as first:
         assert (await passes_store.insert(first, "lb_one", kind=PassKind.RETRY, model=MODEL)).number == 2
-
-        async def second_retry() -> None:
-            async with transaction(db.api) as session:
-                await passes_store.insert(session, "lb_one", kind=PassKind.RETRY, model=STRONG_MODEL)
-
-        second = asyncio.ensure_future(second_retry())
+        second = meanwhile(db.api, lambda s: passes_store.insert(s, "lb_one", kind=PassKind.RETRY, model=STRONG_MODEL))
         assert await still_waiting(second), "the second insert waits for the first transaction"
     with pytest.raises(PassNumberTaken):
         await second
