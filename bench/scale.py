@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -169,7 +170,17 @@ def result_lines(items: list[dict[str, Any]], passes: int, failed_share: float) 
 def raw_limit(body: bytes, results: list[list[bytes]]) -> float:
     """CPU seconds for the least any implementation must do with these bytes: parse the submission, serialise
     every request line of every pass, parse every result line and its JSON content, insert it all into SQLite
-    in one transaction."""
+    in one transaction. The best of three runs, with the garbage collector off (this process holds the whole
+    workload, which would make every collection slow)."""
+    gc.collect()
+    gc.disable()
+    try:
+        return min(_raw_once(body, results) for _ in range(3))
+    finally:
+        gc.enable()
+
+
+def _raw_once(body: bytes, results: list[list[bytes]]) -> float:
     started = time.process_time()
     submission = orjson.loads(body)
     items = submission["items"]
@@ -274,7 +285,6 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             "GROQ_BASE_URL": provider,
             "GROQ_API_KEY": "bench",
             "POLL_INTERVAL_SECONDS": "0.1",
-            "WORKER_IDLE_SECONDS": "0.05",
             "LOG_LEVEL": "WARNING",
             "LOG_FORMAT": "text",
             "SPOOL_DIR": str(work / f"spool-{database}-{items}"),

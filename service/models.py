@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from service.kit.clock import utcnow
@@ -138,7 +138,14 @@ class Item(SQLModel, table=True):
         UniqueConstraint("batch_id", "custom_id", name="uq_items_batch_custom_id"),
         Index("ix_items_batch_position", "batch_id", "position"),
         Index("ix_items_batch_status", "batch_id", "status"),
-        Index("ix_items_batch_next_tier", "batch_id", "next_tier"),
+        # Only queued items: the index stays tiny, and an item's other writes never touch it.
+        Index(
+            "ix_items_batch_next_tier",
+            "batch_id",
+            "next_tier",
+            sqlite_where=text("next_tier IS NOT NULL"),
+            postgresql_where=text("next_tier IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -143,7 +143,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("error_message", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("changed_pass", sa.Integer(), nullable=False, server_default=big_zero))
         batch_op.add_column(sa.Column("updated_at", sa.DateTime(), nullable=True))
-        batch_op.create_index("ix_items_batch_next_tier", ["batch_id", "next_tier"], unique=False)
+        batch_op.create_index(
+            "ix_items_batch_next_tier",
+            ["batch_id", "next_tier"],
+            unique=False,
+            sqlite_where=sa.text("next_tier IS NOT NULL"),
+            postgresql_where=sa.text("next_tier IS NOT NULL"),
+        )
     has_format = (
         "jsonb_exists(body::jsonb, 'response_format')"
         if _postgres()

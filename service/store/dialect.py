@@ -118,13 +118,21 @@ async def execute_many(session: AsyncSession, statement: str, rows: Sequence[Seq
         return
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
-        prepared = [
-            tuple(value.strftime(SQLITE_TIMESTAMP) if isinstance(value, datetime) else value for value in row)
-            for row in rows
-        ]
+        columns = [index for index, value in enumerate(rows[0]) if isinstance(value, datetime)]
+        prepared = [_with_timestamps(row, columns) for row in rows] if columns else [tuple(row) for row in rows]
         await connection.exec_driver_sql(statement, prepared)
     else:
         await connection.exec_driver_sql(_numbered(statement), [tuple(row) for row in rows])
+
+
+def _with_timestamps(row: Sequence[Any], columns: Sequence[int]) -> tuple[Any, ...]:
+    """The row with its datetimes (in the columns where the first row has them) as SQLite text."""
+    values = list(row)
+    for index in columns:
+        value = values[index]
+        if isinstance(value, datetime):
+            values[index] = value.strftime(SQLITE_TIMESTAMP)
+    return tuple(values)
 
 
 def insert_statement(table: str, columns: Sequence[str]) -> str:

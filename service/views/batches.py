@@ -156,5 +156,6 @@ async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True
         updated_at=batch.updated_at,
         finished_at=batch.finished_at,
         results_url=results_url(batch.id),
-        webhook=await webhook_out(session, batch.id) if with_webhook else None,
+        # No callback_url, no delivery: the common status GET saves its reads.
+        webhook=await webhook_out(session, batch.id) if with_webhook and batch.callback_url else None,
     )
