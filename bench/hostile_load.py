@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import payload, proc_stat, start, wait_http  # noqa: E402
+from scale import payload, proc_stat, service_command, start, stop_all, wait_http  # noqa: E402
 
 from tests.loopback import free_port  # noqa: E402
 from tests.reliability.test_hostile_load import EVIL_ID, evil_batch  # noqa: E402
@@ -168,20 +167,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
             "SPOOL_DIR": str(work / "spool"),
         }
         service = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "service.app:serve_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(service_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            service_command(service_port),
             service_env,
             work / "service.log",
         )
@@ -214,12 +200,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
             objects = b'{"items":[' + b'{"custom":"x","b":1},' * 999_999 + b'{"custom":"x","b":1}]}'
             print(await refuse(client, service.pid, objects, "10^6 invalid item objects"))
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(processes)
 
 
 def main() -> None:

@@ -102,6 +102,34 @@ def proc_stat(pid: int) -> ProcStat:
     return ProcStat(cpu, hwm)
 
 
+def service_command(port: int) -> list[str]:
+    """The service as a deployment runs it (uvicorn, workers in the same process), quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "service.app:serve_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each (SIGINT to py-spy, which then writes its samples), in order; SIGKILL what lingers."""
+    for process in processes:
+        process.send_signal(signal.SIGINT if process.args[0] == "py-spy" else signal.SIGTERM)  # type: ignore[index]
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
     return subprocess.Popen(args, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -291,20 +319,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             "MAX_ITEMS_PER_BATCH": str(max(items, 200_000)),
         }
         service = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "service.app:serve_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            service_command(port),
             service_env,
             work / f"service-{database}-{items}.log",
         )
@@ -373,12 +388,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             succeeded=summary["counts"]["succeeded"],
         )
     finally:
-        for process in processes:  # py-spy, if any, first: it writes its samples on SIGINT
-            process.send_signal(signal.SIGINT if process.args[0] == "py-spy" else signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all(processes)
         if dropped is not None:
             await drop_postgres(args.pg_dsn, dropped)
 

@@ -65,6 +65,13 @@ SUBMISSION_BODY: dict[str, Any] = {
     }
 }
 
+SUBMISSION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body could not be read (not UTF-8)"},
+    408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
+    413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+    415: {"description": "Neither application/json nor application/x-ndjson"},
+}
+
 
 def _limits(state: StateDep) -> Limits:
     settings = state.settings
@@ -93,11 +100,8 @@ def _header(raw: dict[str, Any]) -> BatchHeader:
     summary="Submit items for a batch run through a cascade of models (JSON, or streamed NDJSON)",
     openapi_extra=SUBMISSION_BODY,
     responses={
-        400: {"description": "The body could not be read (not UTF-8)"},
-        408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
+        **SUBMISSION_RESPONSES,
         409: {"description": "A request with this Idempotency-Key is still in progress (see Retry-After)"},
-        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
-        415: {"description": "Neither application/json nor application/x-ndjson"},
     },
 )
 async def create_batch(
@@ -130,12 +134,7 @@ async def create_batch(
     "items moving on come from this tenant's past attempts of the model (same output schema first), or from "
     "the catalogue's priors without history: each tier says which, and how many attempts it rests on.",
     openapi_extra=SUBMISSION_BODY,
-    responses={
-        400: {"description": "The body could not be read (not UTF-8)"},
-        408: {"description": "The body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS)"},
-        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
-        415: {"description": "Neither application/json nor application/x-ndjson"},
-    },
+    responses=SUBMISSION_RESPONSES,
 )
 async def estimate_batch(
     request: Request,

@@ -29,11 +29,15 @@ def usd(pico: int) -> Decimal:
 
 
 def usd_text(pico: int) -> str:
-    """Exact USD as a decimal string without exponent or trailing zeros (`"0.0256051875"`, `"0"`)."""
-    text = format(usd(pico), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """Exact USD as a decimal string without exponent or trailing zeros (`"0.0256051875"`, `"0"`). Integer
+    arithmetic: an export writes it for every row and every attempt."""
+    whole, fraction = divmod(abs(pico), PICO_PER_USD)
+    sign = "-" if pico < 0 else ""
+    if not fraction:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:012d}".rstrip("0")
 
 
 def usd_float(pico: int) -> float:
-    """The same amount as a JSON number for callers that read floats (rounded only at the last digit)."""
-    return float(usd(pico))
+    """The same amount as a JSON number for callers that read floats (int / int is correctly rounded)."""
+    return pico / PICO_PER_USD

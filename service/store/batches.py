@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.kit.clock import utcnow
 from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus
 from service.store.dialect import execute_many, insert_statement
-from service.store.unit import rows_affected
+from service.store.unit import add_in_place, rows_affected
 
 INSERT_ROWS = 2000  # items per INSERT statement: bounded memory for any batch size
 
@@ -149,12 +149,7 @@ COUNTERS = (
 
 async def add_to_counters(session: AsyncSession, batch_id: str, **deltas: int) -> None:
     """`counter = counter + delta` in one statement: concurrent ingests of one batch add up, never overwrite."""
-    unknown = set(deltas) - set(COUNTERS)
-    if unknown:
-        raise ValueError(f"not a batch counter: {sorted(unknown)}")
-    changes = {name: col(getattr(Batch, name)) + delta for name, delta in deltas.items() if delta}
-    if changes:
-        await session.execute(update(Batch).where(col(Batch.id) == batch_id).values(**changes))
+    await add_in_place(session, Batch, batch_id, COUNTERS, deltas, "batch")
 
 
 async def reserve(session: AsyncSession, batch_id: str, amount_pico: int) -> bool:

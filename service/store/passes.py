@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import ChunkState, FailureCount, Pass, ProviderBatch
 from service.store.dialect import add_failure_counts
+from service.store.unit import add_in_place
 
 FINAL = 0  # the pass_id under which a batch's final failures are counted
 
@@ -76,12 +77,7 @@ PASS_COUNTERS = ("items", "succeeded", "failed", "reused", "input_tokens", "outp
 
 
 async def add_to_counters(session: AsyncSession, pass_id: int, **deltas: int) -> None:
-    unknown = set(deltas) - set(PASS_COUNTERS)
-    if unknown:
-        raise ValueError(f"not a pass counter: {sorted(unknown)}")
-    changes = {name: col(getattr(Pass, name)) + delta for name, delta in deltas.items() if delta}
-    if changes:
-        await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**changes))
+    await add_in_place(session, Pass, pass_id, PASS_COUNTERS, deltas, "pass")
 
 
 async def open_chunk_count(session: AsyncSession, pass_id: int) -> int:
