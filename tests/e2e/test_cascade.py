@@ -21,7 +21,7 @@ from tests.payloads import pr_batch
 
 SMALL = "openai/gpt-oss-20b"
 LARGE = "openai/gpt-oss-120b"
-CATALOGUE = Catalogue.build()
+CATALOGUE = Catalogue.build(prices={"meta-llama/llama-4-scout-17b-16e-instruct": (0.055, 0.11)})
 
 
 def best_effort(count: int, **extra: Any) -> dict[str, Any]:
@@ -422,3 +422,29 @@ async def test_lines_too_large_for_a_provider_file_are_refused_at_submit(
     assert refused.status_code == 422
     assert "pr-1" in refused.json()["detail"] and "bytes" in refused.json()["detail"]
     assert (await service.client.get("/batches")).json()["data"] == []
+
+
+async def test_three_tiers_each_take_what_the_one_before_could_not(start_service: Any, database_url: str) -> None:
+    """The invariants hold with N tiers: one row per item, no succeeded item sent again, each tier priced on its
+    own catalogue price, the total adding up."""
+    third = "meta-llama/llama-4-scout-17b-16e-instruct"
+    half_fail = ModelBehaviour(0.5, 0.0, 0.0, 0.0)
+    config = fast_emulator_config(behaviours={SMALL: half_fail, LARGE: half_fail})
+    service: Service = await start_service(database_url, emulator_config=config, model_prices={third: [0.055, 0.11]})
+    cascade = [{"model": SMALL}, {"model": LARGE}, {"model": third, "params": {"temperature": 0.2}}]
+    created = await service.submit(best_effort(120, cascade=cascade))
+    summary = await service.wait(created["id"])
+
+    assert [tier["model"] for tier in summary["tiers"]] == [SMALL, LARGE, third]
+    assert all(tier["items"] > 0 for tier in summary["tiers"]), summary["tiers"]
+    rows = await service.results(created["id"])
+    assert_each_item_once(rows, {f"pr-{n}" for n in range(1, 121)})
+    assert {row["tier"] for row in rows if row["status"] == "succeeded"} == {0, 1, 2}
+    for row in rows:
+        tiers = [step["tier"] for step in row["lineage"]]
+        assert tiers == sorted(tiers), "an item only moves down the cascade"
+        assert all(step["outcome"] != "succeeded" for step in row["lineage"][:-1]), "a success is never resent"
+    third_pass = next(p for p in summary["passes"] if p["tier"] == 2)
+    sent = [b for b in provider_batches(service.emulator) if b.metadata["pass"] == str(third_pass["number"])]
+    assert sent and all(b.metadata["model"] == third for b in sent)
+    assert_cost_is_usage_times_price(summary)
