@@ -245,7 +245,9 @@ def run(url: str, settings: Settings, payload: dict[str, Any], timeout: float, o
     with LlmBatchClient(url, token, timeout=60.0) as client:
         catalogue = client.models()
         cascade = list(catalogue.default_cascade)
-        options = options_of(payload, reuse=True)
+        # Billed in full even when an earlier demo ran the same items (this database remembers them); step 4
+        # asks for reuse.
+        options = options_of(payload, reuse=False)
         print(f"\n1. What it will cost, before anything is sent ({' -> '.join(cascade)}):\n", file=out)
         estimate = client.estimate(items, options, fallback=True)
         print(estimate_report(estimate), file=out)
@@ -274,7 +276,7 @@ def run(url: str, settings: Settings, payload: dict[str, Any], timeout: float, o
         print("\n3. " + "\n".join(comparison_lines(comparison)), file=out)
 
         print("\n4. The same items again, with reuse (a backfill started over):\n", file=out)
-        again = watch(client, client.submit(items, options, fallback=True), timeout, out)
+        again = watch(client, client.submit(items, options_of(payload, reuse=True), fallback=True), timeout, out)
         sent = sum(len(p.provider_batches) for p in again.passes)
         print(
             f"   {again.counts.succeeded} of {again.counts.total} answered by reuse; billed {usd(again.cost.usd)},"
