@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -27,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import FailureCount, ModelAvailability
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK_KEY = 727274
@@ -44,11 +48,30 @@ def is_sqlite(session: AsyncSession) -> bool:
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; the busy timeout makes writers queue instead of failing.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL unless it already is. WAL is a property of the file, not of the connection.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once, without the busy
+    timeout, while another connection holds it (several processes starting on a new file at once). That
+    other connection is migrating or switching it, and the next connection opened finds WAL: this one carries
+    on in the mode the file has.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as error:
+        if "locked" not in str(error):
+            raise
+        logger.info("SQLite file busy; this connection keeps its journal mode until the file is switched to WAL")
 
 
 def configure_sqlite_engine(engine: AsyncEngine, url: URL) -> None:
