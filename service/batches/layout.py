@@ -24,6 +24,7 @@ from service.batches.config import LifecycleConfig
 from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
+from service.kit.cooperative import each
 from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
@@ -200,7 +201,7 @@ async def _lay_out_group(
     """One group of items: build, look up reuse, write or reuse. (reused count, what reuse saved)."""
     assert pass_.id is not None
     built_lines = []
-    for row in group:
+    async for row in each(group):
         body = orjson.loads(row.body_json)
         overrides = orjson.loads(row.next_overrides_json) if row.next_overrides_json else None
         built = spec.build(row.custom_id, body, overrides)
@@ -214,7 +215,7 @@ async def _lay_out_group(
         found = await attempts_store.reusable(session, batch.tenant, hashes, since, sorted(routing.REPLAYABLE))
     pending: list[dict[str, Any]] = []
     reused_rows: list[tuple[Any, attempts_store.Reusable, dict[str, Any]]] = []
-    for row, built, overrides, hashed in built_lines:
+    async for row, built, overrides, hashed in each(built_lines):
         reason = _reason(pass_, row.next_reason)
         reasons[reason] += 1
         base = {

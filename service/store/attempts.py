@@ -14,6 +14,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
+from service.kit.cooperative import each
 from service.models import Attempt, AttemptStatus, Batch, Item, ItemStatus, Pass, ProviderBatch
 from service.store.dialect import execute_many, insert_statement
 from service.store.items import IDS_PER_STATEMENT
@@ -68,7 +69,7 @@ async def pending_of_chunk(session: AsyncSession, chunk_id: int) -> dict[str, Pe
         .join(Item, col(Item.id) == col(Attempt.item_id))
         .where(col(Attempt.provider_batch_row_id) == chunk_id, col(Attempt.status) == AttemptStatus.PENDING)
     )
-    return {row[2]: PendingAttempt(*row) for row in rows}
+    return {row[2]: PendingAttempt(*row) async for row in each(rows)}
 
 
 _FINISHED_COLUMNS = (
@@ -175,7 +176,7 @@ async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int
             .where(*where)
             .order_by(col(Attempt.item_id), col(Pass.number))
         )
-        for item_id, *step in rows:
+        async for item_id, *step in each(rows):
             if item_id in wanted:
                 lineage.setdefault(int(item_id), []).append(LineageStep(*step))
     return lineage

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from service.kit.cooperative import STEPS_PER_TURN, each, give_way
 from service.models import Attempt, Item, ItemStatus, Pass
 from service.pipeline.cost import usd_float, usd_text
 from service.store import Session, Sessions
@@ -98,7 +99,7 @@ async def result_rows(
     has_more = len(records) > limit
     records = records[:limit]
     lineage = await attempts_store.lineage_of(session, [record.item_id for record in records])
-    rows = [row_dict(record, lineage.get(record.item_id, []), raw=raw) for record in records]
+    rows = [row_dict(record, lineage.get(record.item_id, []), raw=raw) async for record in each(records)]
     return rows, records[-1].position if has_more else None
 
 
@@ -118,9 +119,10 @@ async def ndjson_pages(
     while True:
         if limit is not None:
             rows = rows[: max(0, limit - sent)]
-        if rows:
-            yield b"".join(encode(row) + b"\n" for row in rows)
-            sent += len(rows)
+        for start in range(0, len(rows), STEPS_PER_TURN):  # one write per slice, the event loop runs between
+            yield b"".join(encode(row) + b"\n" for row in rows[start : start + STEPS_PER_TURN])
+            await give_way()
+        sent += len(rows)
         if cursor is None or (limit is not None and sent >= limit):
             return
         size = page_size if limit is None else min(page_size, limit - sent)
