@@ -46,6 +46,7 @@ router = APIRouter(prefix="/batches", tags=["batches"])
 
 CURSOR_PATTERN = re.compile(r"[0-9]{1,9}")  # an item position; int32 on PostgreSQL
 BATCH_CURSOR_PATTERN = re.compile(r"lb_[0-9a-z]{26}")
+FallbackQuery = Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")]
 NDJSON_PAGE = 5000  # rows read per query of an export (one connection per page, released between)
 EXPORT_RETRY_AFTER_SECONDS = 2
 
@@ -110,7 +111,7 @@ async def create_batch(
     state: StateDep,
     principal: PrincipalDep,
     idempotency: IdempotencyDep,
-    fallback: Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")] = False,
+    fallback: FallbackQuery = False,
 ) -> Response:
     async with _submission(request, state, fallback) as (new, staged, body_hash):
         replay = await idempotency.begin(state, body_hash)
@@ -141,7 +142,7 @@ async def estimate_batch(
     session: SessionDep,
     state: StateDep,
     principal: PrincipalDep,
-    fallback: Annotated[bool, Query(description="Run the default cascade (failures to stronger models)")] = False,
+    fallback: FallbackQuery = False,
 ) -> Estimate:
     async with _submission(request, state, fallback) as (new, staged, _body_hash):
         result = await estimate(session, state.config, principal.tenant, new, staged)

@@ -23,6 +23,7 @@ from fastapi import Request
 from service.api.json_stream import Builder, Feeder, Refused, json_refusal, parse_bytes, too_deep
 from service.api.limits import MAX_JSON_DEPTH, nests_deeper_than
 from service.batches.staging import StagedItems
+from service.kit.cooperative import give_way
 from service.kit.problems import Problem, invalid, limit_exceeded
 from service.pipeline.errors import SubmissionError
 from service.pipeline.validation import ItemChecker
@@ -124,7 +125,7 @@ async def _feed_body(reader: BodyReader, builder: Builder) -> None:
     try:
         while chunk := await reader.next_chunk():
             feeder.feed(chunk)
-            await asyncio.sleep(0)
+            await give_way()
         feeder.feed(b"", final=True)
     except (ijson.JSONError, UnicodeDecodeError) as error:
         if builder.top is None and not builder.stack and reader.consumed == 0:

@@ -8,7 +8,6 @@ first-tier request already succeeded are counted as answered for free.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from service.batches.config import LifecycleConfig
 from service.batches.staging import StagedItems
 from service.batches.submission import CheckedBatch, NewBatch, check_new_batch, effective_schema
 from service.kit.clock import utcnow
+from service.kit.cooperative import each
 from service.pipeline import estimate as forecasting
 from service.pipeline.cost import PICO_PER_USD
 from service.pipeline.requests import request_hash
@@ -113,7 +113,7 @@ async def _count_lines(
     counts = [_Counts() for _ in checked.tiers]
     methods: list[Method] = []
     hashes: list[str] = []
-    for item in staged:
+    async for item in each(staged, GROUP):
         body = orjson.loads(item.body_json)
         known: dict[str, int] = {}  # messages' tokens by tokenizer family: counted once per item
         for index, spec in enumerate(checked.specs):
@@ -134,8 +134,6 @@ async def _count_lines(
             tally.strict_lines += built.strict
             if index == 0:
                 hashes.append(request_hash(tenant, built.body))
-        if item.position % GROUP == GROUP - 1:
-            await asyncio.sleep(0)
     return counts, methods, hashes
 
 

@@ -9,7 +9,6 @@ them, so laying out a large pass never holds an API in the same process for long
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from service.batches.config import LifecycleConfig
 from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
-from service.kit.cooperative import each
+from service.kit.cooperative import each, give_way
 from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
@@ -164,7 +163,7 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
             taken += len(group)
             reused_total += reused
             saved_total += saved
-            await asyncio.sleep(0)
+            await give_way()
         await layout.close()
     except BaseException:
         layout.abort()

@@ -7,7 +7,6 @@ nothing behind, and the next one ingests again from the start without double cou
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import orjson
 from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes
 from service.kit.clock import utcnow
+from service.kit.cooperative import each, give_way
 from service.models import ChunkState
 from service.observability import metrics
 from service.pipeline import failure_codes
@@ -116,10 +116,8 @@ async def _classify(
     expectation = spec.expectation()
     outcomes: list[tuple[PendingAttempt, Outcome]] = []
     malformed = lines_read = 0
-    for raw in _lines(paths):
+    async for raw in each(_lines(paths), CLASSIFY_SLICE):
         lines_read += 1
-        if lines_read % CLASSIFY_SLICE == 0:
-            await asyncio.sleep(0)
         line = parse_result_line(raw)
         if line is None:
             malformed += 1
@@ -165,7 +163,7 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
         for start in range(0, max(1, len(outcomes)), MERGE_GROUP):  # the event loop runs between groups
             group = outcomes[start : start + MERGE_GROUP]
             await merge_outcomes(session, ctx.config, batch, pass_, group, released_pico=released if not start else 0)
-            await asyncio.sleep(0)
+            await give_way()
         await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
     logger.info(
         "ingested provider batch %s (%s): %d results, %d unreadable lines",
