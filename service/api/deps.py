@@ -57,7 +57,8 @@ class AppState:
         return self.database.api
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    """Async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a hop per request."""
     state: AppState = request.app.state.llm_batch
     return state
 

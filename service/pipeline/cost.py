@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 PICO_PER_USD = 10**12
 # A price in USD per 1M tokens, times this, is the price of one token in picodollars.
@@ -28,9 +29,11 @@ def usd(pico: int) -> Decimal:
     return Decimal(pico) / PICO_PER_USD
 
 
+@lru_cache(maxsize=65_536)
 def usd_text(pico: int) -> str:
     """Exact USD as a decimal string without exponent or trailing zeros (`"0.0256051875"`, `"0"`). Integer
-    arithmetic: an export writes it for every row and every attempt."""
+    arithmetic, and remembered: an export writes it for every row and every attempt, mostly the same few
+    amounts."""
     whole, fraction = divmod(abs(pico), PICO_PER_USD)
     sign = "-" if pico < 0 else ""
     if not fraction:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, or_
 from sqlalchemy import select as sa_select
@@ -124,8 +124,7 @@ async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pa
     return [(attempt, pass_, provider_id) for attempt, pass_, provider_id in rows]
 
 
-@dataclass(frozen=True)
-class LineageStep:
+class LineageStep(NamedTuple):
     pass_number: int
     tier: int | None
     model: str
@@ -168,7 +167,7 @@ async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int
     ]
     lineage: dict[int, list[LineageStep]] = {}
     for where in conditions:
-        rows = await session.execute(
+        rows = await (await session.connection()).execute(
             sa_select(*columns)
             .join(Pass, col(Pass.id) == col(Attempt.pass_id))
             .outerjoin(source, col(source.id) == col(Attempt.reused_from_attempt_id))
@@ -176,7 +175,7 @@ async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int
             .where(*where)
             .order_by(col(Attempt.item_id), col(Pass.number))
         )
-        async for item_id, *step in each(rows):
+        async for item_id, *step in each(rows.all()):
             if item_id in wanted:
                 lineage.setdefault(int(item_id), []).append(LineageStep(*step))
     return lineage

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
@@ -24,8 +24,9 @@ class ResultFilter:
     updated_after: datetime | None = None
 
 
-@dataclass(frozen=True)
-class ResultRecord:
+class ResultRecord(NamedTuple):
+    """One page row as the driver returns it (a tuple: no per-row object to build)."""
+
     item_id: int
     position: int
     custom_id: str
@@ -101,5 +102,6 @@ async def page(
         query = query.where(col(Item.changed_pass) > where.since_pass)
     if where.updated_after is not None:
         query = query.where(col(Item.updated_at) > where.updated_after)
-    rows = await session.execute(query)
-    return [ResultRecord(*row) for row in rows]
+    # Run by the connection, not the ORM session: the rows are plain columns, no entity to load.
+    rows = await (await session.connection()).execute(query)
+    return [ResultRecord._make(row) for row in rows.all()]

@@ -6,7 +6,9 @@ A row is built from plain columns and written with orjson: an output stored as J
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,6 +26,7 @@ from service.views.schemas import AttemptOut, ErrorOut, ItemOut, ResultRow, Usag
 __all__ = ["ResultFilter", "attempt_out", "encode", "item_out", "ndjson_pages", "result_rows", "row_dict"]
 
 UNDECIDED = frozenset({ItemStatus.PENDING})
+DECIDED_FOR_GOOD = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED})
 # Rows carry naive UTC timestamps from the database: written with their zone (`...Z`).
 JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 
@@ -59,24 +62,34 @@ def _error(record: ResultRecord) -> dict[str, Any] | None:
     return None
 
 
+@lru_cache(maxsize=65_536)
+def _lineage_json(steps: tuple[LineageStep, ...]) -> orjson.Fragment:
+    """A lineage as JSON, remembered: most items of a batch share theirs (same passes, outcomes and cost)."""
+    return orjson.Fragment(encode([_step(step) for step in steps]))
+
+
 def row_dict(record: ResultRecord, lineage: Sequence[LineageStep], *, raw: bool) -> dict[str, Any]:
-    """One merged row. `raw`: stored JSON (output, metadata) goes in as a Fragment, for orjson to write."""
+    """One merged row. `raw`: stored JSON (output, metadata, lineage) goes in as a Fragment, for orjson to
+    write."""
     decided = record.pass_number is not None and record.status not in UNDECIDED
-    succeeded = decided and record.attempt_status == "succeeded"
-
-    def json_value(text: str | None) -> Any:
-        if text is None:
-            return None
-        return orjson.Fragment(text) if raw else orjson.loads(text)
-
+    metadata = record.metadata_json
+    output = record.output_json if decided and record.attempt_status == "succeeded" else None
+    if raw:
+        metadata_value = None if metadata is None else orjson.Fragment(metadata)
+        output_value = None if output is None else orjson.Fragment(output)
+        lineage_value: Any = _lineage_json(tuple(lineage))
+    else:
+        metadata_value = None if metadata is None else orjson.loads(metadata)
+        output_value = None if output is None else orjson.loads(output)
+        lineage_value = [_step(step) for step in lineage]
     return {
         "custom_id": record.custom_id,
         "status": record.status,
-        "metadata": json_value(record.metadata_json),
+        "metadata": metadata_value,
         "model": record.model if decided else None,
         "pass": record.pass_number if decided else None,
         "tier": record.tier if decided else None,
-        "output": json_value(record.output_json) if succeeded else None,
+        "output": output_value,
         "content": record.content if decided else None,
         "usage": {"input_tokens": record.input_tokens or 0, "output_tokens": record.output_tokens or 0}
         if decided
@@ -85,10 +98,35 @@ def row_dict(record: ResultRecord, lineage: Sequence[LineageStep], *, raw: bool)
         "cost_usd_exact": usd_text(record.cost_pico),
         "attempts": record.attempts,
         "error": _error(record),
-        "lineage": [_step(step) for step in lineage],
+        "lineage": lineage_value,
         "changed_in_pass": record.changed_pass,
         "updated_at": record.updated_at,
     }
+
+
+def _only_step(record: ResultRecord) -> LineageStep | None:
+    """The lineage of an item decided for good by its one and only attempt, read off its row: most rows of a
+    batch, which then need no lineage query. None when the attempts must be read."""
+    if (
+        record.attempts != 1
+        or record.status not in DECIDED_FOR_GOOD
+        or record.pass_number is None
+        or record.attempt_status is None
+        or record.reused_from_attempt_id is not None
+    ):
+        return None
+    assert record.model is not None and record.sent_because is not None
+    return LineageStep(
+        pass_number=record.pass_number,
+        tier=record.tier,
+        model=record.model,
+        sent_because=record.sent_because,
+        status=record.attempt_status,
+        error_code=record.error_code,
+        cost_pico=record.cost_pico,  # the item's cost is its attempts' cost
+        reused_from_attempt_id=None,
+        reused_from_batch_id=None,
+    )
 
 
 async def result_rows(
@@ -98,8 +136,14 @@ async def result_rows(
     records = await results_store.page(session, batch_id, after_position=after_position, limit=limit + 1, where=where)
     has_more = len(records) > limit
     records = records[:limit]
-    lineage = await attempts_store.lineage_of(session, [record.item_id for record in records])
-    rows = [row_dict(record, lineage.get(record.item_id, []), raw=raw) async for record in each(records)]
+    only_steps = [_only_step(record) for record in records]
+    lineage = await attempts_store.lineage_of(
+        session, [record.item_id for record, only in zip(records, only_steps, strict=True) if only is None]
+    )
+    rows = [
+        row_dict(record, [only] if only is not None else lineage.get(record.item_id, []), raw=raw)
+        async for record, only in each(zip(records, only_steps, strict=True))
+    ]
     return rows, records[-1].position if has_more else None
 
 
@@ -113,23 +157,39 @@ async def ndjson_pages(
     page_size: int,
 ) -> AsyncIterator[bytes]:
     """The rows as NDJSON blocks, a page at a time, each page read with a session of its own (no connection
-    is held while the client reads). `first` is the page already read before the response started."""
+    is held while the client reads). `first` is the page already read before the response started. The next
+    page is read while this one is written: the database works in its own thread meanwhile."""
+
+    async def read(after_position: int, size: int) -> tuple[list[dict[str, Any]], int | None]:
+        async with sessions() as session:
+            return await result_rows(
+                session, batch_id, after_position=after_position, limit=size, where=where, raw=True
+            )
+
     rows, cursor = first
     sent = 0
-    while True:
-        if limit is not None:
-            rows = rows[: max(0, limit - sent)]
-        for start in range(0, len(rows), STEPS_PER_TURN):  # one write per slice, the event loop runs between
-            yield b"".join(encode(row) + b"\n" for row in rows[start : start + STEPS_PER_TURN])
-            await give_way()
-        sent += len(rows)
-        if cursor is None or (limit is not None and sent >= limit):
-            return
-        size = page_size if limit is None else min(page_size, limit - sent)
-        async with sessions() as session:
-            rows, cursor = await result_rows(
-                session, batch_id, after_position=cursor, limit=size, where=where, raw=True
-            )
+    following: asyncio.Task[tuple[list[dict[str, Any]], int | None]] | None = None
+    try:
+        while True:
+            if limit is not None:
+                rows = rows[: max(0, limit - sent)]
+            sent += len(rows)
+            more = cursor is not None and (limit is None or sent < limit)
+            if more:
+                assert cursor is not None
+                following = asyncio.create_task(
+                    read(cursor, page_size if limit is None else min(page_size, limit - sent))
+                )
+            for start in range(0, len(rows), STEPS_PER_TURN):  # one write per slice, the event loop runs between
+                yield b"".join(encode(row) + b"\n" for row in rows[start : start + STEPS_PER_TURN])
+                await give_way()
+            if following is None:
+                return
+            rows, cursor = await following
+            following = None
+    finally:
+        if following is not None:  # the client went away mid-stream
+            following.cancel()
 
 
 def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) -> AttemptOut:
