@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from service.store import sqlite_driver
 from service.store.dialect import SQLITE_CONNECT_ARGS, configure_sqlite_engine, is_sqlite_url, serialise_migrations
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
@@ -58,7 +59,7 @@ def create_engine(
     if is_sqlite_url(url):
         engine = create_async_engine(
             url,
-            connect_args=SQLITE_CONNECT_ARGS,
+            async_creator=sqlite_driver.connector(url, **SQLITE_CONNECT_ARGS),
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,

@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +155,14 @@ def _with_timestamps(row: Sequence[Any], columns: Sequence[int]) -> tuple[Any, .
     for index in columns:
         value = values[index]
         if isinstance(value, datetime):
-            values[index] = value.strftime(SQLITE_TIMESTAMP)
+            values[index] = _sqlite_text(value)
     return tuple(values)
+
+
+@lru_cache(maxsize=256)
+def _sqlite_text(value: datetime) -> str:
+    """Remembered: the rows of one bulk write mostly share a timestamp, and strftime is slow."""
+    return value.strftime(SQLITE_TIMESTAMP)
 
 
 def insert_statement(table: str, columns: Sequence[str]) -> str:

@@ -33,6 +33,24 @@ async def of_batch(session: AsyncSession, batch_id: str) -> list[Pass]:
     return list(result.all())
 
 
+async def with_chunks(session: AsyncSession, batch_id: str) -> list[tuple[Pass, list[ProviderBatch]]]:
+    """The batch's passes in order, each with its provider batches in order: one statement."""
+    result = await session.execute(
+        select(Pass, ProviderBatch)
+        .outerjoin(ProviderBatch, col(ProviderBatch.pass_id) == col(Pass.id))
+        .where(col(Pass.batch_id) == batch_id)
+        .order_by(col(Pass.number), col(ProviderBatch.id))
+        .execution_options(populate_existing=True)
+    )
+    passes: dict[int, tuple[Pass, list[ProviderBatch]]] = {}
+    for pass_, chunk in result.tuples():
+        assert pass_.id is not None
+        _pass, chunks = passes.setdefault(pass_.id, (pass_, []))
+        if chunk is not None:
+            chunks.append(chunk)
+    return list(passes.values())
+
+
 async def get(session: AsyncSession, pass_id: int) -> Pass:
     return await session.get_one(Pass, pass_id)
 

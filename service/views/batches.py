@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from service.models import Batch, Pass, ProviderBatch
 from service.pipeline.cost import usd_float, usd_text
 from service.store import Session
-from service.store import chunks as chunks_store
 from service.store import passes as passes_store
 from service.store.passes import FINAL
 from service.views.schemas import (
@@ -120,8 +119,8 @@ def _budget_out(batch: Batch) -> BudgetOut | None:
 
 
 async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True) -> BatchOut:
-    passes = await passes_store.of_batch(session, batch.id)
-    chunks = await chunks_store.of_batch(session, batch.id)
+    passes_and_chunks = await passes_store.with_chunks(session, batch.id)
+    passes = [pass_ for pass_, _chunks in passes_and_chunks]
     failures = await passes_store.failure_counts(session, batch.id)
     tiers = batch.tiers
     return BatchOut(
@@ -150,7 +149,7 @@ async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True
         reuse=batch.reuse,
         failure_reasons=dict(sorted(failures.get(FINAL, {}).items())),
         tiers=_tiers_out(batch, passes, failures),
-        passes=[_pass_out(p, [c for c in chunks if c.pass_id == p.id], failures.get(p.id or -1, {})) for p in passes],
+        passes=[_pass_out(p, chunks, failures.get(p.id or -1, {})) for p, chunks in passes_and_chunks],
         cancel_requested=batch.cancel_requested,
         created_at=batch.created_at,
         updated_at=batch.updated_at,
