@@ -7,7 +7,7 @@ A row is built from plain columns and written with orjson: an output stored as J
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -155,7 +155,7 @@ async def ndjson_pages(
     where: ResultFilter | None,
     limit: int | None,
     page_size: int,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The rows as NDJSON blocks, a page at a time, each page read with a session of its own (no connection
     is held while the client reads). `first` is the page already read before the response started. The next
     page is read while this one is written: the database works in its own thread meanwhile."""
@@ -188,8 +188,9 @@ async def ndjson_pages(
             rows, cursor = await following
             following = None
     finally:
-        if following is not None:  # the client went away mid-stream
+        if following is not None:  # the client went away mid-stream: the read ends, its connection goes back
             following.cancel()
+            await asyncio.wait([following])
 
 
 def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) -> AttemptOut:

@@ -4,6 +4,7 @@ ResultFilter field (status, pass, tier, changed since a pass, updated after a ti
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,8 +15,10 @@ from sqlmodel import col
 from service.kit.clock import utcnow
 from service.models import AttemptStatus, Item, ItemStatus, PassKind
 from service.store import Database, transaction
+from service.store import attempts as attempts_store
 from service.store import results as results_store
 from service.store.results import ResultFilter, ResultRecord
+from service.views.results import _only_step, _step, ndjson_pages, result_rows
 from tests.store.rows import (
     MODEL,
     STRONG_MODEL,
@@ -173,3 +176,30 @@ async def test_filters_combine_and_keep_the_keyset(db: Database, history: Histor
     )
     assert await custom_ids(db, everything) == ["b"]
     assert await custom_ids(db, ResultFilter(status=ItemStatus.FAILED, pass_number=2)) == []
+
+
+async def test_a_rows_lineage_read_off_its_page_row_is_the_one_its_attempts_give(
+    db: Database, history: History
+) -> None:
+    """Rows decided by their only attempt take their lineage from the page row, the others from the attempts:
+    both must give what the attempts alone give, for every kind of row (single success, cascade, final failure,
+    in flight, never sent)."""
+    async with db.api() as session:
+        rows, _cursor = await result_rows(session, "lb_one", after_position=-1, limit=100, where=None, raw=False)
+        records = await results_store.page(session, "lb_one", after_position=-1, limit=100)
+        from_attempts = await attempts_store.lineage_of(session, [record.item_id for record in records])
+    expected = {record.custom_id: [_step(step) for step in from_attempts.get(record.item_id, [])] for record in records}
+    assert {row["custom_id"]: row["lineage"] for row in rows} == expected
+    assert [len(expected[custom_id]) for custom_id in CUSTOM_IDS] == [1, 2, 1, 1, 1, 1]
+    read_off_the_row = [record.custom_id for record in records if _only_step(record) is not None]
+    assert read_off_the_row == ["a", "c", "f"]  # both ways are compared above
+
+
+async def test_an_export_left_after_its_first_block_gives_its_connections_back(db: Database, history: History) -> None:
+    async with db.api() as session:
+        first = await result_rows(session, "lb_one", after_position=-1, limit=1, where=None, raw=True)
+    blocks = ndjson_pages(db.api, "lb_one", first=first, where=None, limit=None, page_size=1)
+    assert (await anext(blocks)).count(b"\n") == 1  # the next page is being read meanwhile
+    await blocks.aclose()  # the client went away
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == [], "the read is over"
+    assert db.api_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
