@@ -43,7 +43,7 @@ async def with_chunks(session: AsyncSession, batch_id: str) -> list[tuple[Pass, 
         .execution_options(populate_existing=True)
     )
     passes: dict[int, tuple[Pass, list[ProviderBatch]]] = {}
-    for pass_, chunk in result.tuples():
+    for pass_, chunk in result:
         assert pass_.id is not None
         _pass, chunks = passes.setdefault(pass_.id, (pass_, []))
         if chunk is not None:
