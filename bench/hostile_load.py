@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import payload, proc_stat, service_command, start, stop_all, wait_http  # noqa: E402
+from scale import payload, proc_stat, start, stop_all, wait_http  # noqa: E402
 
-from tests.loopback import free_port  # noqa: E402
+from tests.loopback import free_port, service_command  # noqa: E402
 from tests.reliability.test_hostile_load import EVIL_ID, evil_batch  # noqa: E402
 
 
@@ -183,7 +183,7 @@ async def main_async(args: argparse.Namespace, work: Path) -> None:
             "SPOOL_DIR": str(work / "spool"),
         }
         service = start(
-            service_command(service_port),
+            service_command(service_port, quiet=True),
             service_env,
             work / "service.log",
         )

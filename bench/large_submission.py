@@ -3,7 +3,7 @@
 Prints numbers, asserts nothing. Usage:
     .venv/bin/python bench/large_submission.py [--items 21000] [--item-kb 20]
 
-Starts `uvicorn service.app:app` in a subprocess (SQLite in a temporary directory, workers off, default input
+Starts the service with uvicorn in a subprocess (SQLite in a temporary directory, workers off, default input
 limits), POSTs one batch of N items whose user message is ~item-kb KB each, and reports the status, the time
 to the 202, the body size, and the server's peak resident memory (VmHWM).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,13 +22,9 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.loopback import free_port, service_command  # noqa: E402
 
 
 def payload(items: int, item_kb: int) -> bytes:
@@ -76,17 +71,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "service.app:serve_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            service_command(port),
             cwd=ROOT,
             env=env,
         )

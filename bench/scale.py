@@ -42,7 +42,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.loopback import free_port  # noqa: E402
+from tests.loopback import free_port, service_command  # noqa: E402
 
 VALIDATING, PROCESSING, FINALIZING = 0.2, 1.0, 0.2  # the emulator's schedule per provider batch: 1.4 s
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -100,24 +100,6 @@ def proc_stat(pid: int) -> ProcStat:
         if line.startswith("VmHWM:"):
             hwm = int(line.split()[1]) / 1024
     return ProcStat(cpu, hwm)
-
-
-def service_command(port: int) -> list[str]:
-    """The service as a deployment runs it (uvicorn, workers in the same process), quiet."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "service.app:serve_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
 
 
 def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -319,7 +301,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             "MAX_ITEMS_PER_BATCH": str(max(items, 200_000)),
         }
         service = start(
-            service_command(port),
+            service_command(port, quiet=True),
             service_env,
             work / f"service-{database}-{items}.log",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -17,6 +18,14 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def service_command(port: int, *, quiet: bool = False) -> list[str]:
+    """The service as a deployment runs it: uvicorn with the app factory, on 127.0.0.1:`port`. `quiet`: warnings
+    only, no access log."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:serve_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    return command + (["--log-level", "warning", "--no-access-log"] if quiet else [])
 
 
 async def read_body(receive: Any) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from service.settings import Settings
-from tests.loopback import free_port
+from tests.loopback import free_port, service_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,18 +125,7 @@ class Processes:
     async def api(self, name: str, env: dict[str, str], *, workers: bool = False, port: int | None = None) -> str:
         """An API replica (with its workers in the same process when `workers`); its base URL."""
         port = port or free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "service.app:serve_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-        process = self.start(name, args, {**env, "WORKERS_ENABLED": str(workers).lower()})
+        process = self.start(name, service_command(port), {**env, "WORKERS_ENABLED": str(workers).lower()})
         url = f"http://127.0.0.1:{port}"
         await wait_for_http(f"{url}/healthz", process, within=60)
         return url
