@@ -40,13 +40,6 @@ async def with_pass_and_batch(session: AsyncSession, chunk_id: int) -> tuple[Pro
     return chunk, pass_, batch
 
 
-async def of_batch(session: AsyncSession, batch_id: str) -> list[ProviderBatch]:
-    result = await session.exec(
-        select(ProviderBatch).where(col(ProviderBatch.batch_id) == batch_id).order_by(col(ProviderBatch.id))
-    )
-    return list(result.all())
-
-
 async def submitted_of_batch(session: AsyncSession, batch_id: str) -> list[ProviderBatch]:
     result = await session.exec(
         select(ProviderBatch).where(

@@ -27,13 +27,6 @@ T = TypeVar("T")
 Description = tuple[tuple[Any, ...], ...] | None
 
 
-def _close_if_read(cursor: sqlite3.Cursor, rows: list[Any], wanted: int) -> sqlite3.Cursor | None:
-    if len(rows) < wanted:
-        cursor.close()
-        return None
-    return cursor
-
-
 def _execute(
     connection: sqlite3.Connection, sql: str, parameters: Any, many: bool
 ) -> tuple[sqlite3.Cursor | None, Description, int, int | None, list[Any]]:
@@ -44,27 +37,25 @@ def _execute(
             cursor.executemany(sql, parameters)
         else:
             cursor.execute(sql, parameters)
-        description, rows = cursor.description, []
-        if description is not None:
-            rows = cursor.fetchmany(FETCH_ROWS)
+        description = cursor.description
+        rows = cursor.fetchmany(FETCH_ROWS) if description is not None else []
+        rowcount, lastrowid = cursor.rowcount, cursor.lastrowid
     except BaseException:
         cursor.close()
         raise
-    rowcount, lastrowid = cursor.rowcount, cursor.lastrowid
-    if description is None:
+    if description is None or len(rows) < FETCH_ROWS:
         cursor.close()
         return None, description, rowcount, lastrowid, rows
-    return _close_if_read(cursor, rows, FETCH_ROWS), description, rowcount, lastrowid, rows
+    return cursor, description, rowcount, lastrowid, rows
 
 
 def _fetch(cursor: sqlite3.Cursor, wanted: int | None) -> tuple[sqlite3.Cursor | None, list[Any]]:
     """Runs on the connection's thread: up to `wanted` more rows (None: all), closing the cursor at the end."""
-    if wanted is None:
-        rows = cursor.fetchall()
+    rows = cursor.fetchall() if wanted is None else cursor.fetchmany(wanted)
+    if wanted is None or len(rows) < wanted:
         cursor.close()
         return None, rows
-    rows = cursor.fetchmany(wanted)
-    return _close_if_read(cursor, rows, wanted), rows
+    return cursor, rows
 
 
 class OneTripCursor:

@@ -174,9 +174,7 @@ async def ndjson_pages(
             if limit is not None:
                 rows = rows[: max(0, limit - sent)]
             sent += len(rows)
-            more = cursor is not None and (limit is None or sent < limit)
-            if more:
-                assert cursor is not None
+            if cursor is not None and (limit is None or sent < limit):
                 following = asyncio.create_task(
                     read(cursor, page_size if limit is None else min(page_size, limit - sent))
                 )

@@ -12,6 +12,7 @@ from service.kit.clock import utcnow
 from service.models import ChunkState, ProviderBatch
 from service.store import Database, transaction
 from service.store import chunks as chunks_store
+from service.store import passes as passes_store
 from tests.store.rows import SentPass, all_rows, one_row, seed
 
 HOLDER, OTHER = "worker-1", "worker-2"
@@ -137,6 +138,8 @@ async def test_the_reads_of_a_step_find_the_chunk_its_pass_and_its_batch(db: Dat
             "provider_batch_id": "batch_01",
         }
         assert await chunks_store.log_fields(session, 999) == {}
-        assert [c.id for c in await chunks_store.of_batch(session, "lb_one")] == [sent.chunk_id]
+        assert [(p.id, [c.id for c in chunks]) for p, chunks in await passes_store.with_chunks(session, "lb_one")] == [
+            (sent.pass_id, [sent.chunk_id])
+        ]
         assert [c.id for c in await chunks_store.submitted_of_batch(session, "lb_one")] == [sent.chunk_id]
         assert await chunks_store.submitted_of_batch(session, other.batch_id) == []
