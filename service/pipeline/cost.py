@@ -29,7 +29,7 @@ def usd(pico: int) -> Decimal:
     return Decimal(pico) / PICO_PER_USD
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4_096)
 def usd_text(pico: int) -> str:
     """Exact USD as a decimal string without exponent or trailing zeros (`"0.0256051875"`, `"0"`). Integer
     arithmetic, and remembered: an export writes it for every row and every attempt, mostly the same few

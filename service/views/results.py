@@ -62,9 +62,10 @@ def _error(record: ResultRecord) -> dict[str, Any] | None:
     return None
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4_096)
 def _lineage_json(steps: tuple[LineageStep, ...]) -> orjson.Fragment:
-    """A lineage as JSON, remembered: most items of a batch share theirs (same passes, outcomes and cost)."""
+    """A lineage as JSON, remembered: most items of a batch share theirs (same passes, outcomes and cost). A
+    few thousand entries of a few hundred bytes: a bounded cost to the process, whatever the batches."""
     return orjson.Fragment(encode([_step(step) for step in steps]))
 
 
