@@ -152,7 +152,6 @@ class Item(SQLModel, table=True):
     batch_id: str = Field(foreign_key="batches.id", max_length=40)
     custom_id: str = Field(max_length=512)
     position: int
-    body_json: str = Field(sa_column=Column(Text, nullable=False))
     metadata_json: str | None = _text()
     # The body sets its own response_format: its outputs are judged by it, not by the batch's.
     own_format: bool = False
@@ -170,6 +169,16 @@ class Item(SQLModel, table=True):
     error_message: str | None = _text()
     changed_pass: int = 0  # the pass number in which the merged row last changed (0: at submission)
     updated_at: datetime = _timestamp(nullable=False)
+
+
+class ItemBody(SQLModel, table=True):
+    """An item's request body: written once at submission and read when a pass lays the item out. Kept apart
+    from the item, whose row every outcome rewrites: that row stays small (a few per page, not one)."""
+
+    __tablename__ = "item_bodies"
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    body_json: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class Pass(SQLModel, table=True):
@@ -261,8 +270,9 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "attempts"
     __table_args__ = (
         UniqueConstraint("item_id", "pass_id", name="uq_attempts_item_pass"),
-        Index("ix_attempts_chunk_status", "provider_batch_row_id", "status"),
-        Index("ix_attempts_request_hash", "request_hash", "status"),
+        # Neither index holds the status: finishing an attempt (every attempt, once) then writes no index entry.
+        Index("ix_attempts_chunk", "provider_batch_row_id"),
+        Index("ix_attempts_request_hash", "request_hash"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

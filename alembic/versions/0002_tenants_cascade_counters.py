@@ -9,11 +9,13 @@ Revises: 0001
 Create Date: 2026-12-01 12:00:00
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import orjson
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -36,25 +38,57 @@ def _pico(column: str) -> str:
     return f"CAST(ROUND({column} * {PICO}) AS BIGINT)"
 
 
+@contextmanager
+def _rebuilt(table: str) -> Iterator[BatchOperations]:
+    """`op.batch_alter_table` for a change SQLite cannot make in place, on a table other tables' rows reference.
+
+    On SQLite batch mode copies the table, drops the original and renames the copy. With the service's
+    foreign keys on, dropping a referenced table fails, and `PRAGMA foreign_keys=OFF` does nothing inside the
+    migration's transaction. Deferring the checks to the commit is not enough either: SQLite counts every row
+    the drop orphans as a violation and takes it back only when a matching row is inserted into the referenced
+    table, which the renamed copy never is. So the rows are set aside and deleted (deferred), the empty table
+    is rebuilt, and inserting the rows back into it settles each violation the delete counted.
+    """
+    if _postgres():
+        with op.batch_alter_table(table) as batch_op:
+            yield batch_op
+        return
+    bind = op.get_bind()
+    kept = f"_kept_{table}"
+    before = {column["name"] for column in sa.inspect(bind).get_columns(table)}
+    op.execute("PRAGMA defer_foreign_keys=ON")  # until the transaction ends
+    op.execute(f"CREATE TEMP TABLE {kept} AS SELECT * FROM {table}")
+    op.execute(f"DELETE FROM {table}")
+    with op.batch_alter_table(table) as batch_op:
+        yield batch_op
+    quote = bind.dialect.identifier_preparer.quote
+    after = [column["name"] for column in sa.inspect(bind).get_columns(table)]
+    columns = ", ".join(quote(name) for name in after if name in before)
+    op.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM temp.{kept}")
+    op.execute(f"DROP TABLE temp.{kept}")
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     big_zero = sa.text("0")
 
+    # Columns are added, dropped and indexed in place (SQLite too: ADD COLUMN with a constant default, DROP
+    # COLUMN since 3.35); only NOT NULL on an existing column and a type change rebuild a table (`_rebuilt`).
+
     # -- batches: tenant, cascade, counters, budget ---------------------------------------------------
-    with op.batch_alter_table("batches") as batch_op:
-        batch_op.add_column(sa.Column("tenant", sa.String(80), nullable=False, server_default="default"))
-        batch_op.add_column(sa.Column("tiers", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("strict_mode", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("warnings", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("reuse", sa.Boolean(), nullable=False, server_default=sa.false()))
-        for name in ("succeeded", "failed", "pending", "retrying"):
-            batch_op.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default=big_zero))
-        for name in ("input_tokens", "output_tokens", "cost_pico", "saved_pico", "reserved_pico"):
-            batch_op.add_column(sa.Column(name, sa.BigInteger(), nullable=False, server_default=big_zero))
-        batch_op.add_column(sa.Column("budget_pico", sa.BigInteger(), nullable=True))
-        # Left null for earlier batches: estimates then use their model's history whatever the schema.
-        batch_op.add_column(sa.Column("schema_fingerprint", sa.String(64), nullable=True))
-        batch_op.create_index("ix_batches_tenant_id", ["tenant", "id"], unique=False)
+    op.add_column("batches", sa.Column("tenant", sa.String(80), nullable=False, server_default="default"))
+    op.add_column("batches", sa.Column("tiers", sa.JSON(), nullable=True))
+    op.add_column("batches", sa.Column("strict_mode", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("batches", sa.Column("warnings", sa.JSON(), nullable=True))
+    op.add_column("batches", sa.Column("reuse", sa.Boolean(), nullable=False, server_default=sa.false()))
+    for name in ("succeeded", "failed", "pending", "retrying"):
+        op.add_column("batches", sa.Column(name, sa.Integer(), nullable=False, server_default=big_zero))
+    for name in ("input_tokens", "output_tokens", "cost_pico", "saved_pico", "reserved_pico"):
+        op.add_column("batches", sa.Column(name, sa.BigInteger(), nullable=False, server_default=big_zero))
+    op.add_column("batches", sa.Column("budget_pico", sa.BigInteger(), nullable=True))
+    # Left null for earlier batches: estimates then use their model's history whatever the schema.
+    op.add_column("batches", sa.Column("schema_fingerprint", sa.String(64), nullable=True))
+    op.create_index("ix_batches_tenant_id", "batches", ["tenant", "id"], unique=False)
     rows = bind.execute(
         sa.text(f"SELECT id, model, fallback_model, fallback_enabled, {_json_text('fallback_params')} FROM batches")
     ).all()
@@ -68,6 +102,7 @@ def upgrade() -> None:
         )
 
     # -- attempts: lineage, exact cost, the output as JSON text --------------------------------------------
+    # No table references the attempts: batch mode's copy (for the now nullable column) is safe here.
     with op.batch_alter_table("attempts") as batch_op:
         batch_op.alter_column("provider_batch_row_id", existing_type=sa.Integer(), nullable=True)
         batch_op.add_column(sa.Column("tier", sa.Integer(), nullable=True))
@@ -95,19 +130,17 @@ def upgrade() -> None:
             "FROM passes WHERE passes.id = attempts.pass_id)"
         )
     )
-    with op.batch_alter_table("attempts") as batch_op:
-        batch_op.drop_column("output")
-        batch_op.drop_column("cost_usd")
+    op.drop_column("attempts", "output")
+    op.drop_column("attempts", "cost_usd")
 
     # -- passes: tier, counters ---------------------------------------------------------------------------
-    with op.batch_alter_table("passes") as batch_op:
-        batch_op.add_column(sa.Column("tier", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("strict_mode", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("sent_because", sa.JSON(), nullable=True))
-        for name in ("planned_items", "items", "succeeded", "failed", "reused"):
-            batch_op.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default=big_zero))
-        for name in ("input_tokens", "output_tokens", "cost_pico", "saved_pico"):
-            batch_op.add_column(sa.Column(name, sa.BigInteger(), nullable=False, server_default=big_zero))
+    op.add_column("passes", sa.Column("tier", sa.Integer(), nullable=True))
+    op.add_column("passes", sa.Column("strict_mode", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("passes", sa.Column("sent_because", sa.JSON(), nullable=True))
+    for name in ("planned_items", "items", "succeeded", "failed", "reused"):
+        op.add_column("passes", sa.Column(name, sa.Integer(), nullable=False, server_default=big_zero))
+    for name in ("input_tokens", "output_tokens", "cost_pico", "saved_pico"):
+        op.add_column("passes", sa.Column(name, sa.BigInteger(), nullable=False, server_default=big_zero))
     bind.execute(
         sa.text(
             "UPDATE passes SET tier = CASE kind WHEN 'primary' THEN 0 WHEN 'fallback' THEN 1 END, "
@@ -130,26 +163,26 @@ def upgrade() -> None:
         )
 
     # -- items: the body as JSON text, the merged row's counters ---------------------------------------------
-    with op.batch_alter_table("items") as batch_op:
-        batch_op.add_column(sa.Column("body_json", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("metadata_json", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("own_format", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("next_tier", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("next_reason", sa.String(80), nullable=True))
-        batch_op.add_column(sa.Column("next_overrides_json", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("attempt_count", sa.Integer(), nullable=False, server_default=big_zero))
-        batch_op.add_column(sa.Column("cost_pico", sa.BigInteger(), nullable=False, server_default=big_zero))
-        batch_op.add_column(sa.Column("error_code", sa.String(80), nullable=True))
-        batch_op.add_column(sa.Column("error_message", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("changed_pass", sa.Integer(), nullable=False, server_default=big_zero))
-        batch_op.add_column(sa.Column("updated_at", sa.DateTime(), nullable=True))
-        batch_op.create_index(
-            "ix_items_batch_next_tier",
-            ["batch_id", "next_tier"],
-            unique=False,
-            sqlite_where=sa.text("next_tier IS NOT NULL"),
-            postgresql_where=sa.text("next_tier IS NOT NULL"),
-        )
+    op.add_column("items", sa.Column("body_json", sa.Text(), nullable=True))
+    op.add_column("items", sa.Column("metadata_json", sa.Text(), nullable=True))
+    op.add_column("items", sa.Column("own_format", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("items", sa.Column("next_tier", sa.Integer(), nullable=True))
+    op.add_column("items", sa.Column("next_reason", sa.String(80), nullable=True))
+    op.add_column("items", sa.Column("next_overrides_json", sa.Text(), nullable=True))
+    op.add_column("items", sa.Column("attempt_count", sa.Integer(), nullable=False, server_default=big_zero))
+    op.add_column("items", sa.Column("cost_pico", sa.BigInteger(), nullable=False, server_default=big_zero))
+    op.add_column("items", sa.Column("error_code", sa.String(80), nullable=True))
+    op.add_column("items", sa.Column("error_message", sa.Text(), nullable=True))
+    op.add_column("items", sa.Column("changed_pass", sa.Integer(), nullable=False, server_default=big_zero))
+    op.add_column("items", sa.Column("updated_at", sa.DateTime(), nullable=True))
+    op.create_index(
+        "ix_items_batch_next_tier",
+        "items",
+        ["batch_id", "next_tier"],
+        unique=False,
+        sqlite_where=sa.text("next_tier IS NOT NULL"),
+        postgresql_where=sa.text("next_tier IS NOT NULL"),
+    )
     has_format = (
         "jsonb_exists(body::jsonb, 'response_format')"
         if _postgres()
@@ -166,10 +199,10 @@ def upgrade() -> None:
             "updated_at = (SELECT created_at FROM batches WHERE batches.id = items.batch_id)"
         )
     )
-    with op.batch_alter_table("items") as batch_op:
+    op.drop_column("items", "body")
+    with _rebuilt("items") as batch_op:
         batch_op.alter_column("body_json", existing_type=sa.Text(), nullable=False)
         batch_op.alter_column("updated_at", existing_type=sa.DateTime(), nullable=False)
-        batch_op.drop_column("body")
 
     # -- batch counters and failure counts, from what the items and attempts say ------------------------------
     bind.execute(
@@ -208,21 +241,21 @@ def upgrade() -> None:
             "GROUP BY items.batch_id, COALESCE(attempts.error_code, 'unknown')"
         )
     )
-    with op.batch_alter_table("batches") as batch_op:
+    for name in ("model", "fallback_model", "fallback_enabled", "fallback_params"):
+        op.drop_column("batches", name)
+    with _rebuilt("batches") as batch_op:
         batch_op.alter_column("tiers", existing_type=sa.JSON(), nullable=False)
         batch_op.alter_column("warnings", existing_type=sa.JSON(), nullable=False)
-        batch_op.drop_column("model")
-        batch_op.drop_column("fallback_model")
-        batch_op.drop_column("fallback_enabled")
-        batch_op.drop_column("fallback_params")
-    with op.batch_alter_table("passes") as batch_op:
+    with _rebuilt("passes") as batch_op:
         batch_op.alter_column("sent_because", existing_type=sa.JSON(), nullable=False)
 
     # -- chunks: the budget's reservation ------------------------------------------------------------------
-    with op.batch_alter_table("provider_batches") as batch_op:
-        batch_op.add_column(sa.Column("worst_case_pico", sa.BigInteger(), nullable=False, server_default=big_zero))
-        batch_op.add_column(sa.Column("reserved", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("spool_sha256", sa.String(64), nullable=True))
+    op.add_column(
+        "provider_batches", sa.Column("worst_case_pico", sa.BigInteger(), nullable=False, server_default=big_zero)
+    )
+    op.add_column("provider_batches", sa.Column("reserved", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("provider_batches", sa.Column("spool_sha256", sa.String(64), nullable=True))
+    with _rebuilt("provider_batches") as batch_op:
         batch_op.alter_column("byte_count", existing_type=sa.Integer(), type_=sa.BigInteger())
 
     # -- idempotency keys belong to a tenant: the primary key becomes (tenant, key) --------------------------
@@ -282,14 +315,14 @@ def downgrade() -> None:
     bind = op.get_bind()
     op.drop_table("model_availability")
     _rebuild_idempotency_keys(with_tenant=False)
-    with op.batch_alter_table("provider_batches") as batch_op:
+    with _rebuilt("provider_batches") as batch_op:
         batch_op.drop_column("worst_case_pico")
         batch_op.drop_column("reserved")
         batch_op.drop_column("spool_sha256")
         batch_op.alter_column("byte_count", existing_type=sa.BigInteger(), type_=sa.Integer())
     op.drop_table("failure_counts")
 
-    with op.batch_alter_table("batches") as batch_op:
+    with _rebuilt("batches") as batch_op:
         batch_op.add_column(sa.Column("model", sa.String(200), nullable=True))
         batch_op.add_column(sa.Column("fallback_model", sa.String(200), nullable=True))
         batch_op.add_column(sa.Column("fallback_enabled", sa.Boolean(), nullable=False, server_default=sa.false()))
@@ -310,7 +343,7 @@ def downgrade() -> None:
                 "id": batch_id,
             },
         )
-    with op.batch_alter_table("batches") as batch_op:
+    with _rebuilt("batches") as batch_op:
         batch_op.alter_column("model", existing_type=sa.String(200), nullable=False)
         batch_op.alter_column("fallback_model", existing_type=sa.String(200), nullable=False)
         batch_op.alter_column("fallback_params", existing_type=sa.JSON(), nullable=False)
@@ -340,7 +373,7 @@ def downgrade() -> None:
         batch_op.add_column(sa.Column("body", sa.JSON(), nullable=True))
     body = "CAST(body_json AS json)" if _postgres() else "body_json"
     bind.execute(sa.text(f"UPDATE items SET body = {body}"))
-    with op.batch_alter_table("items") as batch_op:
+    with _rebuilt("items") as batch_op:
         batch_op.alter_column("body", existing_type=sa.JSON(), nullable=False)
         batch_op.drop_index("ix_items_batch_next_tier")
         for name in (
@@ -359,7 +392,7 @@ def downgrade() -> None:
         ):
             batch_op.drop_column(name)
 
-    with op.batch_alter_table("passes") as batch_op:
+    with _rebuilt("passes") as batch_op:
         for name in (
             "tier",
             "strict_mode",

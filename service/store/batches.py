@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus
+from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus, Item
 from service.store.dialect import execute_many, insert_statement
 from service.store.unit import add_in_place, rows_affected
 
@@ -26,18 +26,39 @@ async def insert_batch(
     transaction (all or nothing); how many items."""
     session.add(batch)
     await session.flush()
+    assert batch.id is not None
     now = utcnow()
     count = 0
     rows: list[tuple[Any, ...]] = []
+    bodies: list[str] = []
     for custom_id, body_json, metadata_json, own_format in items:
         metadata = metadata_json.decode() if metadata_json is not None else None
-        rows.append((batch.id, custom_id, count, body_json.decode(), metadata, own_format, "pending", 0, 0, 0, now))
+        rows.append((batch.id, custom_id, count, metadata, own_format, "pending", 0, 0, 0, now))
+        bodies.append(body_json.decode())
         count += 1
         if len(rows) == INSERT_ROWS:
-            await execute_many(session, _INSERT_ITEM, rows)
-            rows = []
-    await execute_many(session, _INSERT_ITEM, rows)
+            await _insert_items(session, batch.id, count - len(rows), rows, bodies)
+            rows, bodies = [], []
+    await _insert_items(session, batch.id, count - len(rows), rows, bodies)
     return count
+
+
+async def _insert_items(
+    session: AsyncSession, batch_id: str, first_position: int, rows: list[tuple[Any, ...]], bodies: list[str]
+) -> None:
+    """Items at positions first_position... and their bodies, keyed by the ids the items were given."""
+    if not rows:
+        return
+    await execute_many(session, _INSERT_ITEM, rows)
+    ids = await session.execute(
+        select(Item.id)
+        .where(
+            Item.batch_id == batch_id,
+            col(Item.position).between(first_position, first_position + len(rows) - 1),
+        )
+        .order_by(col(Item.position))
+    )
+    await execute_many(session, _INSERT_BODY, list(zip(ids.scalars(), bodies, strict=True)))
 
 
 _INSERT_ITEM = insert_statement(
@@ -46,7 +67,6 @@ _INSERT_ITEM = insert_statement(
         "batch_id",
         "custom_id",
         "position",
-        "body_json",
         "metadata_json",
         "own_format",
         "status",
@@ -56,6 +76,7 @@ _INSERT_ITEM = insert_statement(
         "updated_at",
     ),
 )
+_INSERT_BODY = insert_statement("item_bodies", ("item_id", "body_json"))
 
 
 def _visible(query: Any, tenant: str | None) -> Any:

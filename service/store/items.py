@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import Attempt, Item, ItemStatus
+from service.models import Attempt, Item, ItemBody, ItemStatus
 from service.store.dialect import execute_many, refresh_statistics
 from service.store.unit import rows_affected
 
@@ -34,11 +34,13 @@ async def status_counts(session: AsyncSession, batch_id: str) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
+_ITS_BODY = col(ItemBody.item_id) == col(Item.id)
+
 LAYOUT_COLUMNS = (
     col(Item.id),
     col(Item.position),
     col(Item.custom_id),
-    col(Item.body_json),
+    col(ItemBody.body_json),
     col(Item.own_format),
     col(Item.next_reason),
     col(Item.next_overrides_json),
@@ -51,6 +53,7 @@ async def first_pass_items(session: AsyncSession, batch_id: str, *, after_positi
     never_sent = ~exists().where(col(Attempt.item_id) == col(Item.id))
     query = (
         sa_select(*LAYOUT_COLUMNS)
+        .join(ItemBody, _ITS_BODY)
         .where(
             col(Item.batch_id) == batch_id,
             col(Item.position) > after_position,
@@ -67,8 +70,14 @@ async def queued_items(
     session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool, after_position: int, limit: int
 ) -> list[Any]:
     """The next `limit` items the cascade queued for `tier` (or a retry queued) after `after_position`."""
-    query = sa_select(*LAYOUT_COLUMNS).where(
-        col(Item.batch_id) == batch_id, col(Item.position) > after_position, col(Item.status) == ItemStatus.RETRYING
+    query = (
+        sa_select(*LAYOUT_COLUMNS)
+        .join(ItemBody, _ITS_BODY)
+        .where(
+            col(Item.batch_id) == batch_id,
+            col(Item.position) > after_position,
+            col(Item.status) == ItemStatus.RETRYING,
+        )
     )
     if retry:
         query = query.where(col(Item.next_reason) == RETRY_QUEUE)
@@ -201,7 +210,8 @@ async def failed_custom_ids(session: AsyncSession, batch_id: str, custom_ids: Co
 async def failed_for_check(session: AsyncSession, batch_id: str) -> AsyncIterator[tuple[str, str]]:
     """(custom_id, body JSON) of the failed items, a thousand rows at a time."""
     query = (
-        sa_select(col(Item.custom_id), col(Item.body_json))
+        sa_select(col(Item.custom_id), col(ItemBody.body_json))
+        .join(ItemBody, _ITS_BODY)
         .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED)
         .execution_options(yield_per=SPOOL_FETCH_ROWS)
     )
@@ -228,8 +238,8 @@ async def bodies(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, st
     found: dict[int, str] = {}
     for start in range(0, len(item_ids), IDS_PER_STATEMENT):
         rows = await session.execute(
-            sa_select(col(Item.id), col(Item.body_json)).where(
-                col(Item.id).in_(item_ids[start : start + IDS_PER_STATEMENT])
+            sa_select(col(ItemBody.item_id), col(ItemBody.body_json)).where(
+                col(ItemBody.item_id).in_(item_ids[start : start + IDS_PER_STATEMENT])
             )
         )
         found.update({int(item_id): body for item_id, body in rows})
@@ -239,8 +249,9 @@ async def bodies(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, st
 async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterator[tuple[str, str, str | None]]:
     """(custom_id, body JSON, the attempt's overrides JSON) of every item in a chunk, in submission order."""
     query = (
-        sa_select(col(Item.custom_id), col(Item.body_json), col(Attempt.overrides_json))
+        sa_select(col(Item.custom_id), col(ItemBody.body_json), col(Attempt.overrides_json))
         .join(Attempt, col(Attempt.item_id) == col(Item.id))
+        .join(ItemBody, _ITS_BODY)
         .where(col(Attempt.provider_batch_row_id) == chunk_id)
         .order_by(col(Item.position))
         .execution_options(yield_per=SPOOL_FETCH_ROWS)

@@ -18,6 +18,7 @@ from service.models import Attempt, Item, ItemStatus, Pass
 from service.pipeline.cost import usd_float, usd_text
 from service.store import Session, Sessions
 from service.store import attempts as attempts_store
+from service.store import items as items_store
 from service.store import results as results_store
 from service.store.attempts import LineageStep
 from service.store.results import ResultFilter, ResultRecord
@@ -224,7 +225,7 @@ async def item_out(session: Session, item: Item) -> ItemOut:
         custom_id=item.custom_id,
         status=item.status,
         metadata=orjson.loads(item.metadata_json) if item.metadata_json else None,
-        body=orjson.loads(item.body_json),
+        body=orjson.loads((await items_store.bodies(session, [item.id]))[item.id]),
         result=ResultRow.model_validate(rows[0]),
         attempts=[attempt_out(*entry) for entry in await attempts_store.of_item(session, item.id)],
     )

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import col
 
 from service.kit.clock import utcnow
-from service.models import Batch, BatchStatus, Item, ItemStatus
+from service.models import Batch, BatchStatus, Item, ItemBody, ItemStatus
 from service.store import Database, transaction
 from service.store import batches as batches_store
 from tests.store.rows import (
@@ -32,7 +32,8 @@ async def test_insert_batch_stores_every_item_in_submission_order(db: Database) 
     async with transaction(db.api) as session:
         assert await batches_store.insert_batch(session, new_batch("lb_big", count), iter(items)) == count
     stored = await all_rows(db.api, Item, col(Item.position))
-    assert [(i.custom_id, i.position, i.body_json, i.metadata_json, i.own_format) for i in stored] == [
+    bodies: dict[int | None, str] = {body.item_id: body.body_json for body in await all_rows(db.api, ItemBody)}
+    assert [(i.custom_id, i.position, bodies[i.id], i.metadata_json, i.own_format) for i in stored] == [
         (custom_id, n, body.decode(), metadata.decode() if metadata else None, own)
         for n, (custom_id, body, metadata, own) in enumerate(items)
     ]
@@ -49,6 +50,7 @@ async def test_insert_batch_is_all_or_nothing_in_the_callers_transaction(db: Dat
             raise RuntimeError("the submission failed after its items were written")
     assert await all_rows(db.api, Batch) == []
     assert await all_rows(db.api, Item) == []
+    assert await all_rows(db.api, ItemBody) == []
 
 
 async def test_get_batch_hides_the_batches_of_other_tenants(db: Database) -> None:
