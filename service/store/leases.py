@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,18 +66,38 @@ async def claim_next_chunk(
     due = (
         select(ProviderBatch.id)
         .where(
-            col(ProviderBatch.state).in_(states),
+            _chunks_in(states, files_left),
             col(ProviderBatch.next_action_at) <= now,
             lease_is_free(ProviderBatch, now),
         )
         .order_by(col(ProviderBatch.next_action_at), col(ProviderBatch.id))
     )
-    if files_left:
-        due = due.where(col(ProviderBatch.files_deleted_at).is_(None))
     row = await lease_first(
         sessions, ProviderBatch, due, owner=owner, lease_seconds=lease_seconds, returning=[col(ProviderBatch.id)]
     )
     return None if row is None else int(row[0])
+
+
+def _chunks_in(states: Collection[str], files_left: bool) -> ColumnElement[bool]:
+    condition = col(ProviderBatch.state).in_(states)
+    return and_(condition, col(ProviderBatch.files_deleted_at).is_(None)) if files_left else condition
+
+
+async def next_chunk_due(
+    sessions: async_sessionmaker[AsyncSession], kinds: Sequence[tuple[Collection[str], bool]]
+) -> datetime | None:
+    """When the first chunk of one of `kinds` ((states, files_left) as `claim_next_chunk` takes them) can be
+    claimed: its next action's time, or its lease's end if someone holds it longer. None: no such chunk."""
+    held_longer = and_(
+        col(ProviderBatch.lease_owner).is_not(None),
+        col(ProviderBatch.lease_expires_at) > col(ProviderBatch.next_action_at),
+    )
+    claimable_at = case((held_longer, col(ProviderBatch.lease_expires_at)), else_=col(ProviderBatch.next_action_at))
+    async with sessions() as session:
+        due = await session.scalar(
+            select(func.min(claimable_at)).where(or_(*(_chunks_in(states, files) for states, files in kinds)))
+        )
+    return due if isinstance(due, datetime) else None
 
 
 async def claim_next_batch(

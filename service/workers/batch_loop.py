@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from service.kit.clock import utcnow
 from service.models import ChunkState, ProviderBatch
@@ -93,15 +95,27 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
         await leases_store.release(ctx.sessions, ProviderBatch, chunk_id, ctx.worker_id)
 
 
-async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None) -> None:
-    """One sweep over every kind of due work, each row claimed as it is taken up; no new claim once `stop` is
-    set. While the provider is out (the shared circuit is open), only the database work of batches goes on."""
+def _chunk_kinds(ctx: WorkerContext) -> list[tuple[tuple[str, ...], ChunkStep, bool]]:
+    """Each kind of chunk step: the states it takes chunks in, the step, whether only chunks with files left."""
+    kinds: list[tuple[tuple[str, ...], ChunkStep, bool]] = [
+        ((ChunkState.PENDING, ChunkState.UPLOADING), submit_chunk, False),
+        ((ChunkState.SUBMITTED,), poll_chunk, False),
+    ]
+    if ctx.settings.provider_file_cleanup:
+        kinds.append(((ChunkState.DONE,), delete_chunk_files, True))
+    return kinds
+
+
+async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, batches: bool = True) -> datetime | None:
+    """One sweep over every kind of due work (the batches' only if `batches`), each row claimed as it is taken
+    up; no new claim once `stop` is set. While the provider is out (the shared circuit is open), only the
+    database work of batches goes on. Returns when the next chunk step is due (None: no chunk waits for one)."""
 
     def stopping() -> bool:
         return stop is not None and stop.is_set()
 
     seen: list[str] = []
-    while not stopping() and len(seen) < MAX_BATCHES_PER_SWEEP:
+    while batches and not stopping() and len(seen) < MAX_BATCHES_PER_SWEEP:
         batch_id = await leases_store.claim_next_batch(ctx.sessions, ctx.worker_id, ctx.lease_seconds, skip=seen)
         if batch_id is None:
             break
@@ -113,18 +127,17 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None) -> Non
                 logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
     circuit = await read_circuit(ctx)
     if circuit.backoff_until is not None:
-        return
+        return circuit.backoff_until
+    kinds = _chunk_kinds(ctx)
+    claims = [(states, files_left) for states, _step, files_left in kinds]
+    due = await leases_store.next_chunk_due(ctx.sessions, claims)
+    if due is None or due > utcnow():
+        return due  # nothing to claim: no write transaction for each kind to find that out
     sweep = _Sweep(counting_failures=circuit.consecutive_failures > 0)
-    kinds: list[tuple[tuple[str, ...], ChunkStep, bool]] = [
-        ((ChunkState.PENDING, ChunkState.UPLOADING), submit_chunk, False),
-        ((ChunkState.SUBMITTED,), poll_chunk, False),
-    ]
-    if ctx.settings.provider_file_cleanup:
-        kinds.append(((ChunkState.DONE,), delete_chunk_files, True))
     for states, step, files_left in kinds:
         for _ in range(CLAIM_BATCH_SIZE):
             if stopping() or sweep.paused:
-                return
+                return await leases_store.next_chunk_due(ctx.sessions, claims)
             chunk_id = await leases_store.claim_next_chunk(
                 ctx.sessions, ctx.worker_id, ctx.lease_seconds, states, files_left=files_left
             )
@@ -132,13 +145,16 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None) -> Non
                 break
             with log_context():
                 await _run_chunk_step(ctx, sweep, chunk_id, step)
+    return await leases_store.next_chunk_due(ctx.sessions, claims)
 
 
-async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> None:
-    """Until the next sweep: `seconds`, or less when the process wakes its workers (or stops them)."""
+async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> bool:
+    """Until the next sweep: `seconds`, or less when the process wakes its workers (or stops them). Whether
+    they were woken."""
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(ctx.wakeup.wait())]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        return ctx.wakeup.is_set()
     finally:
         for waiter in waiters:
             waiter.cancel()
@@ -146,12 +162,25 @@ async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> 
 
 
 async def run_worker(ctx: WorkerContext, stop: asyncio.Event) -> None:
+    """Sweeps until stopped. Batches are swept when the process is woken (a submission, a finished pass, a
+    cancel) and every WORKER_IDLE_SECONDS; chunks when their next step falls due. Between two sweeps at
+    least the old fixed pace, min(WORKER_IDLE_SECONDS, POLL_INTERVAL_SECONDS), unless woken: a step that
+    leaves its chunk due never makes the loop spin."""
     logger.info("worker %s started", ctx.worker_id)
-    idle = min(ctx.settings.worker_idle_seconds, ctx.settings.poll_interval_seconds)
+    idle = ctx.settings.worker_idle_seconds
+    least = min(idle, ctx.settings.poll_interval_seconds)
+    batches_swept = -math.inf
+    woken = True
     while not stop.is_set():
+        sweep_batches = woken or time.monotonic() - batches_swept >= idle
+        if sweep_batches:
+            batches_swept = time.monotonic()
+        wait = idle
         try:
-            await run_once(ctx, stop)
+            due = await run_once(ctx, stop, batches=sweep_batches)
+            if due is not None:
+                wait = min(idle, max(least, (due - utcnow()).total_seconds()))
         except Exception:
             logger.exception("worker sweep failed; retrying")
-        await idle_wait(ctx, stop, idle)
+        woken = await idle_wait(ctx, stop, wait)
     logger.info("worker %s stopped", ctx.worker_id)

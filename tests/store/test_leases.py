@@ -80,6 +80,26 @@ async def test_files_left_claims_only_chunks_whose_files_are_not_deleted(db: Dat
     assert await leases_store.claim_next_chunk(db.workers, W1, LONG, (ChunkState.DONE,)) == cleaned
 
 
+async def test_next_chunk_due_is_the_first_time_a_chunk_of_the_kinds_can_be_claimed(db: Database) -> None:
+    kinds = [(PENDING, False), ((ChunkState.DONE,), True)]
+    assert await leases_store.next_chunk_due(db.workers, kinds) is None
+    await add_chunks(db, [(ChunkState.SUBMITTED, -30), (ChunkState.DONE, -20)], files_deleted_at=utcnow())
+    assert await leases_store.next_chunk_due(db.workers, kinds) is None, "other states, files already deleted"
+    later, sooner = await add_chunks(db, [(ChunkState.PENDING, 40), (ChunkState.DONE, 20)])
+    due = await leases_store.next_chunk_due(db.workers, kinds)
+    chunks = {chunk.id: chunk for chunk in await all_rows(db.api, ProviderBatch)}
+    assert isinstance(due, datetime) and due == chunks[sooner].next_action_at
+    async with transaction(db.workers) as session:  # held past its due time: claimable when the lease ends
+        held = await session.get(ProviderBatch, sooner)
+        assert held is not None
+        held.lease_owner, held.lease_expires_at = W2, utcnow() + timedelta(seconds=60)
+    assert await leases_store.next_chunk_due(db.workers, kinds) == chunks[later].next_action_at
+    assert (
+        await leases_store.next_chunk_due(db.workers, [((ChunkState.DONE,), True)])
+        == (await one_row(db.api, ProviderBatch, sooner)).lease_expires_at
+    )
+
+
 async def test_a_lease_held_by_another_owner_is_not_taken_until_it_expires(db: Database) -> None:
     (chunk_id,) = await add_chunks(db, [(ChunkState.PENDING, -1)])
     before = utcnow()
