@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ import orjson
 from fastapi import Request
 
 from service.api.json_stream import Builder, Feeder, Refused, json_refusal, parse_bytes, too_deep
-from service.api.limits import MAX_JSON_DEPTH, nests_deeper_than
+from service.api.limits import MAX_JSON_DEPTH, may_nest_deeper_than, nests_deeper_than
 from service.batches.staging import StagedItems
 from service.kit.cooperative import give_way
 from service.kit.problems import Problem, invalid, limit_exceeded
@@ -29,7 +28,10 @@ from service.pipeline.errors import SubmissionError
 from service.pipeline.validation import ItemChecker
 
 NDJSON = "application/x-ndjson"
-LONG_DIGITS = re.compile(rb"[0-9]{19,}")  # an integer this long may not fit in 64 bits
+# Every digit read as "9": a run of 19 nines is a run of 19 digits, an integer that may not fit in 64 bits. A
+# translate and a substring search are C loops, several times faster than a regex over each 2 KB line.
+DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+LONG_DIGITS = b"9" * 19
 JSON_TYPES = ("application/json", "text/json")
 
 
@@ -171,7 +173,7 @@ def _parse_line(line: bytes, number: int) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         raise _diagnose_line(line, number) from None
-    if LONG_DIGITS.search(line) and parse_bytes(line)[1] is not None:
+    if LONG_DIGITS in line.translate(DIGITS_AS_NINES) and parse_bytes(line)[1] is not None:
         raise _diagnose_line(line, number)
     return value
 
@@ -259,18 +261,24 @@ async def read_submission(reader: BodyReader, kind: str, limits: Limits, staged:
     return RawSubmission(header=header, items=staged, body_hash=reader.hexdigest(), format=kind)
 
 
+def _check_depth(line: bytes, value: Any, number: int, *, header: bool) -> None:
+    """The same depth rule as in a JSON body: from each header field's value, and from each item."""
+    if not may_nest_deeper_than(line, MAX_JSON_DEPTH):
+        return
+    if header and isinstance(value, dict):
+        for key, part in value.items():
+            if nests_deeper_than(part, MAX_JSON_DEPTH):
+                raise too_deep(f"line {number}, {key}")
+    elif nests_deeper_than(value, MAX_JSON_DEPTH):
+        raise too_deep(f"line {number}")
+
+
 async def _read_ndjson(reader: BodyReader, stager: _Stager) -> dict[str, Any]:
     header: dict[str, Any] | None = None
     index = 0
     async for number, line in _lines(reader, stager.limits.max_item_bytes + 64 * 1024):
         value = _parse_line(line, number)
-        # The same depth rule as in a JSON body: from each header field's value, and from each item.
-        if header is None and isinstance(value, dict):
-            for key, part in value.items():
-                if nests_deeper_than(part, MAX_JSON_DEPTH):
-                    raise too_deep(f"line {number}, {key}")
-        elif nests_deeper_than(value, MAX_JSON_DEPTH):
-            raise too_deep(f"line {number}")
+        _check_depth(line, value, number, header=header is None)
         if header is None:
             if not isinstance(value, dict):
                 raise invalid("line 1 of an NDJSON submission is the batch header: a JSON object", field="line 1")

@@ -109,12 +109,6 @@ class _Layout:
             self.current = None
 
 
-def _reason(pass_: Pass, queued_reason: str | None) -> str:
-    if pass_.kind == PassKind.RETRY:
-        return routing.RETRY
-    return queued_reason or routing.FIRST
-
-
 def _worst_case(entry: ModelEntry, built: BuiltLine) -> int:
     """The most this line can cost: its counted input tokens and its whole output budget."""
     input_tokens = count_input_tokens(entry.id, built.request, upper_bound=True).tokens
@@ -199,41 +193,43 @@ async def _lay_out_group(
 ) -> tuple[int, int]:
     """One group of items: build, look up reuse, write or reuse. (reused count, what reuse saved)."""
     assert pass_.id is not None
+    pass_id, tier, tenant = pass_.id, pass_.tier, batch.tenant  # read once: ORM attributes are slow per row
+    retry_pass, budgeted = pass_.kind == PassKind.RETRY, batch.budget_pico is not None
     built_lines = []
     async for row in each(group):
-        body = orjson.loads(row.body_json)
-        overrides = orjson.loads(row.next_overrides_json) if row.next_overrides_json else None
-        built = spec.build(row.custom_id, body, overrides)
+        overrides_json = row.next_overrides_json
+        overrides = orjson.loads(overrides_json) if overrides_json else None
+        built = spec.build(row.custom_id, orjson.loads(row.body_json), overrides)
         if not strict_lines:
             strict_lines.append(built.strict)
-        built_lines.append((row, built, overrides, request_hash(batch.tenant, built.body)))
+        built_lines.append((row, built, overrides_json if overrides else None, request_hash(tenant, built.body)))
     found: dict[str, attempts_store.Reusable] = {}
     if batch.reuse:
         since = utcnow() - timedelta(seconds=config.settings.reuse_max_age_seconds)
         hashes = [line[3] for line in built_lines]
-        found = await attempts_store.reusable(session, batch.tenant, hashes, since, sorted(routing.REPLAYABLE))
+        found = await attempts_store.reusable(session, tenant, hashes, since, sorted(routing.REPLAYABLE))
     pending: list[dict[str, Any]] = []
     reused_rows: list[tuple[Any, attempts_store.Reusable, dict[str, Any]]] = []
-    async for row, built, overrides, hashed in each(built_lines):
-        reason = _reason(pass_, row.next_reason)
+    async for row, built, overrides_json, hashed in each(built_lines):
+        reason = routing.RETRY if retry_pass else row.next_reason or routing.FIRST
         reasons[reason] += 1
-        base = {
+        attempt = {
             "item_id": row.id,
-            "pass_id": pass_.id,
-            "tier": pass_.tier,
+            "pass_id": pass_id,
+            "tier": tier,
             "sent_because": reason,
-            "overrides_json": orjson.dumps(overrides).decode() if overrides else None,
+            "overrides_json": overrides_json,
             "max_tokens_sent": built.max_completion_tokens,
             "reasoning_effort_sent": built.reasoning_effort,
             "request_hash": hashed,
             "status": AttemptStatus.PENDING,
         }
         if hashed in found:
-            reused_rows.append((row, found[hashed], base))
+            reused_rows.append((row, found[hashed], attempt))
             continue
-        worst = _worst_case(entry, built) if batch.budget_pico is not None else 0
-        chunk_id = await layout.add(built.line, worst, row.custom_id)
-        pending.append({**base, "provider_batch_row_id": chunk_id})
+        worst = _worst_case(entry, built) if budgeted else 0
+        attempt["provider_batch_row_id"] = await layout.add(built.line, worst, row.custom_id)
+        pending.append(attempt)
     await attempts_store.insert_rows(session, pending)
     saved = 0
     if reused_rows:

@@ -37,8 +37,7 @@ async def insert_returning_ids(session: AsyncSession, rows: Sequence[dict[str, A
     return [attempt.id for attempt in attempts if attempt.id is not None]
 
 
-@dataclass(frozen=True)
-class PendingAttempt:
+class PendingAttempt(NamedTuple):
     attempt_id: int
     item_id: int
     custom_id: str

@@ -175,6 +175,47 @@ async def test_json_nested_too_deep_is_422_not_a_server_error(
     await assert_nothing_stored(service)
 
 
+def as_ndjson(payload: dict[str, Any]) -> bytes:
+    header = {key: value for key, value in payload.items() if key != "items"}
+    return b"\n".join(orjson.dumps(line) for line in [header, *payload["items"]])
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [("metadata", "line 1, metadata"), ("output_schema", "line 1, output_schema"), ("items[0].body", "line 2")],
+)
+async def test_ndjson_nested_too_deep_is_422_naming_the_line(
+    sqlite_url: str, start_service: Any, field: str, where: str
+) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    payload = pr_batch(2)
+    deep = orjson.loads(nested(70))
+    if field == "items[0].body":
+        payload["items"][0]["body"]["extra"] = deep
+    elif field == "metadata":
+        payload["metadata"] = {"a": deep}
+    else:
+        payload[field] = deep
+    response = await service.client.post(
+        "/batches", content=as_ndjson(payload), headers={"content-type": "application/x-ndjson"}
+    )
+    problem = limit_problem(response, 422, "MAX_JSON_DEPTH")
+    assert problem["field"] == where, problem
+    await assert_nothing_stored(service)
+
+
+async def test_ndjson_with_many_brackets_in_its_strings_is_not_too_deep(sqlite_url: str, start_service: Any) -> None:
+    """A line opening more than MAX_JSON_DEPTH brackets in all may still nest less: its value is walked."""
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    payload = pr_batch(2)
+    payload["output_schema"] = orjson.loads(nested(64))
+    payload["items"][0]["body"]["messages"][0]["content"] = "if (x) { return [1]; } " * 100
+    response = await service.client.post(
+        "/batches", content=as_ndjson(payload), headers={"content-type": "application/x-ndjson"}
+    )
+    assert response.status_code == 202, response.text
+
+
 async def test_json_schema_at_the_nesting_limit_is_accepted(sqlite_url: str, start_service: Any) -> None:
     service: Service = await start_service(sqlite_url, workers_enabled=False)
     payload = pr_batch(2)
