@@ -77,69 +77,67 @@ class Builder:
         self.item_index = 0
         self.done = False
 
-    def event(self, event: str, value: Any) -> None:
-        if self.done:
-            raise Refused(SubmissionError("the body holds more than one JSON value", field="body"))
-        if event == "map_key":
-            self.path[-1] = value
-            return
-        if event in ("start_map", "start_array"):
-            self._open({} if event == "start_map" else [])
-        elif event in ("end_map", "end_array"):
-            self._close()
-        else:
-            self._add(value)
-
-    def _open(self, container: Any) -> None:
-        if not self.stack:
-            if not isinstance(container, dict):
+    def events(self) -> Generator[None, tuple[str, Any], None]:
+        """The coroutine ijson sends each (event, value) to. A submission is hundreds of thousands of events:
+        the whole state machine runs here, its state in locals, with no method call per event; `stack` and
+        `path` are the builder's own lists, so a refusal reads the path where the parser stopped."""
+        stack, path, on_item = self.stack, self.path, self.on_item
+        in_items = False
+        while True:
+            event, value = yield
+            if self.done:
+                raise Refused(SubmissionError("the body holds more than one JSON value", field="body"))
+            if event == "map_key":
+                path[-1] = value
+                continue
+            if event == "start_map" or event == "start_array":
+                opened: Any = {} if event == "start_map" else []
+                depth = len(stack)
+                if depth == 0:
+                    if event != "start_map":
+                        raise Refused(SubmissionError("the body must be a JSON object", field="body"))
+                    self.top = opened
+                    stack.append(opened)
+                    path.append(None)  # type: ignore[arg-type]
+                    continue
+                # Depth counts from the value of a top-level field, or from an item of the items list.
+                if depth - (2 if in_items else 1) >= MAX_JSON_DEPTH:
+                    raise Refused(too_deep(path_text(self.value_path())))
+                if depth == 1 and path[-1] == "items" and on_item is not None:
+                    if self.items_seen:
+                        raise Refused(SubmissionError('"items" appears twice in the body', field="items"))
+                    if event != "start_array":
+                        raise Refused(SubmissionError("items must be a list of items", field="items"))
+                    self.items_seen = self.in_items = in_items = True
+                    stack.append(opened)
+                    path.append(0)
+                    continue
+                stack.append(opened)
+                path.append(0 if event == "start_array" else None)  # type: ignore[arg-type]
+                continue
+            if event == "end_map" or event == "end_array":
+                value = stack.pop()
+                path.pop()
+                if not stack:
+                    self.done = True
+                    continue
+                if in_items and len(stack) == 1:
+                    self.in_items = in_items = False  # the end of the items list itself
+                    continue
+            # A value (a scalar, or a container just closed) goes into its parent.
+            if not stack:
                 raise Refused(SubmissionError("the body must be a JSON object", field="body"))
-            self.top = container
-            self.stack.append(container)
-            self.path.append(None)  # type: ignore[arg-type]
-            return
-        # Depth counts from the value of a top-level field, or from an item of the items list.
-        if len(self.stack) - (2 if self.in_items else 1) >= MAX_JSON_DEPTH:
-            raise Refused(too_deep(path_text(self.value_path())))
-        if len(self.stack) == 1 and self.path[-1] == "items" and self.on_item is not None:
-            if self.items_seen:
-                raise Refused(SubmissionError('"items" appears twice in the body', field="items"))
-            if not isinstance(container, list):
-                raise Refused(SubmissionError("items must be a list of items", field="items"))
-            self.items_seen = True
-            self.in_items = True
-            self.stack.append(container)
-            self.path.append(0)
-            return
-        self.stack.append(container)
-        self.path.append(0 if isinstance(container, list) else None)  # type: ignore[arg-type]
-
-    def _close(self) -> None:
-        container = self.stack.pop()
-        self.path.pop()
-        if not self.stack:
-            self.done = True
-            return
-        if self.in_items and len(self.stack) == 1:
-            self.in_items = False  # the end of the items list itself
-            return
-        self._add(container, opened=True)
-
-    def _add(self, value: Any, *, opened: bool = False) -> None:
-        parent = self.stack[-1] if self.stack else None
-        if parent is None:
-            raise Refused(SubmissionError("the body must be a JSON object", field="body"))
-        if self.in_items and len(self.stack) == 2:
-            assert self.on_item is not None
-            self.on_item(value, self.item_index)
-            self.item_index += 1
-            self.path[-1] = self.item_index
-            return
-        if isinstance(parent, list):
-            parent.append(value)
-            self.path[-1] = len(parent)
-        else:
-            parent[self.path[-1]] = value
+            parent = stack[-1]
+            if in_items and len(stack) == 2:
+                assert on_item is not None
+                on_item(value, self.item_index)
+                self.item_index += 1
+                path[-1] = self.item_index
+            elif type(parent) is list:
+                parent.append(value)
+                path[-1] = len(parent)
+            else:
+                parent[path[-1]] = value
 
     def value_path(self) -> list[str | int]:
         return [part for part in self.path if part is not None]
@@ -187,19 +185,13 @@ def lone_surrogate(before: bytes, data: bytes, final: bool) -> tuple[int, int | 
     return cut, None
 
 
-def _sink(builder: Builder) -> Generator[None, tuple[str, Any], None]:
-    while True:
-        event, value = yield
-        builder.event(event, value)
-
-
 class Feeder:
     """Bytes in, events to `builder` as they are parsed. Raises Refused (the builder's refusal, or an unpaired
     surrogate), or ijson.JSONError / UnicodeDecodeError (read them with `refusal`)."""
 
     def __init__(self, builder: Builder) -> None:
         self.builder = builder
-        sink = _sink(builder)
+        sink = builder.events()
         next(sink)
         self.parser = ijson.basic_parse_coro(sink, use_float=True)
         self.pending = b""
