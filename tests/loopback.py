@@ -6,7 +6,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -33,7 +33,7 @@ async def read_body(receive: Any) -> bytes:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        body += bytes(message.get("body", b""))
         if not message.get("more_body"):
             return body
 
@@ -45,7 +45,7 @@ class UvicornThread:
         self,
         app: Any,
         *,
-        lifespan: str = "off",
+        lifespan: Literal["auto", "on", "off"] = "off",
         log_config: dict[str, Any] | None = LOGGING_CONFIG,
         log_level: str | None = "warning",
         access_log: bool = False,

@@ -97,7 +97,11 @@ class Processes:
         port = free_port()
         module = "tests.reliability.gated_emulator" if gated else "groq_emulator"
         args = [sys.executable, "-m", module, "--port", str(port), "--seed", "7"]
-        defaults = {"validating_seconds": 0.05, "processing_seconds": 0.3, "finalizing_seconds": 0.05}
+        defaults: dict[str, float | str] = {
+            "validating_seconds": 0.05,
+            "processing_seconds": 0.3,
+            "finalizing_seconds": 0.05,
+        }
         if not gated:
             defaults |= {"time_scale": 1.0, "cancel_seconds": 0.1, "log_level": "warning"}
         for key, value in (defaults | timings).items():
