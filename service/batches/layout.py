@@ -24,6 +24,7 @@ from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
 from service.kit.cooperative import each, give_way
+from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
@@ -89,7 +90,8 @@ class _Layout:
         path = layout_spool_path(self.spool_dir, self.batch.id, self.pass_.number, index)
         path.parent.mkdir(parents=True, exist_ok=True)
         assert row.id is not None
-        self.current = _OpenChunk(row=row, row_id=row.id, path=path, handle=path.open("wb"))
+        handle = path.open("wb", buffering=SPOOL_BUFFER_BYTES)
+        self.current = _OpenChunk(row=row, row_id=row.id, path=path, handle=handle)
         return self.current
 
     async def close(self) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from service.kit.spooling import SPOOL_BUFFER_BYTES
+
 IN_MEMORY_BYTES = 8 * 1024 * 1024
 SEPARATOR = b"\t"
 
@@ -35,7 +37,11 @@ class StagedItems:
         if directory is not None:
             Path(directory).mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by close())
-            max_size=IN_MEMORY_BYTES, dir=directory, prefix="submission-", suffix=".staged"
+            max_size=IN_MEMORY_BYTES,
+            buffering=SPOOL_BUFFER_BYTES,
+            dir=directory,
+            prefix="submission-",
+            suffix=".staged",
         )
         self.count = 0
         self.body_bytes = 0

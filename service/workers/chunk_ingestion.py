@@ -19,6 +19,7 @@ from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes
 from service.kit.clock import utcnow
 from service.kit.cooperative import each, give_way
+from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import ChunkState
 from service.observability import metrics
 from service.pipeline import failure_codes
@@ -72,7 +73,7 @@ def _model_gone(info: ProviderBatchInfo) -> str | None:
 
 async def _download(ctx: WorkerContext, file_id: str, chunk_id: int) -> Path:
     path = ctx.spool_dir / f"result-{chunk_id}-{file_id}-{ctx.worker_id.replace(':', '_')}.jsonl"
-    with path.open("wb") as handle:
+    with path.open("wb", buffering=SPOOL_BUFFER_BYTES) as handle:
         async for line in ctx.provider.iter_file_lines(file_id):
             handle.write(line)
             handle.write(b"\n")
@@ -81,7 +82,7 @@ async def _download(ctx: WorkerContext, file_id: str, chunk_id: int) -> Path:
 
 def _lines(paths: list[Path]) -> Iterator[bytes]:
     for path in paths:
-        with path.open("rb") as handle:
+        with path.open("rb", buffering=SPOOL_BUFFER_BYTES) as handle:
             yield from handle
 
 

@@ -18,6 +18,7 @@ from service.batches.layout import layout_spool_path
 from service.batches.lines import spec_of_pass
 from service.batches.merging import fail_unsent
 from service.kit.clock import utcnow
+from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import Batch, ChunkState, Pass, ProviderBatch
 from service.observability.logging import bind_log_context
 from service.pipeline import failure_codes
@@ -57,7 +58,7 @@ async def _spool_file(ctx: WorkerContext, batch: Batch, pass_: Pass, chunk: Prov
     path = ctx.spool_dir / name
     spec = spec_of_pass(ctx.config, batch, pass_)
     async with ctx.sessions() as session:
-        with path.open("wb") as handle:
+        with path.open("wb", buffering=SPOOL_BUFFER_BYTES) as handle:
             async for custom_id, body_json, overrides_json in items_store.stream_for_chunk(session, chunk.id):
                 overrides = orjson.loads(overrides_json) if overrides_json else None
                 handle.write(spec.build(custom_id, orjson.loads(body_json), overrides).line)

@@ -140,6 +140,15 @@ async def test_the_dialect_is_told_from_the_url_and_from_a_session(db: Database)
         assert dialect.is_sqlite(session) is not is_postgres(db)
 
 
+async def test_a_new_sqlite_file_has_16_kb_pages_in_wal_mode(sqlite_url: str) -> None:
+    database = await migrated(sqlite_url)
+    try:
+        assert await scalar(database.api, "PRAGMA page_size") == dialect.SQLITE_PAGE_BYTES == 16384
+        assert await scalar(database.api, "PRAGMA journal_mode") == "wal"
+    finally:
+        await database.dispose()
+
+
 async def test_migrations_from_several_processes_at_once_all_succeed(database_url: str) -> None:
     databases = [Database.connect(database_url) for _ in range(3)]
     try:
