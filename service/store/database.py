@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.store import sqlite_driver
-from service.store.dialect import SQLITE_CONNECT_ARGS, configure_sqlite_engine, is_sqlite_url, serialise_migrations
+from service.store.dialect import (
+    SQLITE_CONNECT_ARGS,
+    SQLITE_WORKER_CACHE_KIB,
+    configure_sqlite_engine,
+    is_sqlite_url,
+    serialise_migrations,
+)
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
 
@@ -54,7 +60,9 @@ def create_engine(
     pool_size: int = API_POOL_SIZE,
     max_overflow: int = API_POOL_OVERFLOW,
     pool_timeout: float = API_POOL_TIMEOUT_SECONDS,
+    sqlite_cache_kib: int | None = None,
 ) -> AsyncEngine:
+    """`sqlite_cache_kib`: the page cache of each SQLite connection (None: SQLite's 2 MB)."""
     url = async_url(database_url)
     if is_sqlite_url(url):
         engine = create_async_engine(
@@ -63,8 +71,10 @@ def create_engine(
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
+            # The connection used last goes out first: one warm page cache, not a cold one per pooled connection.
+            pool_use_lifo=True,
         )
-        configure_sqlite_engine(engine, url)
+        configure_sqlite_engine(engine, url, cache_kib=sqlite_cache_kib)
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, pool_pre_ping=True
@@ -91,6 +101,7 @@ class Database:
                 pool_size=WORKER_POOL_SIZE,
                 max_overflow=WORKER_POOL_OVERFLOW,
                 pool_timeout=WORKER_POOL_TIMEOUT_SECONDS,
+                sqlite_cache_kib=SQLITE_WORKER_CACHE_KIB,
             ),
         )
 

@@ -140,11 +140,13 @@ async def test_the_dialect_is_told_from_the_url_and_from_a_session(db: Database)
         assert dialect.is_sqlite(session) is not is_postgres(db)
 
 
-async def test_a_new_sqlite_file_has_16_kb_pages_in_wal_mode(sqlite_url: str) -> None:
+async def test_a_new_sqlite_file_has_16_kb_pages_in_wal_mode_and_workers_a_larger_cache(sqlite_url: str) -> None:
     database = await migrated(sqlite_url)
     try:
         assert await scalar(database.api, "PRAGMA page_size") == dialect.SQLITE_PAGE_BYTES == 16384
         assert await scalar(database.api, "PRAGMA journal_mode") == "wal"
+        assert await scalar(database.workers, "PRAGMA cache_size") == -dialect.SQLITE_WORKER_CACHE_KIB
+        assert await scalar(database.api, "PRAGMA cache_size") == -2000, "the API's connections keep the default"
     finally:
         await database.dispose()
 
