@@ -84,13 +84,14 @@ _FINISHED_COLUMNS = (
     "provider_request_id",
     "finished_at",
 )
+_FINISHED_KEYS = tuple(f"b_{name}" for name in _FINISHED_COLUMNS)
 _FINISH = f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in _FINISHED_COLUMNS)} WHERE id = ?"
 
 
 async def finish(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Each row (keys b_id, b_status, b_error_code, ...) finishes one attempt with its outcome."""
     await execute_many(
-        session, _FINISH, [(*(row[f"b_{name}"] for name in _FINISHED_COLUMNS), row["b_id"]) for row in rows]
+        session, _FINISH, [(*map(row.__getitem__, _FINISHED_KEYS), row["b_id"]) for row in rows]
     )
 
 

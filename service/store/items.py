@@ -126,6 +126,7 @@ _MERGED = (
     ("changed_pass", "b_changed_pass"),
     ("updated_at", "b_updated_at"),
 )
+_MERGED_KEYS = tuple(key for _column, key in _MERGED)
 _MERGE = (
     "UPDATE items SET "
     + ", ".join(f"{column} = ?" for column, _key in _MERGED)
@@ -139,7 +140,7 @@ async def merge(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     await execute_many(
         session,
         _MERGE,
-        [(*(row[key] for _column, key in _MERGED), row["b_attempts"], row["b_cost"], row["b_id"]) for row in rows],
+        [(*map(row.__getitem__, _MERGED_KEYS), row["b_attempts"], row["b_cost"], row["b_id"]) for row in rows],
     )
 
 
