@@ -90,9 +90,7 @@ _FINISH = f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in _FINISHED_C
 
 async def finish(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Each row (keys b_id, b_status, b_error_code, ...) finishes one attempt with its outcome."""
-    await execute_many(
-        session, _FINISH, [(*map(row.__getitem__, _FINISHED_KEYS), row["b_id"]) for row in rows]
-    )
+    await execute_many(session, _FINISH, [(*map(row.__getitem__, _FINISHED_KEYS), row["b_id"]) for row in rows])
 
 
 _PENDING_COLUMNS = (

@@ -47,38 +47,28 @@ LAYOUT_COLUMNS = (
 )
 
 
+def _layout_rows(batch_id: str, status: str, after_position: int) -> Any:
+    """LAYOUT_COLUMNS of the batch's items in `status` after `after_position`, each with its body."""
+    return (
+        sa_select(*LAYOUT_COLUMNS)
+        .join(ItemBody, _ITS_BODY)
+        .where(col(Item.batch_id) == batch_id, col(Item.position) > after_position, col(Item.status) == status)
+    )
+
+
 async def first_pass_items(session: AsyncSession, batch_id: str, *, after_position: int, limit: int) -> list[Any]:
     """The next `limit` items never sent after `after_position`: what the first pass takes, in submission
     order, a page at a time (a pass of any size is laid out in bounded memory)."""
     never_sent = ~exists().where(col(Attempt.item_id) == col(Item.id))
-    query = (
-        sa_select(*LAYOUT_COLUMNS)
-        .join(ItemBody, _ITS_BODY)
-        .where(
-            col(Item.batch_id) == batch_id,
-            col(Item.position) > after_position,
-            col(Item.status) == ItemStatus.PENDING,
-            never_sent,
-        )
-        .order_by(col(Item.position))
-        .limit(limit)
-    )
-    return list((await session.execute(query)).all())
+    query = _layout_rows(batch_id, ItemStatus.PENDING, after_position).where(never_sent)
+    return list((await session.execute(query.order_by(col(Item.position)).limit(limit))).all())
 
 
 async def queued_items(
     session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool, after_position: int, limit: int
 ) -> list[Any]:
     """The next `limit` items the cascade queued for `tier` (or a retry queued) after `after_position`."""
-    query = (
-        sa_select(*LAYOUT_COLUMNS)
-        .join(ItemBody, _ITS_BODY)
-        .where(
-            col(Item.batch_id) == batch_id,
-            col(Item.position) > after_position,
-            col(Item.status) == ItemStatus.RETRYING,
-        )
-    )
+    query = _layout_rows(batch_id, ItemStatus.RETRYING, after_position)
     if retry:
         query = query.where(col(Item.next_reason) == RETRY_QUEUE)
     else:
