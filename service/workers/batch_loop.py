@@ -133,11 +133,22 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, bat
     due = await leases_store.next_chunk_due(ctx.sessions, claims)
     if due is None or due > utcnow():
         return due  # nothing to claim: no write transaction for each kind to find that out
-    sweep = _Sweep(counting_failures=circuit.consecutive_failures > 0)
+    await _run_due_chunks(ctx, _Sweep(counting_failures=circuit.consecutive_failures > 0), kinds, stopping)
+    return await leases_store.next_chunk_due(ctx.sessions, claims)
+
+
+async def _run_due_chunks(
+    ctx: WorkerContext,
+    sweep: _Sweep,
+    kinds: list[tuple[tuple[str, ...], ChunkStep, bool]],
+    stopping: Callable[[], bool],
+) -> None:
+    """Up to CLAIM_BATCH_SIZE due chunks of each kind, each claimed and stepped; none more once stopping or
+    once a failure paused the provider."""
     for states, step, files_left in kinds:
         for _ in range(CLAIM_BATCH_SIZE):
             if stopping() or sweep.paused:
-                return await leases_store.next_chunk_due(ctx.sessions, claims)
+                return
             chunk_id = await leases_store.claim_next_chunk(
                 ctx.sessions, ctx.worker_id, ctx.lease_seconds, states, files_left=files_left
             )
@@ -145,7 +156,6 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, bat
                 break
             with log_context():
                 await _run_chunk_step(ctx, sweep, chunk_id, step)
-    return await leases_store.next_chunk_due(ctx.sessions, claims)
 
 
 async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> bool:
