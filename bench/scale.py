@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.loopback import free_port, service_command  # noqa: E402
+from tests.payloads import ndjson_lines  # noqa: E402
 
 VALIDATING, PROCESSING, FINALIZING = 0.2, 1.0, 0.2  # the emulator's schedule per provider batch: 1.4 s
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,12 +63,6 @@ SCHEMA: dict[str, Any] = {
         "score": {"type": "integer", "minimum": 0, "maximum": 10},
     },
 }
-
-
-def ndjson_body(submission: dict[str, Any]) -> bytes:
-    """The same submission as NDJSON: the header line, then one item per line."""
-    header = {key: value for key, value in submission.items() if key != "items"}
-    return b"".join(orjson.dumps(line) + b"\n" for line in [header, *submission["items"]])
 
 
 def payload(items: int) -> dict[str, Any]:
@@ -343,7 +338,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
         request_body, content_type = (
             (body, "application/json")
             if args.submit_as == "json"
-            else (ndjson_body(submission), "application/x-ndjson")
+            else (b"\n".join(ndjson_lines(submission)), "application/x-ndjson")
         )
         del submission
         if args.profile:  # py-spy (pip install py-spy) samples the service from submit to the end

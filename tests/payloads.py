@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
 PR_ANALYSIS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -21,6 +23,12 @@ PR_ANALYSIS_SCHEMA: dict[str, Any] = {
         "score": {"type": "integer", "minimum": 0, "maximum": 10},
     },
 }
+
+
+def ndjson_lines(payload: dict[str, Any]) -> list[bytes]:
+    """The submission as NDJSON lines (no newlines): its header, then one line per item."""
+    header = {key: value for key, value in payload.items() if key != "items"}
+    return [orjson.dumps(line) for line in [header, *payload["items"]]]
 
 
 def pr_item(number: int, *, max_tokens: int = 2048) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 from sqlmodel import select
 
@@ -19,7 +18,7 @@ from tests.api.test_bad_input import stored_rows
 from tests.conftest import Service, fast_emulator_config
 from tests.e2e.test_cascade import assert_cost_is_usage_times_price, assert_each_item_once
 from tests.emulator_inspection import provider_batches
-from tests.payloads import pr_batch
+from tests.payloads import ndjson_lines, pr_batch
 from tests.workers import real_provider, worker_context
 
 SMALL = "openai/gpt-oss-20b"
@@ -65,8 +64,7 @@ async def test_an_estimate_reads_ndjson_like_json_and_refuses_what_submit_refuse
     service: Service = await start_service(sqlite_url, workers_enabled=False)
     payload = pr_batch(20, budget_usd="0.001")
     from_json = await estimate(service, payload)
-    header = {key: value for key, value in payload.items() if key != "items"}
-    lines = b"\n".join(orjson.dumps(value) for value in [header, *payload["items"]])
+    lines = b"\n".join(ndjson_lines(payload))
     from_ndjson = await service.client.post(
         "/batches/estimate",
         params={"fallback": "true"},

@@ -13,7 +13,7 @@ import pytest
 
 from tests.api.test_bad_input import assert_nothing_stored, assert_problem
 from tests.conftest import Service, fast_emulator_config
-from tests.payloads import pr_batch
+from tests.payloads import ndjson_lines, pr_batch
 
 BIG_INT = "1" * 401
 
@@ -63,8 +63,7 @@ async def test_the_same_values_in_ndjson_are_422_naming_the_line_and_field(
 ) -> None:
     service: Service = await start_service(sqlite_url, workers_enabled=False)
     payload = orjson.loads(submission_with('"placeholder"', where))
-    header = {key: value for key, value in payload.items() if key != "items"}
-    lines = [orjson.dumps(header), *(orjson.dumps(item) for item in payload["items"])]
+    lines = ndjson_lines(payload)
     target = 0 if where == "params" else (2 if where == "content" else 1)
     lines[target] = lines[target].replace(b'"placeholder"', fragment.encode())
     response = await service.client.post(

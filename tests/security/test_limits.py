@@ -15,7 +15,7 @@ from service.settings import Settings
 from tests.api.test_bad_input import assert_nothing_stored, assert_problem
 from tests.conftest import Service, fast_emulator_config
 from tests.conftest import test_settings as make_settings
-from tests.payloads import pr_batch, pr_item
+from tests.payloads import ndjson_lines, pr_batch, pr_item
 
 BACKFILL_ITEMS = 21_000
 BACKFILL_ITEM_BYTES = 20 * 1024  # a PR prompt of ~20 KB: title, description, a trimmed diff
@@ -175,11 +175,6 @@ async def test_json_nested_too_deep_is_422_not_a_server_error(
     await assert_nothing_stored(service)
 
 
-def as_ndjson(payload: dict[str, Any]) -> bytes:
-    header = {key: value for key, value in payload.items() if key != "items"}
-    return b"\n".join(orjson.dumps(line) for line in [header, *payload["items"]])
-
-
 @pytest.mark.parametrize(
     ("field", "where"),
     [("metadata", "line 1, metadata"), ("output_schema", "line 1, output_schema"), ("items[0].body", "line 2")],
@@ -197,7 +192,7 @@ async def test_ndjson_nested_too_deep_is_422_naming_the_line(
     else:
         payload[field] = deep
     response = await service.client.post(
-        "/batches", content=as_ndjson(payload), headers={"content-type": "application/x-ndjson"}
+        "/batches", content=b"\n".join(ndjson_lines(payload)), headers={"content-type": "application/x-ndjson"}
     )
     problem = limit_problem(response, 422, "MAX_JSON_DEPTH")
     assert problem["field"] == where, problem
@@ -211,7 +206,7 @@ async def test_ndjson_with_many_brackets_in_its_strings_is_not_too_deep(sqlite_u
     payload["output_schema"] = orjson.loads(nested(64))
     payload["items"][0]["body"]["messages"][0]["content"] = "if (x) { return [1]; } " * 100
     response = await service.client.post(
-        "/batches", content=as_ndjson(payload), headers={"content-type": "application/x-ndjson"}
+        "/batches", content=b"\n".join(ndjson_lines(payload)), headers={"content-type": "application/x-ndjson"}
     )
     assert response.status_code == 202, response.text
 
