@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
@@ -51,10 +52,18 @@ def schema_differences(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, SQLModel.metadata))
 
 
-def downgrade_to_base(connection: Connection) -> None:
+def upgrade_to(revision: str) -> Callable[[Connection], None]:
+    return lambda connection: command.upgrade(_config_on(connection), revision)
+
+
+def downgrade_to(revision: str) -> Callable[[Connection], None]:
+    return lambda connection: command.downgrade(_config_on(connection), revision)
+
+
+def _config_on(connection: Connection) -> Config:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.downgrade(config, "base")
+    return config
 
 
 def test_alembic_has_a_single_head() -> None:
@@ -91,7 +100,7 @@ async def test_models_and_migrations_do_not_drift(engine: AsyncEngine) -> None:
 async def test_downgrade_to_base_then_upgrade_again(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.begin() as connection:
-        await connection.run_sync(downgrade_to_base)
+        await connection.run_sync(downgrade_to("base"))
     async with engine.connect() as connection:
         assert await connection.run_sync(current_revision) is None
         assert TABLES.isdisjoint(await connection.run_sync(table_names))
@@ -100,18 +109,6 @@ async def test_downgrade_to_base_then_upgrade_again(engine: AsyncEngine) -> None
         assert await connection.run_sync(current_revision) == head_revision()
         assert await connection.run_sync(table_names) >= TABLES
         assert await connection.run_sync(schema_differences) == []
-
-
-def to_revision(revision: str) -> Callable[[Connection], None]:
-    def move(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        if revision == "head" or revision > (current_revision(connection) or ""):
-            command.upgrade(config, revision)
-        else:
-            command.downgrade(config, revision)
-
-    return move
 
 
 async def test_item_bodies_move_out_of_the_items_and_back_with_their_items(engine: AsyncEngine) -> None:
@@ -123,12 +120,12 @@ async def test_item_bodies_move_out_of_the_items_and_back_with_their_items(engin
         items = ((custom_id, body.encode(), None, False) for custom_id, body in bodies.items())
         await batches_store.insert_batch(session, batch, items)
     async with engine.begin() as connection:
-        await connection.run_sync(to_revision("0002"))
+        await connection.run_sync(downgrade_to("0002"))
         rows = (await connection.execute(text("SELECT custom_id, body_json FROM items"))).all()
         assert dict(rows) == bodies
         assert "item_bodies" not in await connection.run_sync(table_names)
     async with engine.begin() as connection:
-        await connection.run_sync(to_revision("head"))
+        await connection.run_sync(upgrade_to("head"))
         query = "SELECT custom_id, body_json FROM items JOIN item_bodies ON item_bodies.item_id = items.id"
         assert dict((await connection.execute(text(query))).all()) == bodies
         assert await connection.run_sync(schema_differences) == []
@@ -167,7 +164,7 @@ ROWS_AT_0001 = (
 
 async def a_batch_at_0001(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await connection.run_sync(to_revision("0001"))
+        await connection.run_sync(upgrade_to("0001"))
         for statement in ROWS_AT_0001:
             await connection.execute(text(statement))
 
@@ -221,7 +218,7 @@ async def test_a_database_with_data_downgrades_to_0001_and_back(engine: AsyncEng
     await a_batch_at_0001(engine)
     await migrate(engine)
     async with engine.begin() as connection:
-        await connection.run_sync(to_revision("0001"))
+        await connection.run_sync(downgrade_to("0001"))
     async with engine.connect() as connection:
         assert await foreign_key_violations(connection) == []
         rows = await connection.execute(text("SELECT custom_id, body FROM items"))
