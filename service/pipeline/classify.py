@@ -15,7 +15,7 @@ import orjson
 from service.pipeline import failure_codes as codes
 from service.pipeline.cost import Usage
 from service.pipeline.expectations import OutputExpectation
-from service.pipeline.schemas import SchemaInvalid, first_error
+from service.pipeline.schemas import SchemaInvalid, first_error_of
 from service.pipeline.strict import strip_introduced_nulls
 
 _JSON_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n(?P<json>.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
@@ -175,7 +175,7 @@ def _classify_completion(custom_id: str, response: Mapping[str, Any], expectatio
     if expectation.schema is not None:
         if expectation.strip_nulls:
             parsed = strip_introduced_nulls(parsed, expectation.schema)
-        mismatch = _schema_mismatch(parsed, expectation.schema)
+        mismatch = _schema_mismatch(parsed, expectation)
         if mismatch is not None:
             return outcome(codes.SCHEMA_MISMATCH, mismatch)
     return outcome(None, None, parsed)
@@ -201,9 +201,9 @@ def _parse_json_content(content: str | None) -> Any:
         raise ValueError(f"content is not valid JSON: {problem}") from None
 
 
-def _schema_mismatch(instance: Any, schema: Mapping[str, Any]) -> str | None:
+def _schema_mismatch(instance: Any, expectation: OutputExpectation) -> str | None:
     try:
-        return first_error(schema, instance)
+        return first_error_of(expectation.validator, instance)
     except SchemaInvalid as problem:
         return f"the output schema is not a valid JSON Schema: {problem.message}"
 

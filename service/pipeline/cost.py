@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 
 PICO_PER_USD = 10**12
 # A price in USD per 1M tokens, times this, is the price of one token in picodollars.
 PICO_PER_USD_PER_MILLION = PICO_PER_USD // 10**6
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
+    """A NamedTuple: an ingest makes one per result line, and a tuple is made several times faster than a
+    frozen dataclass. `+` adds the counts (it does not concatenate)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
 
-    def __add__(self, other: Usage) -> Usage:
+    def __add__(self, other: tuple[int, ...]) -> Usage:  # type: ignore[override]
+        assert isinstance(other, Usage)
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
 
     @property

@@ -5,7 +5,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+import jsonschema_rs
+
+from service.pipeline.schemas import schema_validator
 
 JSON_FORMAT_TYPES = frozenset({"json_object", "json_schema"})
 
@@ -17,6 +22,13 @@ class OutputExpectation:
     # The line asked for strict output: optional properties may come back null and are removed before the
     # answer is checked against the caller's schema.
     strip_nulls: bool = False
+
+    @cached_property
+    def validator(self) -> jsonschema_rs.Validator:
+        """The compiled `schema`, looked up once per expectation rather than once per output. Raises
+        SchemaInvalid (then again at the next use: a failure is not kept)."""
+        assert self.schema is not None
+        return schema_validator(self.schema)
 
 
 def expectation_for(

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -171,8 +171,9 @@ def _message_texts(message: Any) -> list[str]:
     return []
 
 
-@dataclass(frozen=True)
-class BuiltLine:
+class BuiltLine(NamedTuple):
+    """A NamedTuple: a lay-out makes one per item, and a tuple is made several times faster."""
+
     line: bytes  # the JSONL line, newline included
     body: bytes  # the body as sent
     request: dict[str, Any]  # the same body, as a value

@@ -124,7 +124,11 @@ def schema_validator(schema: Mapping[str, Any]) -> jsonschema_rs.Validator:
 
 def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
     """The first way `instance` fails `schema` (`$.path: message`), or None when it validates."""
-    validator = schema_validator(schema)
+    return first_error_of(schema_validator(schema), instance)
+
+
+def first_error_of(validator: jsonschema_rs.Validator, instance: Any) -> str | None:
+    """The first way `instance` fails the compiled schema (`$.path: message`), or None when it validates."""
     if validator.is_valid(instance):
         return None
     for error in validator.iter_errors(instance):
