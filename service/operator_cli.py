@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+import uvloop
 import yaml
 
 from service.app import build_provider, create_app
@@ -32,7 +33,7 @@ def _worker() -> int:
     settings = get_settings()
     configure_from_settings(settings)
     provider, label = build_provider(settings)
-    return asyncio.run(run_worker_process(settings, provider, label))
+    return uvloop.run(run_worker_process(settings, provider, label))  # the loop uvicorn serves the API on
 
 
 def main(argv: list[str] | None = None) -> None:
