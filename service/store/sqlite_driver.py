@@ -127,6 +127,17 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    async def commit(self) -> None:
+        if self._conn.in_transaction:
+            await self.on_thread(self._conn.commit)
+
+    async def rollback(self) -> None:
+        """No trip when there is nothing to roll back, as sqlite3 itself does nothing then. SQLAlchemy rolls
+        back each connection it takes back into the pool, after a session has already ended its transaction:
+        that was a second trip for every session, and a third for a session that only read."""
+        if self._conn.in_transaction:
+            await self.on_thread(self._conn.rollback)
+
     async def on_thread(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)`, run on the connection's thread."""
         result: T = await self._execute(function, *args)  # type: ignore[no-untyped-call]

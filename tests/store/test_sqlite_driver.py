@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from service.store.database import create_engine
 from service.store.sqlite_driver import FETCH_ROWS, OneTripConnection
@@ -31,15 +31,15 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function sent to a connection's thread."""
+    """The name of every function sent to a connection's thread (aiosqlite's hand-off, whoever calls it)."""
     sent: list[str] = []
-    original = OneTripConnection.on_thread
+    original = OneTripConnection._execute
 
-    async def counting(self: OneTripConnection, function: Any, *args: Any) -> Any:
+    async def counting(self: OneTripConnection, function: Any, *args: Any, **kwargs: Any) -> Any:
         sent.append(getattr(function, "__name__", repr(function)))
-        return await original(self, function, *args)
+        return await original(self, function, *args, **kwargs)
 
-    monkeypatch.setattr(OneTripConnection, "on_thread", counting)
+    monkeypatch.setattr(OneTripConnection, "_execute", counting)
     return sent
 
 
@@ -94,3 +94,24 @@ async def test_a_statement_left_unread_does_not_hold_the_connection(engine: Asyn
         await first.close()
         count = (await connection.execute(text("SELECT count(*) FROM numbers"))).scalar_one()
     assert count == 2 * FETCH_ROWS + 7
+
+
+async def test_a_connection_ends_its_transaction_in_one_trip(engine: AsyncEngine, trips: list[str]) -> None:
+    """SQLAlchemy rolls back every connection it takes back into the pool, even right after a commit or a
+    rollback: with nothing left to end, that is no trip (it used to be one, and two for a session that read)."""
+    sessions = async_sessionmaker(engine)
+    trips.clear()
+    async with sessions() as session:
+        assert (await session.execute(text("SELECT count(*) FROM numbers"))).scalar_one() == 2 * FETCH_ROWS + 7
+    assert trips == ["_execute"]
+    trips.clear()
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE numbers SET label = 'kept' WHERE n = 1"))
+    assert trips == ["_execute", "commit"]
+    trips.clear()
+    async with engine.connect() as connection:
+        await connection.execute(text("UPDATE numbers SET label = 'dropped' WHERE n = 1"))
+    assert trips == ["_execute", "rollback"]
+    async with engine.connect() as connection:
+        label = (await connection.execute(text("SELECT label FROM numbers WHERE n = 1"))).scalar_one()
+    assert label == "kept"  # the commit happened, the unfinished update was rolled back
