@@ -68,12 +68,18 @@ async def queued_items(
     session: AsyncSession, batch_id: str, *, tier: int | None, retry: bool, after_position: int, limit: int
 ) -> list[Any]:
     """The next `limit` items the cascade queued for `tier` (or a retry queued) after `after_position`."""
+    query = queued_items_query(batch_id, tier=tier, retry=retry, after_position=after_position, limit=limit)
+    return list((await session.execute(query)).all())
+
+
+def queued_items_query(batch_id: str, *, tier: int | None, retry: bool, after_position: int, limit: int) -> Any:
+    """The statement `queued_items` runs: a range of ix_items_batch_next_tier_position for a tier's queue."""
     query = _layout_rows(batch_id, ItemStatus.RETRYING, after_position)
     if retry:
         query = query.where(col(Item.next_reason) == RETRY_QUEUE)
     else:
         query = query.where(col(Item.next_tier) == tier, _not_a_retry())
-    return list((await session.execute(query.order_by(col(Item.position)).limit(limit))).all())
+    return query.order_by(col(Item.position)).limit(limit)
 
 
 def _not_a_retry() -> Any:
