@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import gc
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import payload, proc_stat, raw_limit, result_lines, start, stop_all, wait_http  # noqa: E402
+from scale import payload, proc_stat, raw_limit, raw_once, result_lines, start, stop_all, wait_http  # noqa: E402
 
 from service.settings import Settings  # noqa: E402
 from tests.loopback import free_port  # noqa: E402
@@ -66,32 +65,10 @@ async def sink(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def durable_raw(body: bytes, results: list[list[bytes]], path: Path) -> float:
-    """scale.py's raw limit, into a WAL file with the service's SQLite settings; CPU seconds."""
+    """scale.py's raw limit, into a new WAL file with the service's SQLite settings; CPU seconds."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    started = time.process_time()
-    submission = orjson.loads(body)
-    items, params = submission["items"], submission["params"]
-    connection = sqlite3.connect(path)
-    for pragma in ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL"):
-        connection.execute(f"PRAGMA {pragma}")
-    connection.execute("CREATE TABLE items (custom_id TEXT, body TEXT, metadata TEXT)")
-    connection.execute("CREATE TABLE results (custom_id TEXT, pass INTEGER, output TEXT, tokens INTEGER)")
-    rows = [(item["custom_id"], orjson.dumps(item["body"]), orjson.dumps(item["metadata"])) for item in items]
-    stored = []
-    for number, lines in enumerate(results, start=1):
-        for item in items[: len(lines)]:
-            orjson.dumps({"custom_id": item["custom_id"], "body": {**params, **item["body"], "model": MODEL}})
-        for line in lines:
-            parsed = orjson.loads(line)
-            answer = parsed["response"]["body"]
-            content = orjson.loads(answer["choices"][0]["message"]["content"])
-            stored.append((parsed["custom_id"], number, orjson.dumps(content), answer["usage"]["completion_tokens"]))
-    with connection:
-        connection.executemany("INSERT INTO items VALUES (?, ?, ?)", rows)
-        connection.executemany("INSERT INTO results VALUES (?, ?, ?, ?)", stored)
-    connection.close()
-    return time.process_time() - started
+    return raw_once(body, results, str(path), ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL"))
 
 
 def request_files(body: bytes) -> list[bytes]:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import gc
 import hashlib
-import os
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import backend_cpu
+from scale import backend_cpu, drop_postgres, fresh_postgres
 
 from service.models import AttemptStatus, Batch, PassKind, ProviderBatch
 from service.store import Database, transaction
@@ -136,24 +135,6 @@ async def measure(database_url: str, history: int, items: int, server: tuple[str
             print(f"  {history:>9,} earlier attempts, {label:30}: {cpu:6.3f} s CPU{extra}", flush=True)
     finally:
         await database.dispose()
-
-
-async def fresh_postgres(admin_url: str) -> tuple[str, str]:
-    import asyncpg
-
-    name = f"llm_batch_reuse_{os.getpid()}_{time.monotonic_ns() % 100_000}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    return f"{admin_url.rsplit('/', 1)[0]}/{name}", name
-
-
-async def drop_postgres(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 def remove_sqlite_files(path: Path) -> None:

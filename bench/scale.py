@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -190,17 +191,20 @@ def raw_limit(body: bytes, results: list[list[bytes]]) -> float:
     gc.collect()
     gc.disable()
     try:
-        return min(_raw_once(body, results) for _ in range(5))
+        return min(raw_once(body, results) for _ in range(5))
     finally:
         gc.enable()
 
 
-def _raw_once(body: bytes, results: list[list[bytes]]) -> float:
+def raw_once(body: bytes, results: list[list[bytes]], database: str = ":memory:", pragmas: Sequence[str] = ()) -> float:
+    """The raw limit's work once, into `database` (a new SQLite file, or memory) set up with `pragmas`."""
     started = time.process_time()
     submission = orjson.loads(body)
     items = submission["items"]
     params = submission["params"]
-    connection = sqlite3.connect(":memory:")
+    connection = sqlite3.connect(database)
+    for pragma in pragmas:
+        connection.execute(f"PRAGMA {pragma}")
     connection.execute("CREATE TABLE items (custom_id TEXT, body TEXT, metadata TEXT)")
     connection.execute("CREATE TABLE results (custom_id TEXT, pass INTEGER, output TEXT, tokens INTEGER)")
     rows = [(item["custom_id"], orjson.dumps(item["body"]), orjson.dumps(item["metadata"])) for item in items]
