@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from service.kit.clock import utcnow
 from service.kit.cooperative import each
 from service.models import Attempt, AttemptStatus, Batch, Item, ItemStatus, Pass, ProviderBatch
-from service.store.dialect import execute_many, insert_statement
+from service.store.dialect import execute_many, insert_many
 from service.store.items import IDS_PER_STATEMENT
 
 
@@ -24,9 +24,8 @@ async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     """New pending attempts (at lay-out): keys item_id, pass_id, provider_batch_row_id, tier, sent_because,
     overrides_json, max_tokens_sent, reasoning_effort_sent, request_hash, status."""
     now = utcnow()
-    await execute_many(
-        session, _INSERT_PENDING, [(*(row[name] for name in _PENDING_COLUMNS), 0, 0, 0, now) for row in rows]
-    )
+    values = [(*(row[name] for name in _PENDING_COLUMNS), 0, 0, 0, now) for row in rows]
+    await insert_many(session, "attempts", _INSERTED_COLUMNS, values)
 
 
 async def insert_returning_ids(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -105,9 +104,7 @@ _PENDING_COLUMNS = (
     "request_hash",
     "status",
 )
-_INSERT_PENDING = insert_statement(
-    "attempts", (*_PENDING_COLUMNS, "input_tokens", "output_tokens", "cost_pico", "created_at")
-)
+_INSERTED_COLUMNS = (*_PENDING_COLUMNS, "input_tokens", "output_tokens", "cost_pico", "created_at")
 
 
 async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus, Item
-from service.store.dialect import execute_many, insert_statement
+from service.store.dialect import insert_many
 from service.store.unit import add_in_place, rows_affected
 
 INSERT_ROWS = 2000  # items per INSERT statement: bounded memory for any batch size
@@ -49,7 +49,7 @@ async def _insert_items(
     """Items at positions first_position... and their bodies, keyed by the ids the items were given."""
     if not rows:
         return
-    await execute_many(session, _INSERT_ITEM, rows)
+    await insert_many(session, "items", _ITEM_COLUMNS, rows)
     ids = await session.execute(
         select(Item.id)
         .where(
@@ -58,25 +58,21 @@ async def _insert_items(
         )
         .order_by(col(Item.position))
     )
-    await execute_many(session, _INSERT_BODY, list(zip(ids.scalars(), bodies, strict=True)))
+    await insert_many(session, "item_bodies", ("item_id", "body_json"), list(zip(ids.scalars(), bodies, strict=True)))
 
 
-_INSERT_ITEM = insert_statement(
-    "items",
-    (
-        "batch_id",
-        "custom_id",
-        "position",
-        "metadata_json",
-        "own_format",
-        "status",
-        "attempt_count",
-        "cost_pico",
-        "changed_pass",
-        "updated_at",
-    ),
+_ITEM_COLUMNS = (
+    "batch_id",
+    "custom_id",
+    "position",
+    "metadata_json",
+    "own_format",
+    "status",
+    "attempt_count",
+    "cost_pico",
+    "changed_pass",
+    "updated_at",
 )
-_INSERT_BODY = insert_statement("item_bodies", ("item_id", "body_json"))
 
 
 def _visible(query: Any, tenant: str | None) -> Any:

@@ -65,6 +65,24 @@ async def test_execute_many_inserts_booleans_nulls_and_datetimes_that_read_back_
     assert (after, exact) == ("gone", "kept")
 
 
+async def test_insert_many_writes_values_that_read_back_equal_within_the_transaction(db: Database) -> None:
+    """On PostgreSQL by COPY: as the first statement of its transaction and after others, rolled back with it."""
+    stamp = utcnow().replace(microsecond=7)
+    columns = ("model", "available", "reason", "updated_at")
+    rows = [("copied", True, None, stamp), ("also", False, "tab\tnewline\n é ✓ \\N", stamp + timedelta(days=1))]
+    with pytest.raises(RuntimeError, match="undone"):
+        async with transaction(db.workers) as session:
+            await dialect.insert_many(session, "model_availability", columns, rows)
+            raise RuntimeError("undone")
+    assert await all_rows(db.api, ModelAvailability, col(ModelAvailability.model)) == []
+    async with transaction(db.workers) as session:
+        await dialect.insert_many(session, "model_availability", columns, rows[:1])
+        await dialect.insert_many(session, "model_availability", columns, rows[1:])
+        await dialect.insert_many(session, "model_availability", columns, [])
+    stored = await all_rows(db.api, ModelAvailability, col(ModelAvailability.updated_at))
+    assert [(r.model, r.available, r.reason, r.updated_at) for r in stored] == rows
+
+
 async def test_execute_many_updates_with_large_integers_and_nulls(db: Database) -> None:
     sent = await seed(db.workers)
     due = utcnow() + timedelta(minutes=3)
