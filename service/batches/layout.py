@@ -148,8 +148,6 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     strict_lines: list[bool] = []
     taken = reused_total = saved_total = 0
     after = -1
-    if pass_.kind == PassKind.PRIMARY:
-        await items_store.before_first_pass(session, batch.item_count)
     try:
         while group := await _items_of(session, batch, pass_, after):
             after = group[-1].position

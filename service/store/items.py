@@ -261,15 +261,6 @@ async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterato
 BULK_LOAD_ROWS = 10_000  # a lay-out this large refreshes the planner's statistics
 
 
-async def before_first_pass(session: AsyncSession, items: int) -> None:
-    """A batch of tens of thousands of items, just loaded: let the planner know before the first pass reads
-    them. Without statistics PostgreSQL finds each page of 500 to lay out by reading all the batch's items and
-    their bodies (34 ms a page at 21,000 items instead of 0.7, measured), and, once attempts exist, by scanning
-    them for every item (446 ms for one page)."""
-    if items >= BULK_LOAD_ROWS:
-        await refresh_statistics(session, ("items",))
-
-
 async def after_bulk_load(session: AsyncSession, rows: int) -> None:
     """Tens of thousands of new items and attempts: let the planner know (see dialect.refresh_statistics)."""
     if rows >= BULK_LOAD_ROWS:

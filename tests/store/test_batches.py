@@ -13,6 +13,7 @@ from service.kit.clock import utcnow
 from service.models import Batch, BatchStatus, Item, ItemBody, ItemStatus
 from service.store import Database, transaction
 from service.store import batches as batches_store
+from service.store import items as items_store
 from tests.store.rows import (
     add_batch,
     all_rows,
@@ -21,6 +22,7 @@ from tests.store.rows import (
     meanwhile,
     new_batch,
     one_row,
+    scalar,
     still_waiting,
 )
 
@@ -236,3 +238,15 @@ async def test_add_warning_keeps_each_warning_once(db: Database) -> None:
         await batches_store.add_warning(session, "lb_one", "second")
         await batches_store.add_warning(session, "lb_missing", "nowhere")
     assert (await one_row(db.api, Batch, "lb_one")).warnings == ["first", "second"]
+
+
+@pytest.mark.postgres
+async def test_a_bulk_submission_leaves_postgresql_the_statistics_of_its_items(pg_db: Database) -> None:
+    """Before the first pass reads them: without, PostgreSQL read the whole batch for every page it laid out."""
+    reltuples = "SELECT reltuples FROM pg_class WHERE relname = 'items'"
+    async with transaction(pg_db.api) as session:
+        await add_batch(session, "lb_small", [f"c{n}" for n in range(items_store.BULK_LOAD_ROWS - 1)])
+    assert await scalar(pg_db.api, reltuples) == -1
+    async with transaction(pg_db.api) as session:
+        await add_batch(session, "lb_bulk", [f"c{n}" for n in range(items_store.BULK_LOAD_ROWS)])
+    assert await scalar(pg_db.api, reltuples) == 2 * items_store.BULK_LOAD_ROWS - 1

@@ -305,19 +305,6 @@ async def test_only_a_bulk_load_refreshes_postgresqls_statistics(pg_db: Database
     assert await scalar(pg_db.api, tables) == "attempts=40 items=40 provider_batches=1"
 
 
-@pytest.mark.postgres
-async def test_a_large_batch_refreshes_postgresqls_item_statistics_before_its_first_pass(pg_db: Database) -> None:
-    await seed(pg_db.workers, custom_ids=[f"c{n}" for n in range(40)])
-    tables = "SELECT string_agg(relname || '=' || reltuples, ' ' ORDER BY relname) FROM pg_class WHERE relname IN "
-    tables += "('items', 'attempts')"
-    async with transaction(pg_db.workers) as session:
-        await items_store.before_first_pass(session, items_store.BULK_LOAD_ROWS - 1)
-    assert await scalar(pg_db.api, tables) == "attempts=-1 items=-1"
-    async with transaction(pg_db.workers) as session:
-        await items_store.before_first_pass(session, items_store.BULK_LOAD_ROWS)
-    assert await scalar(pg_db.api, tables) == "attempts=-1 items=40"
-
-
 async def test_a_tiers_queue_is_read_as_a_range_in_position_order(db: Database) -> None:
     """Whatever the planner knows: on PostgreSQL the statistics here are from before anything was queued, as
     after a first pass's lay-out, which made it read and sort the whole queue (with bodies) for every page."""
