@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import OPEN_BATCH_STATUSES, Batch, BatchStatus, Item
-from service.store.dialect import insert_many, refresh_statistics
-from service.store.items import BULK_LOAD_ROWS
+from service.store.dialect import insert_many
+from service.store.items import after_bulk_load
 from service.store.unit import add_in_place, rows_affected
 
 INSERT_ROWS = 2000  # items per INSERT statement: bounded memory for any batch size
@@ -41,12 +41,11 @@ async def insert_batch(
             await _insert_items(session, batch.id, count - len(rows), rows, bodies)
             rows, bodies = [], []
     await _insert_items(session, batch.id, count - len(rows), rows, bodies)
-    if count >= BULK_LOAD_ROWS:
-        # The first pass reads these items a page at a time. Without statistics PostgreSQL found each page by
-        # reading all of the batch's items and bodies (34 ms a page at 21,000 items instead of 0.7), and, once
-        # attempts existed, by scanning them for every item (446 ms for one page). ANALYZE counts this
-        # transaction's own new rows; its lock on the table lasts until the submission commits, moments later.
-        await refresh_statistics(session, ("items",))
+    # The first pass reads these items a page at a time. Without statistics PostgreSQL found each page by
+    # reading all of the batch's items and bodies (34 ms a page at 21,000 items instead of 0.7), and, once
+    # attempts existed, by scanning them for every item (446 ms for one page). ANALYZE counts this
+    # transaction's own new rows; its lock on the table lasts until the submission commits, moments later.
+    await after_bulk_load(session, count, ("items",))
     return count
 
 

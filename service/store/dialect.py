@@ -197,7 +197,7 @@ async def insert_many(session: AsyncSession, table: str, columns: Sequence[str],
     if not driver.is_in_transaction():
         # SQLAlchemy begins its transaction with its first statement: the COPY must not run on its own.
         await connection.exec_driver_sql("SELECT 1")
-    await driver.copy_records_to_table(table, records=[tuple(row) for row in rows], columns=list(columns))
+    await driver.copy_records_to_table(table, records=rows, columns=list(columns))
 
 
 async def refresh_statistics(session: AsyncSession, tables: Sequence[str]) -> None:

@@ -258,10 +258,11 @@ async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterato
         yield custom_id, body_json, overrides_json
 
 
-BULK_LOAD_ROWS = 10_000  # a lay-out this large refreshes the planner's statistics
+BULK_LOAD_ROWS = 10_000  # a submission or a lay-out this large refreshes the planner's statistics
+LAID_OUT_TABLES = ("items", "attempts", "provider_batches")  # what a lay-out writes in bulk
 
 
-async def after_bulk_load(session: AsyncSession, rows: int) -> None:
-    """Tens of thousands of new items and attempts: let the planner know (see dialect.refresh_statistics)."""
+async def after_bulk_load(session: AsyncSession, rows: int, tables: Sequence[str] = LAID_OUT_TABLES) -> None:
+    """Tens of thousands of new rows in `tables`: let the planner know (see dialect.refresh_statistics)."""
     if rows >= BULK_LOAD_ROWS:
-        await refresh_statistics(session, ("items", "attempts", "provider_batches"))
+        await refresh_statistics(session, tables)
