@@ -2,7 +2,7 @@
 service against the raw limit of the same bytes, in one run. Prints figures; asserts nothing.
 
     .venv/bin/python bench/scale.py [--items 21000,100000] [--databases sqlite,postgres] [--provider URL]
-                                    [--submit-as json|ndjson]
+                                    [--submit-as json|ndjson] [--poll-interval 1.0]
 
 For each database and size: a fresh database, the Groq emulator as a process (or `--provider URL`, any
 Groq-compatible stand-in, e.g. `python -m tests.standin_provider --port 8091 --fail-share 0.2`), the service as
@@ -10,14 +10,20 @@ a process (uvicorn, workers in the same process), and a submission of N PR analy
 with the default cascade (so ~20% of pass 1 fails and goes to the second tier: two passes), sent as one JSON
 body or (`--submit-as ndjson`, as the client streams an iterator) as NDJSON lines. Measured:
 
-- service CPU (user+system from /proc) from submit to completed, and the raw limit: this process parsing the
-  same submission (as one JSON body, however it was sent), serialising every request line of both passes,
-  parsing result lines of the same shape and their JSON content, and inserting it all into SQLite in one
-  transaction (the ratio is what matters); on PostgreSQL also the CPU of its backends serving the run's
-  database (SQLite's work is part of the service's own CPU);
-- submit -> completed wall time, minus the provider's own time (its simulated seconds per pass plus the CPU its
-  process spent making the results);
-- NDJSON export rows/s; peak RSS of the service (VmHWM); GET /batches/{id} latency after the run (p50/p99).
+- service CPU (user+system from /proc) from submit to the status read that sees the batch completed, and the raw
+  limit: this process parsing the same submission (as one JSON body, however it was sent), serialising every
+  request line of both passes, parsing result lines of the same shape and their JSON content, and inserting it
+  all into SQLite in one transaction (the ratio is what matters); on PostgreSQL also the CPU of its backends
+  serving the run's database (SQLite's work is part of the service's own CPU);
+- submit -> completed wall time (to the batch's own `finished_at`, so the status reads' interval does not count),
+  minus the provider's own time (its simulated seconds per pass plus the CPU its process spent making the
+  results);
+- NDJSON export rows/s; peak RSS of the service (VmHWM); GET /batches/{id} latency after the run (p50/p99) and
+  the service's CPU per such read.
+
+The bench waits for completion by reading the status every `--poll-interval` seconds (default 1; the client
+polls every 2 s at first). Each read costs the service a few ms of CPU, which counts in its CPU figure: at 0.1 s a
+21k run's ~250 reads were ~15% of it.
 Loopback only, bounded by --timeout per run.
 """
 
@@ -37,6 +43,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +59,7 @@ from tests.payloads import ndjson_lines  # noqa: E402
 
 VALIDATING, PROCESSING, FINALIZING = 0.2, 1.0, 0.2  # the emulator's schedule per provider batch: 1.4 s
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+STATUS_READS = 100  # status GETs after the run, for latency and CPU per read
 DIFF_LINE = "+    if lock.acquire(timeout=order.lock_ttl):\n+        charge(order, idempotency_key=order.id)\n"
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -273,6 +281,7 @@ class Figures:
     peak_rss_mb: float
     status_p50_ms: float
     status_p99_ms: float
+    status_cpu_ms: float
     passes: int
     succeeded: int
 
@@ -349,7 +358,8 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             out = Path(args.profile) / f"service-{database}-{items}.txt"
             processes.append(
                 start(
-                    ["py-spy", "record", "-p", str(service.pid), "-o", str(out), "-f", "raw", "-r", "50"],
+                    ["py-spy", "record", "-p", str(service.pid), "-o", str(out), "-f", "raw", "-r", "50"]
+                    + (["--gil"] if args.profile_gil else []),
                     env,
                     work / "py-spy.log",
                 )
@@ -359,6 +369,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             backends_before = await backend_cpu(args.pg_dsn, dropped)
             provider_before = proc_stat(emulator_pid).cpu if emulator_pid else 0.0
             started = time.monotonic()
+            started_epoch = time.time()
             response = await client.post(
                 "/batches", params={"fallback": "true"}, content=request_body, headers={"content-type": content_type}
             )
@@ -370,9 +381,9 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
                     break
                 if time.monotonic() - started > args.timeout:
                     raise RuntimeError(f"{database} {items}: still {summary['status']} after {args.timeout}s")
-                await asyncio.sleep(0.1)
-            wall = time.monotonic() - started
+                await asyncio.sleep(args.poll_interval)
             after = proc_stat(service.pid)
+            wall = datetime.fromisoformat(summary["finished_at"]).timestamp() - started_epoch
             backends_after = await backend_cpu(args.pg_dsn, dropped)
             provider_cpu = (proc_stat(emulator_pid).cpu - provider_before) if emulator_pid else 0.0
             export_started = time.monotonic()
@@ -384,10 +395,12 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
                     rows += chunk.count(b"\n")
             export_seconds = time.monotonic() - export_started
             latencies = []
-            for _ in range(50):
+            status_before = proc_stat(service.pid).cpu
+            for _ in range(STATUS_READS):
                 tick = time.monotonic()
                 (await client.get(f"/batches/{batch_id}")).raise_for_status()
                 latencies.append((time.monotonic() - tick) * 1000)
+            status_cpu_ms = (proc_stat(service.pid).cpu - status_before) * 1000 / STATUS_READS
         peak = proc_stat(service.pid).hwm_mb
         passes = len(summary["passes"])
         failed_share = summary["passes"][0]["failed"] / max(1, summary["passes"][0]["items"])
@@ -408,6 +421,7 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
             peak_rss_mb=peak,
             status_p50_ms=statistics.median(latencies),
             status_p99_ms=latencies[int(len(latencies) * 0.99) - 1],
+            status_cpu_ms=status_cpu_ms,
             passes=passes,
             succeeded=summary["counts"]["succeeded"],
         )
@@ -428,8 +442,17 @@ def main() -> None:
         "--pg-dsn", default=os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
     )
     parser.add_argument("--submit-as", choices=("json", "ndjson"), default="json")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="seconds between the status reads that wait for completion (default 1; the client's default is 2)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--profile", default=None, help="a directory for py-spy's samples of the service")
+    parser.add_argument(
+        "--profile-gil", action="store_true", help="sample only the thread holding the GIL (Python's own CPU)"
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="llm-batch-bench-") as tmp:
@@ -450,14 +473,14 @@ def print_row(f: Figures, *, header: bool) -> None:
             f"{'db':8} {'items':>7} {'passes':>6} {'ok':>7} {'svc CPU s':>9} {'db CPU s':>8} "
             f"{'raw CPU s':>9} {'ratio':>6} "
             f"{'wall s':>7} {'provider s':>10} {'ours s':>7} {'export rows/s':>13} {'peak MB':>8} "
-            f"{'GET p50 ms':>10} {'p99 ms':>7}"
+            f"{'GET p50 ms':>10} {'p99 ms':>7} {'CPU ms':>6}"
         )
     print(
         f"{f.database:8} {f.items:>7} {f.passes:>6} {f.succeeded:>7} {f.service_cpu:>9.2f} "
         f"{'in svc' if f.database_cpu is None else f'{f.database_cpu:.2f}':>8} {f.raw_cpu:>9.2f} "
         f"{f.service_cpu / f.raw_cpu:>5.1f}x {f.wall:>7.1f} {f.provider_seconds:>10.1f} "
         f"{f.wall - f.provider_seconds:>7.1f} {f.export_rows_per_second:>13,.0f} {f.peak_rss_mb:>8.0f} "
-        f"{f.status_p50_ms:>10.1f} {f.status_p99_ms:>7.1f}",
+        f"{f.status_p50_ms:>10.1f} {f.status_p99_ms:>7.1f} {f.status_cpu_ms:>6.1f}",
         flush=True,
     )
 
