@@ -71,7 +71,7 @@ def durable_raw(body: bytes, results: list[list[bytes]], path: Path) -> float:
     return raw_once(body, results, str(path), ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL"))
 
 
-def request_files(body: bytes) -> list[bytes]:
+def request_files(body: bytes, failed_share: float = FAILED_SHARE) -> list[bytes]:
     """The JSONL input files of both passes (every item, then the share that failed), split as the service
     splits a pass into provider batches (MAX_LINES_PER_PROVIDER_BATCH, MAX_BYTES_PER_PROVIDER_BATCH)."""
     submission = orjson.loads(body)
@@ -81,7 +81,7 @@ def request_files(body: bytes) -> list[bytes]:
         Settings.model_fields["max_bytes_per_provider_batch"].default,
     )
     files = []
-    for count in (len(items), int(len(items) * FAILED_SHARE)):
+    for count in (len(items), int(len(items) * failed_share)):
         current: list[bytes] = []
         size = 0
         for item in items[:count]:
@@ -124,7 +124,7 @@ async def receiving(body: bytes, work: Path) -> float:
         stop_all([server])
 
 
-async def transferring(body: bytes, work: Path) -> tuple[float, float, int]:
+async def transferring(body: bytes, work: Path, failed_share: float = FAILED_SHARE) -> tuple[float, float, int]:
     """CPU seconds of this process uploading each input file and downloading its output and error files with
     the groq SDK (the emulator runs the batches in between, untimed), and the result lines downloaded."""
     port = free_port()
@@ -138,7 +138,7 @@ async def transferring(body: bytes, work: Path) -> tuple[float, float, int]:
     try:
         await wait_http(f"http://127.0.0.1:{port}/_emulator/faults")
         client = groq.AsyncGroq(api_key="floor", base_url=f"http://127.0.0.1:{port}")
-        for number, content in enumerate(request_files(body), start=1):
+        for number, content in enumerate(request_files(body, failed_share), start=1):
             path = work / f"input-{number}.jsonl"
             path.write_bytes(content)
             gc.collect()

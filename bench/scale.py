@@ -2,7 +2,7 @@
 service against the raw limit of the same bytes, in one run. Prints figures; asserts nothing.
 
     .venv/bin/python bench/scale.py [--items 21000,100000] [--databases sqlite,postgres] [--provider URL]
-                                    [--submit-as json|ndjson] [--poll-interval 1.0]
+                                    [--submit-as json|ndjson] [--poll-interval 1.0] [--floor]
 
 For each database and size: a fresh database, the Groq emulator as a process (or `--provider URL`, any
 Groq-compatible stand-in, e.g. `python -m tests.standin_provider --port 8091 --fail-share 0.2`), the service as
@@ -20,6 +20,10 @@ body or (`--submit-as ndjson`, as the client streams an iterator) as NDJSON line
   results);
 - NDJSON export rows/s; peak RSS of the service (VmHWM); GET /batches/{id} latency after the run (p50/p99) and
   the service's CPU per such read.
+
+With `--floor`, also bench/io_floor.py's floor for the same bytes (the raw limit into a WAL file, plus uvicorn
+taking in the POST and the groq SDK moving both passes' files), measured after the run, and the service's CPU
+as a multiple of it: what the service spends beyond the I/O any implementation must do.
 
 The bench waits for completion by reading the status every `--poll-interval` seconds (default 1; the client
 polls every 2 s at first). Each read costs the service a few ms of CPU, which counts in its CPU figure: at 0.1 s a
@@ -284,6 +288,7 @@ class Figures:
     status_cpu_ms: float
     passes: int
     succeeded: int
+    floor_cpu: float | None = None  # bench/io_floor.py's floor for the same bytes (--floor)
 
 
 async def run_one(database: str, items: int, args: argparse.Namespace, work: Path) -> Figures:
@@ -430,7 +435,24 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
         if dropped is not None:
             await drop_postgres(args.pg_dsn, dropped)
     # Once the service and the provider have stopped: on this 2-core machine their work would slow it down.
-    return replace(figures, raw_cpu=raw_limit(body, result_lines(orjson.loads(body)["items"], 2, failed_share)))
+    results = result_lines(orjson.loads(body)["items"], 2, failed_share)
+    floor = await io_floor(body, results, failed_share, work) if args.floor else None
+    return replace(figures, raw_cpu=raw_limit(body, results), floor_cpu=floor)
+
+
+async def io_floor(body: bytes, results: list[list[bytes]], failed_share: float, work: Path) -> float:
+    """bench/io_floor.py's floor for the same bytes: the raw limit into a WAL file, plus uvicorn taking in the
+    POST and the groq SDK moving both passes' files."""
+    import io_floor as floor  # imports this module: here, not at the top
+
+    received = await floor.receiving(body, work)
+    upload, download, _lines = await floor.transferring(body, work, failed_share)
+    gc.disable()
+    try:
+        durable = min(floor.durable_raw(body, results, work / "floor.db") for _ in range(3))
+    finally:
+        gc.enable()
+    return durable + received + upload + download
 
 
 def main() -> None:
@@ -447,6 +469,9 @@ def main() -> None:
         type=float,
         default=1.0,
         help="seconds between the status reads that wait for completion (default 1; the client's default is 2)",
+    )
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure bench/io_floor.py's floor for the same bytes, and the ratio"
     )
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--profile", default=None, help="a directory for py-spy's samples of the service")
@@ -465,6 +490,7 @@ def main() -> None:
     print("service CPU / raw: goal <= 3x (db CPU: PostgreSQL's backends for the run, not in the ratio; SQLite's")
     print("work is in the service's own CPU); submit->completed minus provider: goal <= 3 s at 21k;")
     print("export: goal >= 50,000 rows/s; peak RSS: goal <= 200 MB at 21k, <= 250 MB at 100k; status: <= 5 ms at 100k")
+    print("GET CPU ms: the service's CPU per status read; floor (--floor): bench/io_floor.py's, for the same bytes")
 
 
 def print_row(f: Figures, *, header: bool) -> None:
@@ -473,14 +499,15 @@ def print_row(f: Figures, *, header: bool) -> None:
             f"{'db':8} {'items':>7} {'passes':>6} {'ok':>7} {'svc CPU s':>9} {'db CPU s':>8} "
             f"{'raw CPU s':>9} {'ratio':>6} "
             f"{'wall s':>7} {'provider s':>10} {'ours s':>7} {'export rows/s':>13} {'peak MB':>8} "
-            f"{'GET p50 ms':>10} {'p99 ms':>7} {'CPU ms':>6}"
+            f"{'GET p50 ms':>10} {'p99 ms':>7} {'CPU ms':>6} {'floor s':>7} {'x floor':>7}"
         )
     print(
         f"{f.database:8} {f.items:>7} {f.passes:>6} {f.succeeded:>7} {f.service_cpu:>9.2f} "
         f"{'in svc' if f.database_cpu is None else f'{f.database_cpu:.2f}':>8} {f.raw_cpu:>9.2f} "
         f"{f.service_cpu / f.raw_cpu:>5.1f}x {f.wall:>7.1f} {f.provider_seconds:>10.1f} "
         f"{f.wall - f.provider_seconds:>7.1f} {f.export_rows_per_second:>13,.0f} {f.peak_rss_mb:>8.0f} "
-        f"{f.status_p50_ms:>10.1f} {f.status_p99_ms:>7.1f} {f.status_cpu_ms:>6.1f}",
+        f"{f.status_p50_ms:>10.1f} {f.status_p99_ms:>7.1f} {f.status_cpu_ms:>6.1f} "
+        + (f"{f.floor_cpu:>7.2f} {f.service_cpu / f.floor_cpu:>6.1f}x" if f.floor_cpu else f"{'-':>7} {'-':>7}"),
         flush=True,
     )
 
