@@ -443,16 +443,9 @@ async def run_one(database: str, items: int, args: argparse.Namespace, work: Pat
 async def io_floor(body: bytes, results: list[list[bytes]], failed_share: float, work: Path) -> float:
     """bench/io_floor.py's floor for the same bytes: the raw limit into a WAL file, plus uvicorn taking in the
     POST and the groq SDK moving both passes' files."""
-    import io_floor as floor  # imports this module: here, not at the top
+    import io_floor as floor_bench  # it imports this module: here, not at the top
 
-    received = await floor.receiving(body, work)
-    upload, download, _lines = await floor.transferring(body, work, failed_share)
-    gc.disable()
-    try:
-        durable = min(floor.durable_raw(body, results, work / "floor.db") for _ in range(3))
-    finally:
-        gc.enable()
-    return durable + received + upload + download
+    return (await floor_bench.floor_of(body, results, work, failed_share)).total
 
 
 def main() -> None:
