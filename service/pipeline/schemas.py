@@ -122,11 +122,6 @@ def schema_validator(schema: Mapping[str, Any]) -> jsonschema_rs.Validator:
     return _compile(compact_json(schema, sort_keys=True))
 
 
-def first_error(schema: Mapping[str, Any], instance: Any) -> str | None:
-    """The first way `instance` fails `schema` (`$.path: message`), or None when it validates."""
-    return first_error_of(schema_validator(schema), instance)
-
-
 def first_error_of(validator: jsonschema_rs.Validator, instance: Any) -> str | None:
     """The first way `instance` fails the compiled schema (`$.path: message`), or None when it validates."""
     if validator.is_valid(instance):
