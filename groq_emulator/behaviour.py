@@ -42,6 +42,7 @@ DECOMMISSIONED = (
 )
 # The chat template around the messages (the harmony preamble of gpt-oss, role headers), in prompt tokens.
 TEMPLATE_TOKENS = 50
+PIECE_CHARS = 40_000  # characters counted in one call of the tokenizer (a character is at most 4 tokens)
 PER_MESSAGE_TOKENS = 4
 # How much a reasoning model thinks at each reasoning_effort, against Groq's default (medium).
 EFFORT_FACTORS = {"low": 0.35, "medium": 1.0, "high": 2.2}
@@ -103,6 +104,7 @@ class _Request:
     budget: int | None
     messages: int = 1
     effort: str = "medium"
+    prompt: int = 0  # the prompt tokens Groq bills, counted once the request is parsed
 
 
 def _strict_refusal(schema: Any, where: str = "schema") -> str | None:
@@ -170,7 +172,7 @@ def _parse(body: dict[str, Any], config: EmulatorConfig) -> _Request | tuple[int
         return 400, error_body(f"response_format.type `{rf_type}` is not supported", param="response_format")
     words = prompt_words(texts)
     effort = body.get("reasoning_effort")
-    return _Request(
+    request = _Request(
         model,
         texts,
         words,
@@ -181,6 +183,14 @@ def _parse(body: dict[str, Any], config: EmulatorConfig) -> _Request | tuple[int
         messages=len(messages),
         effort=effort if effort in EFFORT_FACTORS else "medium",
     )
+    request.prompt = prompt_tokens(request, config)
+    if request.prompt > behaviour.context_window:
+        message = (
+            f"Please reduce the length of the messages or completion. The prompt is {request.prompt} tokens, "
+            f"more than this model's context window of {behaviour.context_window} tokens."
+        )
+        return 400, error_body(message, param="messages", code="context_length_exceeded")
+    return request
 
 
 def _outcome(u: float, req: _Request, behaviour: ModelBehaviour) -> str:
@@ -255,7 +265,7 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
         content = content[: max(0, req.budget - reasoning) * 4]
         completion_tokens, finish = req.budget, "length"
 
-    prompt = prompt_tokens(req, config)
+    prompt = req.prompt
     completion = _completion(rng, req, behaviour, content, finish, completion_tokens, reasoning, prompt)
     completion["created"] = int(processed_at)
     completion["x_groq"] = {"id": request_id}
@@ -269,6 +279,21 @@ def _o200k() -> Any:
     return bpe_openai.get_encoding("o200k_base")
 
 
+def _pieces(text: str) -> list[str]:
+    """The tokenizer refuses one call over 200,000 tokens or 1,000,000 characters: long text goes in pieces,
+    each cut before a whitespace where one is near (so a piece ends where a pretoken does)."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > PIECE_CHARS:
+        end = start + PIECE_CHARS
+        cut = max(text.rfind(" ", end - 1_000, end), text.rfind("\n", end - 1_000, end))
+        end = cut if cut > start else end
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
+
+
 def prompt_tokens(req: _Request, config: EmulatorConfig) -> int:
     """What Groq bills as the prompt: the messages' tokens in the model's own vocabulary where we have it
     (o200k for gpt-oss), a quarter of the characters otherwise, plus the chat template around them."""
@@ -276,7 +301,7 @@ def prompt_tokens(req: _Request, config: EmulatorConfig) -> int:
     if req.rf_type == "json_schema" and req.schema is not None:
         texts.append(orjson.dumps(req.schema).decode())
     if req.model in config.o200k_models:
-        counted = len(_o200k().encode_ordinary("\n".join(texts)))
+        counted = sum(len(_o200k().encode_ordinary(piece)) for piece in _pieces("\n".join(texts)))
         return counted + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * req.messages
     return max(1, sum(len(t) for t in texts) // 4)
 

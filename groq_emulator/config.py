@@ -31,6 +31,7 @@ class ModelBehaviour:
     reasoning_tokens: tuple[int, int] = (0, 0)  # inclusive range of hidden reasoning tokens
     long_reasoning_tokens: tuple[int, int] = (2_500, 3_600)  # a request that needs more than a 2,048 budget
     max_output_tokens: int = 32_768
+    context_window: int = 131_072
     tokens_per_second: float = 500.0
 
 

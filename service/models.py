@@ -414,6 +414,8 @@ class ProviderHealthRecord(SQLModel, table=True):
     provider: str = Field(primary_key=True, max_length=40)
     consecutive_failures: int = 0
     last_error: str | None = _text()
+    # The row whose step failed last (e.g. "chunk 12"): the same row failing again is not counted again.
+    last_failure_source: str | None = Field(default=None, max_length=80)
     last_error_at: datetime | None = _timestamp()
     last_success_at: datetime | None = _timestamp()
     backoff_until: datetime | None = _timestamp()

@@ -9,8 +9,9 @@ import orjson
 
 from service.batches.config import LifecycleConfig
 from service.models import Batch, Pass
-from service.pipeline.errors import LineTooLarge
+from service.pipeline.errors import LineTooLarge, OverContextWindow
 from service.pipeline.requests import PassRequestSpec
+from service.pipeline.tokens import message_tokens_above
 
 
 def spec_for(
@@ -49,6 +50,8 @@ def check_fits(
     """Refuse an item (position, custom_id, body JSON) whose line could never fit in a provider batch file on
     one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built."""
     limit = config.settings.max_bytes_per_provider_batch
+    windows = {spec.model: config.entry(spec.model).context_window for spec in specs}
+    widest = max(windows.values(), default=0)
     for position, custom_id, body_json in items:
         for spec in specs:
             if spec.size_bound(custom_id, len(body_json)) <= limit:
@@ -56,3 +59,20 @@ def check_fits(
             size = len(spec.build(custom_id, orjson.loads(body_json)).line)
             if size > limit:
                 raise LineTooLarge(line_index=position, size=size, max_bytes=limit, custom_id=custom_id)
+        # A token is at least a byte of the line: only a line longer than the widest window can be over it.
+        if any(spec.size_bound(custom_id, len(body_json)) > widest for spec in specs):
+            _check_context(specs, windows, position, custom_id, orjson.loads(body_json))
+
+
+def _check_context(
+    specs: Sequence[PassRequestSpec], windows: Mapping[str, int], position: int, custom_id: str, body: Any
+) -> None:
+    """Refuse an item whose messages alone are over the context window of every tier (counted where the model's
+    vocabulary is at hand; a tier whose model cannot be counted offline is left to decide for itself)."""
+    over = 0
+    for spec in specs:
+        counted = message_tokens_above(spec.model, spec.build(custom_id, body).request, windows[spec.model])
+        if counted is None:
+            return
+        over = max(over, counted)
+    raise OverContextWindow(position=position, custom_id=custom_id, tokens=over, windows=dict(windows))

@@ -47,3 +47,17 @@ class LineTooLarge(SubmissionError):
         self.size = size
         self.max_bytes = max_bytes
         self.custom_id = custom_id
+
+
+class OverContextWindow(SubmissionError):
+    """An item whose messages alone are more tokens than the context window of every tier it could run on."""
+
+    def __init__(self, *, position: int, custom_id: str, tokens: int, windows: dict[str, int]) -> None:
+        where = ", ".join(f"{model} ({window})" for model, window in windows.items())
+        super().__init__(
+            f"the messages of custom_id {custom_id!r} are at least {tokens} tokens, more than the context "
+            f"window of every tier: {where}; shorten them or split the item",
+            field=f"items[{position}].body.messages",
+        )
+        self.custom_id = custom_id
+        self.tokens = tokens

@@ -19,6 +19,11 @@ from typing import Any, Literal
 import orjson
 
 O200K_MODELS_PREFIX = ("openai/gpt-oss",)
+# bpe-openai refuses one call over 200,000 tokens or 1,000,000 characters: text is counted in pieces of at most
+# this many characters (a character is at most 4 tokens), each cut at a whitespace where one is near, so that
+# the pieces are the pretokens the whole text would have had and the count stays exact.
+PIECE_CHARS = 40_000
+CUT_SEARCH_CHARS = 1_000
 # The chat template around the messages, at most (the harmony system preamble is about 50 tokens).
 TEMPLATE_TOKENS = 100
 PER_MESSAGE_TOKENS = 8
@@ -72,9 +77,39 @@ class TokenCount:
     method: Method
 
 
+def text_pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
+    """`text` cut into pieces of at most `size` characters, each cut just before a whitespace when there is one
+    in the last CUT_SEARCH_CHARS characters of the piece (o200k's pretokens begin at a whitespace)."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        cut = max(text.rfind(" ", end - CUT_SEARCH_CHARS, end), text.rfind("\n", end - CUT_SEARCH_CHARS, end))
+        end = cut if cut > start else end
+        pieces.append(text[start:end])
+        start = end
+    pieces.append(text[start:])
+    return pieces
+
+
+def count_o200k(text: str, *, stop_above: int | None = None) -> int:
+    """The o200k tokens of `text`, whatever its length (in pieces: see PIECE_CHARS). With `stop_above`, counting
+    stops once the count passes it (what it returns is then above it, not the whole count): a check against a
+    limit costs no more than the limit's worth of text."""
+    encoding = _o200k()
+    if len(text) <= PIECE_CHARS:
+        return len(encoding.encode_ordinary(text))
+    total = 0
+    for piece in text_pieces(text):
+        total += len(encoding.encode_ordinary(piece))
+        if stop_above is not None and total > stop_above:
+            break
+    return total
+
+
 def count_text(model: str, text: str, *, upper_bound: bool) -> TokenCount:
     if uses_o200k(model):
-        return TokenCount(len(_o200k().encode_ordinary(text)), "o200k")
+        return TokenCount(count_o200k(text), "o200k")
     if upper_bound:
         return TokenCount(len(text.encode("utf-8")), "bytes")
     return TokenCount(round(len(text) / CHARS_PER_TOKEN), "ratio")
@@ -104,6 +139,15 @@ def count_input_tokens(
     if upper_bound:
         return TokenCount(tokens + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages, method)
     return TokenCount(tokens + TEMPLATE_TOKENS // 2 + PER_MESSAGE_TOKENS // 2 * messages, method)
+
+
+def message_tokens_above(model: str, body: Mapping[str, Any], limit: int) -> int | None:
+    """The messages' tokens when they are surely more than `limit` (counted exactly, stopping soon after the
+    limit), else None. None also when the model has no offline vocabulary: then nothing is sure."""
+    if not uses_o200k(model):
+        return None
+    counted = count_o200k("\n".join(message_texts(body)), stop_above=limit)
+    return counted if counted > limit else None
 
 
 def method_of(model: str, *, upper_bound: bool) -> Method:

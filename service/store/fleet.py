@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import and_, delete, func, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -79,18 +79,28 @@ async def provider_health(session: AsyncSession) -> ProviderHealth:
     return ProviderHealth(record.consecutive_failures, record.last_error if degraded else None, until)
 
 
-async def count_failure(sessions: async_sessionmaker[AsyncSession], error: str) -> int:
-    """One more provider failure in a row; the new count."""
+async def count_failure(
+    sessions: async_sessionmaker[AsyncSession], error: str, source: str | None = None
+) -> int | None:
+    """One more provider failure in a row; the new count. None when the failure comes from the same `source` (a
+    row's step) as the failure before it: one row failing over and over is not an outage, and is not counted."""
     now = utcnow()
+    last_error = error[:ERROR_TEXT_LIMIT]
+    this_provider = col(ProviderHealthRecord.provider) == PROVIDER
+    repeated = and_(
+        col(ProviderHealthRecord.last_failure_source).is_not(None),
+        col(ProviderHealthRecord.last_failure_source) == source,
+    )
     for _ in range(2):  # the first failure ever inserts the row; two workers may race to do it
         try:
             async with transaction(sessions) as session:
                 result = await session.execute(
                     update(ProviderHealthRecord)
-                    .where(col(ProviderHealthRecord.provider) == PROVIDER)
+                    .where(this_provider, ~repeated if source is not None else true())
                     .values(
                         consecutive_failures=col(ProviderHealthRecord.consecutive_failures) + 1,
-                        last_error=error[:ERROR_TEXT_LIMIT],
+                        last_failure_source=source,
+                        last_error=last_error,
                         last_error_at=now,
                     )
                     .returning(col(ProviderHealthRecord.consecutive_failures))
@@ -98,11 +108,17 @@ async def count_failure(sessions: async_sessionmaker[AsyncSession], error: str) 
                 failures = result.scalar_one_or_none()
                 if failures is not None:
                     return int(failures)
+                again = await session.execute(
+                    update(ProviderHealthRecord).where(this_provider).values(last_error=last_error, last_error_at=now)
+                )
+                if rows_affected(again):
+                    return None
                 session.add(
                     ProviderHealthRecord(
                         provider=PROVIDER,
                         consecutive_failures=1,
-                        last_error=error[:ERROR_TEXT_LIMIT],
+                        last_failure_source=source,
+                        last_error=last_error,
                         last_error_at=now,
                     )
                 )
@@ -131,7 +147,7 @@ async def count_success(sessions: async_sessionmaker[AsyncSession]) -> bool:
         result = await session.execute(
             update(ProviderHealthRecord)
             .where(col(ProviderHealthRecord.provider) == PROVIDER, col(ProviderHealthRecord.consecutive_failures) > 0)
-            .values(consecutive_failures=0, backoff_until=None, last_success_at=utcnow())
+            .values(consecutive_failures=0, last_failure_source=None, backoff_until=None, last_success_at=utcnow())
         )
         return rows_affected(result) > 0
 

@@ -85,7 +85,8 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
         logger.warning("lost the lease on chunk %s during %s; its new owner carries on", chunk_id, step.__name__)
     except ProviderError as error:
         await _defer_chunk(ctx, chunk_id, error)
-        if await record_failure(ctx, error) is not None:
+        # A chunk that keeps failing while no other does is its own trouble, not an outage: it backs off alone.
+        if await record_failure(ctx, error, f"chunk {chunk_id}") is not None:
             sweep.paused = True
         sweep.counting_failures = True
     except Exception as error:  # a bug or a database hiccup: keep the loop alive, retry later

@@ -29,7 +29,7 @@ def circuit_pause_seconds(ctx: WorkerContext, failures: int, retry_after: float 
     """How long everyone waits after `failures` failures in a row (0: not yet)."""
     cap = ctx.settings.provider_backoff_max_seconds
     pause = 0.0
-    if failures >= CIRCUIT_THRESHOLD:
+    if failures is not None and failures >= CIRCUIT_THRESHOLD:
         base = min(1.0, ctx.settings.poll_interval_seconds)
         pause = backoff_seconds(failures - CIRCUIT_THRESHOLD, base=base, cap=cap)
     if retry_after is not None:
@@ -42,17 +42,20 @@ async def read_circuit(ctx: WorkerContext) -> ProviderHealth:
         return await fleet_store.provider_health(session)
 
 
-async def record_failure(ctx: WorkerContext, error: ProviderError) -> datetime | None:
-    """Count a provider failure; returns the time everyone pauses until, if this failure opens the circuit."""
+async def record_failure(ctx: WorkerContext, error: ProviderError, source: str | None = None) -> datetime | None:
+    """Count a provider failure of `source`'s step (a row: the same row failing again in a row is not counted);
+    returns the time everyone pauses until, if this failure opens the circuit."""
     if not isinstance(error, RetryableProviderError):
         return None  # the provider refused a request; it is not out
-    failures = await fleet_store.count_failure(ctx.sessions, str(error))
-    pause = circuit_pause_seconds(ctx, failures, error.retry_after)
+    failures = await fleet_store.count_failure(ctx.sessions, str(error), source)
+    if failures is None and error.retry_after is None:
+        return None
+    pause = circuit_pause_seconds(ctx, failures or 0, error.retry_after)
     if pause <= 0:
         return None
     until = utcnow() + timedelta(seconds=pause)
     await fleet_store.pause_until(ctx.sessions, until)
-    if failures >= CIRCUIT_THRESHOLD:
+    if failures is not None and failures >= CIRCUIT_THRESHOLD:
         logger.warning("provider failed %d times in a row; every worker pauses provider work %.1fs", failures, pause)
     return until
 

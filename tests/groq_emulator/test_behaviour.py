@@ -374,3 +374,22 @@ async def test_plain_text_and_usage() -> None:
         assert 100 <= reasoning <= 400
         assert usage["completion_tokens"] == reasoning + -(-len(content) // 4)
         assert any(word in content.lower() for word in ("database", "migration", "billing", "ledger"))
+
+
+async def test_a_very_long_prompt_is_counted_and_one_over_the_window_is_a_400_line() -> None:
+    """One message of a million characters used to make the tokenizer raise on every poll; it is counted in
+    pieces now, and a prompt over the context window is that line's 400 (context_length_exceeded), as Groq
+    answers it, while the other lines of the batch run."""
+    emulator = Emulator(manual_config())
+    lines = [
+        chat_line("fits", content="a" * 1_000_000),  # 125,000 o200k tokens
+        chat_line("digits", content="1" * 600_000),  # 200,000
+        chat_line("emoji", content="\N{GRINNING FACE}" * 300_000),  # 300,000
+        chat_line("short"),
+    ]
+    found = await _run(lines, emulator)
+    assert _body(found["fits"])["usage"]["prompt_tokens"] == 125_000 + 54
+    for custom_id in ("digits", "emoji"):
+        assert found[custom_id]["response"]["status_code"] == 400
+        assert _body(found[custom_id])["error"]["code"] == "context_length_exceeded"
+    assert found["short"]["response"]["status_code"] == 200

@@ -159,6 +159,22 @@ async def test_the_provider_circuit_opens_after_failures_in_a_row_and_closes_on_
     assert not await record_success(first), "nothing to close"
 
 
+async def test_one_chunk_failing_again_and_again_never_pauses_the_other_chunks(
+    contexts: list[WorkerContext],
+) -> None:
+    """A request the provider chokes on (one chunk, every poll) is that chunk's trouble: it backs off alone, and
+    another tenant's chunks keep going. Failures of different chunks in a row are still an outage."""
+    first, second = contexts[:2]
+    outage = RetryableProviderError("could not connect to Groq", status_code=None)
+    for _ in range(5 * CIRCUIT_THRESHOLD):
+        await record_failure(first, outage, "chunk 1")
+    state = await read_circuit(second)
+    assert state.consecutive_failures == 1 and state.backoff_until is None
+    assert await record_failure(second, outage, "chunk 2") is None
+    until = await record_failure(first, outage, "chunk 1")  # another chunk failed in between: counted
+    assert until is not None and (await read_circuit(second)).consecutive_failures == CIRCUIT_THRESHOLD
+
+
 async def test_a_rate_limit_with_retry_after_pauses_every_worker_at_once(contexts: list[WorkerContext]) -> None:
     limited = RetryableProviderError("429: rate limited", status_code=429, retry_after=20.0)
     until = await record_failure(contexts[0], limited)
