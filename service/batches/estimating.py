@@ -133,7 +133,8 @@ async def _count_lines(
             tally.raised_max_output_tokens += min(budget * 2, cap)
             tally.strict_lines += built.strict
             if index == 0:
-                hashes.append(request_hash(tenant, built.body))
+                expectation = spec.expectation_of(body, item.own_format)
+                hashes.append(request_hash(tenant, built.body, expectation))
     return counts, methods, hashes
 
 

@@ -201,10 +201,12 @@ async def _lay_out_group(
     async for row in each(group):
         overrides_json = row.next_overrides_json
         overrides = orjson.loads(overrides_json) if overrides_json else None
-        built = spec.build(row.custom_id, orjson.loads(row.body_json), overrides)
+        body = orjson.loads(row.body_json)
+        built = spec.build(row.custom_id, body, overrides)
         if not strict_lines:
             strict_lines.append(built.strict)
-        built_lines.append((row, built, overrides_json if overrides else None, request_hash(tenant, built.body)))
+        hashed = request_hash(tenant, built.body, spec.expectation_of(body, row.own_format))
+        built_lines.append((row, built, overrides_json if overrides else None, hashed))
     found: dict[str, attempts_store.Reusable] = {}
     if batch.reuse:
         since = utcnow() - timedelta(seconds=config.settings.reuse_max_age_seconds)

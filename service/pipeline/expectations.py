@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -10,7 +11,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from service.pipeline.schemas import schema_validator
+from service.pipeline.schemas import compact_json, schema_validator
 
 JSON_FORMAT_TYPES = frozenset({"json_object", "json_schema"})
 
@@ -22,6 +23,12 @@ class OutputExpectation:
     # The line asked for strict output: optional properties may come back null and are removed before the
     # answer is checked against the caller's schema.
     strip_nulls: bool = False
+
+    @cached_property
+    def key(self) -> bytes:
+        """What identifies the expectation (for reuse: an answer is only taken by a request judged the same way)."""
+        text = compact_json([self.json_required, self.strip_nulls, self.schema], sort_keys=True)
+        return hashlib.sha256(text).digest()
 
     @cached_property
     def validator(self) -> jsonschema_rs.Validator:

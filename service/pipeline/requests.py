@@ -121,9 +121,11 @@ def jsonl_line(custom_id: str, encoded_body: bytes) -> bytes:
     )
 
 
-def request_hash(tenant: str, encoded_body: bytes) -> str:
-    """What reuse looks a request up by: the tenant and the exact body (its model included)."""
-    return hashlib.sha256(tenant.encode() + b"\x00" + encoded_body).hexdigest()
+def request_hash(tenant: str, encoded_body: bytes, expectation: OutputExpectation) -> str:
+    """What reuse looks a request up by: the tenant, the exact body (its model included) and what its answer must
+    be (two schemas can make the same line: strict derivations that coincide, or JSON mode with the schema only
+    in our own check)."""
+    return hashlib.sha256(tenant.encode() + b"\x00" + expectation.key + encoded_body).hexdigest()
 
 
 def _json_schema_format(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,6 +230,14 @@ class PassRequestSpec:
             strict=self.strict,
         )
         return expectation_for(request, self.output_schema, strict_used=strict_used)
+
+    @cached_property
+    def common_expectation(self) -> OutputExpectation:
+        """The expectation of every item that does not set its own response_format."""
+        return self.expectation()
+
+    def expectation_of(self, item_body: Mapping[str, Any], own_format: bool) -> OutputExpectation:
+        return self.expectation(item_body) if own_format else self.common_expectation
 
     @cached_property
     def _line_overhead(self) -> int:

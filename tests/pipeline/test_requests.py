@@ -5,6 +5,7 @@ import orjson
 import pytest
 
 from service.pipeline.catalogue import StructuredOutput
+from service.pipeline.expectations import expectation_for
 from service.pipeline.requests import (
     PassRequestSpec,
     body_bytes,
@@ -249,9 +250,33 @@ def test_jsonl_line_matches_groq_input_format() -> None:
 def test_the_same_request_is_the_same_bytes_and_hash_whatever_its_key_order() -> None:
     one = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}
     other = {"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m"}
+    judged = expectation_for(one, None)
     assert body_bytes(one) == body_bytes(other)
-    assert request_hash("acme", body_bytes(one)) == request_hash("acme", body_bytes(other))
-    assert request_hash("acme", body_bytes(one)) != request_hash("globex", body_bytes(one))
+    assert request_hash("acme", body_bytes(one), judged) == request_hash("acme", body_bytes(other), judged)
+    assert request_hash("acme", body_bytes(one), judged) != request_hash("globex", body_bytes(one), judged)
+
+
+def test_two_schemas_with_the_same_strict_line_hash_apart() -> None:
+    """`a` optional vs `a` required but nullable derive the same strict line; an answer `{}` satisfies only the
+    first, so reuse must not hand one's answers to the other."""
+    optional = {"type": "object", "properties": {"a": {"type": "string"}}}
+    nullable = {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "required": ["a"]}
+    item = {"messages": [{"role": "user", "content": "x"}]}
+    one, other = (
+        PassRequestSpec(
+            model="openai/gpt-oss-20b",
+            structured_output=StructuredOutput.STRICT,
+            params={},
+            pass_params={},
+            output_schema=schema,
+            strict=True,
+        )
+        for schema in (optional, nullable)
+    )
+    assert one.build("x", item).body == other.build("x", item).body, "the premise: the same line"
+    assert request_hash("acme", one.build("x", item).body, one.common_expectation) != request_hash(
+        "acme", other.build("x", item).body, other.common_expectation
+    )
 
 
 def test_jsonl_line_is_one_line_even_with_newlines_in_content() -> None:
