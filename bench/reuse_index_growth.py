@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import text
 
@@ -32,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scale import backend_cpu, drop_postgres, fresh_postgres
 
-from service.models import AttemptStatus, Batch, PassKind, ProviderBatch
+from service.models import AttemptStatus, Batch, Chunk, PassKind
 from service.store import Database, transaction
 from service.store import attempts as attempts_store
 from service.store import batches as batches_store
 from service.store import chunks as chunks_store
 from service.store import passes as passes_store
+from service.store.attempts import NewAttempt
 
 HISTORY_BATCH = 50_000
 GROUP = 500  # as service/batches/layout.py writes attempts
@@ -49,7 +49,7 @@ def request_hash(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
-async def add_batch(database: Database, batch_id: str, items: int) -> list[dict[str, Any]]:
+async def add_batch(database: Database, batch_id: str, items: int) -> list[NewAttempt]:
     """A batch of `items` with a pass and its chunk; the pending attempts a lay-out of it would write."""
     async with transaction(database.workers) as session:
         tiers = [{"model": MODEL, "params": {}}]
@@ -58,31 +58,31 @@ async def add_batch(database: Database, batch_id: str, items: int) -> list[dict[
         await batches_store.insert_batch(session, batch, rows)
         pass_ = await passes_store.insert(session, batch_id, kind=PassKind.PRIMARY, model=MODEL, tier=0)
         assert pass_.id is not None
-        chunk = ProviderBatch(batch_id=batch_id, pass_id=pass_.id, chunk_index=0, line_count=items)
+        chunk = Chunk(batch_id=batch_id, pass_id=pass_.id, chunk_index=0, line_count=items)
         await chunks_store.insert(session, [chunk])
         connection = await session.connection()
         first_item = (
             await connection.execute(text("SELECT min(id) FROM items WHERE batch_id = :b"), {"b": batch_id})
         ).scalar_one()
-    pending: list[dict[str, Any]] = [
-        {
-            "item_id": first_item + n,
-            "pass_id": pass_.id,
-            "provider_batch_row_id": chunk.id,
-            "tier": 0,
-            "sent_because": "first",
-            "overrides_json": None,
-            "max_tokens_sent": None,
-            "reasoning_effort_sent": None,
-            "request_hash": request_hash(f"{batch_id}-{n}"),
-            "status": AttemptStatus.PENDING,
-        }
+    pending = [
+        NewAttempt(
+            item_id=first_item + n,
+            pass_id=pass_.id,
+            chunk_id=chunk.id,
+            tier=0,
+            sent_because="first",
+            overrides_json=None,
+            max_tokens_sent=None,
+            reasoning_effort_sent=None,
+            request_hash=request_hash(f"{batch_id}-{n}"),
+            status=AttemptStatus.PENDING,
+        )
         for n in range(items)
     ]
     return pending
 
 
-async def write_attempts(database: Database, pending: list[dict[str, Any]]) -> float:
+async def write_attempts(database: Database, pending: list[NewAttempt]) -> float:
     """The attempts written as a lay-out writes them, in groups in one transaction; this process's CPU seconds."""
     gc.collect()
     started = time.process_time()

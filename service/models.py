@@ -225,7 +225,7 @@ class FailureCount(SQLModel, table=True):
     count: int = 0
 
 
-class ProviderBatch(SQLModel, table=True):
+class Chunk(SQLModel, table=True):
     """One chunk of a pass: at most one provider batch ever exists for it."""
 
     __tablename__ = "provider_batches"
@@ -274,7 +274,7 @@ class Attempt(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("item_id", "pass_id", name="uq_attempts_item_pass"),
         # Neither index holds the status: finishing an attempt (every attempt, once) then writes no index entry.
-        Index("ix_attempts_chunk", "provider_batch_row_id"),
+        Index("ix_attempts_chunk", "chunk_id"),
         Index("ix_attempts_request_hash", "request_hash"),
     )
 
@@ -282,7 +282,7 @@ class Attempt(SQLModel, table=True):
     item_id: int = Field(foreign_key="items.id", index=True)
     pass_id: int = Field(foreign_key="passes.id", index=True)
     # None for an answer reused from an earlier attempt (nothing was sent).
-    provider_batch_row_id: int | None = Field(default=None, foreign_key="provider_batches.id")
+    chunk_id: int | None = Field(default=None, foreign_key="provider_batches.id")
     tier: int | None = None
     sent_because: str = Field(default="first", max_length=80)
     overrides_json: str | None = _text()  # what the cascade changed in this attempt's body

@@ -17,7 +17,7 @@ from service.api.deps import SessionDep, StateDep
 from service.api.errors import validation_problem
 from service.api.idempotency import IdempotencyDep
 from service.api.limits import check_header_limits, check_json_depth
-from service.api.schemas import BatchCreate, BatchHeader, RetryRequest
+from service.api.request_bodies import BatchCreate, BatchHeader, RetryRequest
 from service.api.submission_body import (
     NDJSON,
     BodyReader,
@@ -39,8 +39,8 @@ from service.models import BatchStatus
 from service.pipeline.validation import ItemChecker
 from service.views.batches import batch_out
 from service.views.estimates import estimate_out
+from service.views.response_bodies import BatchOut, BatchPage, Estimate, ItemOut, ResultPage
 from service.views.results import ResultFilter, encode, item_out, ndjson_pages, result_rows
-from service.views.schemas import BatchOut, BatchPage, Estimate, ItemOut, ResultPage
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 

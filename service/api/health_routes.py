@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from service.api.deps import AppState, SessionDep, StateDep
 from service.views.health import readiness, unready
 from service.views.models import unusable_models
-from service.views.schemas import Health, Readiness
+from service.views.response_bodies import Health, Readiness
 
 router = APIRouter(tags=["health"])
 

@@ -7,7 +7,6 @@ an oversized request is never buffered whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -18,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import problem_response
-from service.api.schemas import BatchHeader
+from service.api.request_bodies import BatchHeader
 from service.kit.problems import limit_exceeded
+from service.pipeline.expectations import response_format_schema
 from service.settings import Settings
 
 MEBIBYTE = 1024 * 1024
@@ -118,12 +118,6 @@ def _check_json_size(value: Any, *, field: str, setting: str, maximum: int) -> N
         )
 
 
-def _response_format_schema(params: Mapping[str, Any]) -> Any:
-    response_format = params.get("response_format")
-    json_schema = response_format.get("json_schema") if isinstance(response_format, Mapping) else None
-    return json_schema.get("schema") if isinstance(json_schema, Mapping) else None
-
-
 def nests_deeper_than(value: Any, limit: int) -> bool:
     """Whether the objects and arrays of a JSON value (dicts and lists) nest more than `limit` levels;
     iterative, so any depth can be measured."""
@@ -168,7 +162,7 @@ def check_header_limits(header: BatchHeader, settings: Settings) -> None:
     )
     schemas = {
         "output_schema": header.output_schema,
-        "params.response_format.json_schema.schema": _response_format_schema(header.params),
+        "params.response_format.json_schema.schema": response_format_schema(header.params),
     }
     for field, schema in schemas.items():
         if schema is not None:

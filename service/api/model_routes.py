@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api.deps import SessionDep, StateDep
 from service.views.models import model_list
-from service.views.schemas import ModelList
+from service.views.response_bodies import ModelList
 
 router = APIRouter(prefix="/models", tags=["models"])
 

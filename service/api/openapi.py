@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.errors import PROBLEM_BASE, PROBLEM_JSON
-from service.api.schemas import BatchCreate, RetryRequest
+from service.api.request_bodies import BatchCreate, RetryRequest
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",

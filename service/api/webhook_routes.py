@@ -8,7 +8,7 @@ from service.api.auth import PrincipalDep
 from service.api.deps import SessionDep, StateDep
 from service.batches.finishing import redeliver
 from service.kit.problems import invalid
-from service.views.schemas import WebhookOut
+from service.views.response_bodies import WebhookOut
 from service.views.webhooks import webhook_out
 from service.webhooks.ssrf import CallbackRefused, parse_callback_url
 

@@ -15,11 +15,12 @@ import orjson
 
 from service.batches.config import LifecycleConfig
 from service.batches.staging import StagedItems
-from service.batches.submission import CheckedBatch, NewBatch, check_new_batch, effective_schema
+from service.batches.submission import CheckedBatch, NewBatch, check_new_batch
 from service.kit.clock import utcnow
 from service.kit.cooperative import each
 from service.pipeline import estimate as forecasting
-from service.pipeline.cost import PICO_PER_USD
+from service.pipeline.cost import pico_of_usd
+from service.pipeline.expectations import effective_schema
 from service.pipeline.requests import request_hash
 from service.pipeline.routing import REPLAYABLE
 from service.pipeline.schemas import schema_fingerprint
@@ -67,7 +68,7 @@ async def estimate(
             part = first_hashes[start : start + REUSE_LOOKUP]
             found = await attempts_store.reusable_hashes(session, tenant, part, since, sorted(REPLAYABLE))
             reusable += sum(1 for hashed in first_hashes[start : start + REUSE_LOOKUP] if hashed in found)
-    fingerprint = schema_fingerprint(effective_schema(new))
+    fingerprint = schema_fingerprint(effective_schema(new.output_schema, new.params))
     workloads = []
     for index, (tier, tally) in enumerate(zip(checked.tiers, counts, strict=True)):
         entry = config.entry(tier.model)
@@ -84,7 +85,7 @@ async def estimate(
                 outcomes=forecasting.outcomes(history, entry, strict=strict, mean_max_tokens=mean_max),
             )
         )
-    budget = int(new.budget_usd * PICO_PER_USD) if new.budget_usd is not None else None
+    budget = pico_of_usd(new.budget_usd) if new.budget_usd is not None else None
     return EstimateResult(forecasting.forecast(staged.count, reusable, workloads), _methods_text(methods), budget)
 
 
@@ -126,11 +127,11 @@ async def _count_lines(
             if counted.method not in methods:
                 methods.append(counted.method)
             cap = config.entry(spec.model).max_completion_tokens
-            budget = min(built.max_completion_tokens or cap, cap)
+            max_tokens = min(built.max_completion_tokens or cap, cap)
             tally = counts[index]
             tally.input_tokens += counted.tokens
-            tally.max_output_tokens += budget
-            tally.raised_max_output_tokens += min(budget * 2, cap)
+            tally.max_output_tokens += max_tokens
+            tally.raised_max_output_tokens += min(max_tokens * 2, cap)
             tally.strict_lines += built.strict
             if index == 0:
                 expectation = spec.expectation_of(body, item.own_format)

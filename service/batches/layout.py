@@ -25,7 +25,7 @@ from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
 from service.kit.cooperative import each, give_way
 from service.kit.spooling import SPOOL_BUFFER_BYTES
-from service.models import AttemptStatus, Batch, ItemStatus, Pass, PassKind, PassStatus, ProviderBatch
+from service.models import AttemptStatus, Batch, Chunk, ItemStatus, Pass, PassKind, PassStatus
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
 from service.pipeline.chunk_names import chunk_key, upload_filename
@@ -38,6 +38,7 @@ from service.store import batches as batches_store
 from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import passes as passes_store
+from service.store.attempts import NewAttempt
 
 GROUP = 500  # items built, looked up and written per step; the event loop runs between steps
 
@@ -48,7 +49,7 @@ def layout_spool_path(spool_dir: Path, batch_id: str, pass_number: int, chunk_in
 
 @dataclass
 class _OpenChunk:
-    row: ProviderBatch
+    row: Chunk
     row_id: int
     path: Path
     handle: IO[bytes]
@@ -85,7 +86,7 @@ class _Layout:
 
     async def _open(self, index: int) -> _OpenChunk:
         assert self.pass_.id is not None
-        row = ProviderBatch(batch_id=self.batch.id, pass_id=self.pass_.id, chunk_index=index)
+        row = Chunk(batch_id=self.batch.id, pass_id=self.pass_.id, chunk_index=index)
         await chunks_store.insert(self.session, [row])
         path = layout_spool_path(self.spool_dir, self.batch.id, self.pass_.number, index)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,28 +213,44 @@ async def _lay_out_group(
         since = utcnow() - timedelta(seconds=config.settings.reuse_max_age_seconds)
         hashes = [line[3] for line in built_lines]
         found = await attempts_store.reusable(session, tenant, hashes, since, sorted(routing.REPLAYABLE))
-    pending: list[dict[str, Any]] = []
-    reused_rows: list[tuple[Any, attempts_store.Reusable, dict[str, Any]]] = []
+    pending: list[NewAttempt] = []
+    reused_rows: list[tuple[Any, attempts_store.Reusable, NewAttempt]] = []
     async for row, built, overrides_json, hashed in each(built_lines):
         reason = routing.RETRY if retry_pass else row.next_reason or routing.FIRST
         reasons[reason] += 1
-        attempt = {
-            "item_id": row.id,
-            "pass_id": pass_id,
-            "tier": tier,
-            "sent_because": reason,
-            "overrides_json": overrides_json,
-            "max_tokens_sent": built.max_completion_tokens,
-            "reasoning_effort_sent": built.reasoning_effort,
-            "request_hash": hashed,
-            "status": AttemptStatus.PENDING,
-        }
         if hashed in found:
-            reused_rows.append((row, found[hashed], attempt))
+            source = found[hashed]
+            reused = NewAttempt(
+                row.id,
+                pass_id,
+                None,
+                tier,
+                reason,
+                overrides_json,
+                built.max_completion_tokens,
+                built.reasoning_effort,
+                hashed,
+                AttemptStatus.PENDING,
+                reused_from_attempt_id=source.attempt_id,
+            )
+            reused_rows.append((row, source, reused))
             continue
         worst = _worst_case(entry, built) if budgeted else 0
-        attempt["provider_batch_row_id"] = await layout.add(built.line, worst, row.custom_id)
-        pending.append(attempt)
+        chunk_id = await layout.add(built.line, worst, row.custom_id)
+        pending.append(
+            NewAttempt(
+                row.id,
+                pass_id,
+                chunk_id,
+                tier,
+                reason,
+                overrides_json,
+                built.max_completion_tokens,
+                built.reasoning_effort,
+                hashed,
+                AttemptStatus.PENDING,
+            )
+        )
     await attempts_store.insert_rows(session, pending)
     saved = 0
     if reused_rows:
@@ -246,18 +263,12 @@ async def _reuse(
     config: LifecycleConfig,
     batch: Batch,
     pass_: Pass,
-    reused_rows: Sequence[tuple[Any, attempts_store.Reusable, dict[str, Any]]],
+    reused_rows: Sequence[tuple[Any, attempts_store.Reusable, NewAttempt]],
 ) -> int:
     """Attempts that take the outcome of an identical earlier request instead of being sent, at no cost, merged
     like any outcome (a replayed failure is routed on, where the earlier item's answer waits to be reused in
     turn). What they saved."""
-    ids = await attempts_store.insert_returning_ids(
-        session,
-        [
-            {**base, "provider_batch_row_id": None, "reused_from_attempt_id": source.attempt_id}
-            for _r, source, base in reused_rows
-        ],
-    )
+    ids = await attempts_store.insert_returning_ids(session, [attempt for _r, _s, attempt in reused_rows])
     waiting = ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING
     outcomes = [
         (
@@ -267,11 +278,11 @@ async def _reuse(
                 custom_id=row.custom_id,
                 own_format=row.own_format,
                 item_status=waiting,
-                tier=base["tier"],
-                sent_because=base["sent_because"],
-                overrides_json=base["overrides_json"],
-                max_tokens_sent=base["max_tokens_sent"],
-                reasoning_effort_sent=base["reasoning_effort_sent"],
+                tier=base.tier,
+                sent_because=base.sent_because,
+                overrides_json=base.overrides_json,
+                max_tokens_sent=base.max_tokens_sent,
+                reasoning_effort_sent=base.reasoning_effort_sent,
             ),
             replayed(row.custom_id, source),
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -29,7 +28,8 @@ from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import items as items_store
 from service.store import passes as passes_store
-from service.store.attempts import PendingAttempt, Reusable
+from service.store.attempts import FinishedAttempt, PendingAttempt, Reusable
+from service.store.items import MergedItem
 from service.store.passes import FINAL
 
 UNAVAILABLE_MODEL = frozenset({codes.MODEL_DECOMMISSIONED, codes.MODEL_NOT_FOUND})
@@ -78,32 +78,32 @@ async def merge_outcomes(
     unavailable = await availability_store.unavailable(session)
     tiers = routing_tiers(config, batch, unavailable)
     now = utcnow()
-    attempt_rows: list[dict[str, Any]] = []
-    item_rows: list[dict[str, Any]] = []
+    attempt_rows: list[FinishedAttempt] = []
+    item_rows: list[MergedItem] = []
     pass_failures: Counter[str] = Counter()
     final_failures: Counter[str] = Counter()
     counts: Counter[str] = Counter()
-    tokens_in = tokens_out = cost_total = 0
+    tokens_in = tokens_out = cost_total = queued = 0
     for pending, outcome in outcomes:
         cost = config.cost_pico(pass_.model, outcome.usage)
         cost_total += cost
         tokens_in += outcome.usage.input_tokens
         tokens_out += outcome.usage.output_tokens
         attempt_rows.append(
-            {
-                "b_id": pending.attempt_id,
-                "b_status": AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED,
-                "b_error_code": outcome.error_code,
-                "b_error_message": outcome.error_message,
-                "b_content": outcome.content,
-                "b_output_json": outcome.stored_output(),
-                "b_finish_reason": outcome.finish_reason,
-                "b_input_tokens": outcome.usage.input_tokens,
-                "b_output_tokens": outcome.usage.output_tokens,
-                "b_cost_pico": cost,
-                "b_provider_request_id": outcome.provider_request_id,
-                "b_finished_at": now,
-            }
+            FinishedAttempt(
+                status=AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                content=outcome.content,
+                output_json=outcome.stored_output(),
+                finish_reason=outcome.finish_reason,
+                input_tokens=outcome.usage.input_tokens,
+                output_tokens=outcome.usage.output_tokens,
+                cost_pico=cost,
+                provider_request_id=outcome.provider_request_id,
+                finished_at=now,
+                attempt_id=pending.attempt_id,
+            )
         )
         status, next_tier, next_reason, next_overrides = ItemStatus.SUCCEEDED, None, None, None
         if not outcome.succeeded:
@@ -126,6 +126,7 @@ async def merge_outcomes(
             if isinstance(decision, Send):
                 status, next_tier, next_reason = ItemStatus.RETRYING, decision.tier, decision.reason
                 next_overrides = orjson.dumps(decision.overrides).decode() if decision.overrides else None
+                queued += 1
             else:
                 assert isinstance(decision, Stop)
                 status = ItemStatus.FAILED
@@ -133,20 +134,20 @@ async def merge_outcomes(
         counts[pending.item_status] -= 1
         counts[status] += 1
         item_rows.append(
-            {
-                "b_id": pending.item_id,
-                "b_status": status,
-                "b_attempt": pending.attempt_id,
-                "b_attempts": 1,
-                "b_cost": cost,
-                "b_next_tier": next_tier,
-                "b_next_reason": next_reason,
-                "b_next_overrides": next_overrides,
-                "b_error_code": None,
-                "b_error_message": None,
-                "b_changed_pass": pass_.number,
-                "b_updated_at": now,
-            }
+            MergedItem(
+                status=status,
+                deciding_attempt_id=pending.attempt_id,
+                next_tier=next_tier,
+                next_reason=next_reason,
+                next_overrides_json=next_overrides,
+                error_code=None,
+                error_message=None,
+                changed_pass=pass_.number,
+                updated_at=now,
+                attempts_added=1,
+                cost_added_pico=cost,
+                item_id=pending.item_id,
+            )
         )
     # The batch's row first: it serialises this write with the lay-out of the batch's next passes.
     await batches_store.add_to_counters(
@@ -174,7 +175,7 @@ async def merge_outcomes(
     return MergeSummary(
         succeeded=counts[ItemStatus.SUCCEEDED],
         failed=sum(final_failures.values()),
-        queued=sum(1 for row in item_rows if row["b_status"] == ItemStatus.RETRYING),
+        queued=queued,
         cost_pico=cost_total,
     )
 

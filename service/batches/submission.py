@@ -18,8 +18,8 @@ from service.batches.staging import StagedItems
 from service.batches.tiers import TierSpec, check_model, resolve_cascade
 from service.kit.problems import invalid
 from service.models import Batch, PassKind
-from service.pipeline.cost import PICO_PER_USD
-from service.pipeline.expectations import response_format_schema
+from service.pipeline.cost import pico_of_usd
+from service.pipeline.expectations import effective_schema
 from service.pipeline.requests import PassRequestSpec
 from service.pipeline.schemas import schema_fingerprint
 from service.pipeline.validation import validate_output_schema, validate_params
@@ -125,11 +125,6 @@ async def check_new_batch(
     return CheckedBatch(tiers, specs, warnings)
 
 
-def effective_schema(new: NewBatch) -> Mapping[str, Any] | None:
-    """The schema answers are judged by: output_schema, else a json_schema response_format's."""
-    return new.output_schema if new.output_schema is not None else response_format_schema(new.params)
-
-
 async def submit(session: Session, config: LifecycleConfig, tenant: str, new: NewBatch, staged: StagedItems) -> Batch:
     """Check and store a new batch with its first pass (flushed, not committed: the caller commits)."""
     checked = await check_new_batch(session, config, new, staged)
@@ -148,8 +143,8 @@ async def submit(session: Session, config: LifecycleConfig, tenant: str, new: Ne
         user_metadata=new.metadata,
         warnings=warnings,
         reuse=config.settings.reuse_results if new.reuse is None else new.reuse,
-        budget_pico=int(new.budget_usd * PICO_PER_USD) if new.budget_usd is not None else None,
-        schema_fingerprint=schema_fingerprint(effective_schema(new)),
+        budget_pico=pico_of_usd(new.budget_usd) if new.budget_usd is not None else None,
+        schema_fingerprint=schema_fingerprint(effective_schema(new.output_schema, new.params)),
         item_count=staged.count,
         pending=staged.count,
     )

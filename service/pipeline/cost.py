@@ -27,6 +27,11 @@ class Usage(NamedTuple):
         return self.input_tokens + self.output_tokens
 
 
+def pico_of_usd(amount: Decimal) -> int:
+    """USD as whole picodollars (a budget: any finer fraction is dropped, never rounded up)."""
+    return int(amount * PICO_PER_USD)
+
+
 def usd(pico: int) -> Decimal:
     """Picodollars as exact USD."""
     return Decimal(pico) / PICO_PER_USD

@@ -1,13 +1,13 @@
 """What a batch will cost before it is sent (pure): the cascade's flow of items through its tiers, priced.
 
 Each tier receives a share of the items. Of its first attempts, some run out of tokens and are sent once more on
-the same tier with a raised budget (routing's rule), some fail in a way that moves them on to the next tier, and
-the rest succeed. Those shares and the output tokens per attempt come from the service's own history of the
-model (the same output schema first, then any) or, without history, from the catalogue's priors. Input tokens
-are counted per item by the caller. Resends of requests that never ran cost nothing and are left out.
+the same tier with a raised max_completion_tokens (routing's rule), some fail in a way that moves them on to the
+next tier, and the rest succeed. Those shares and the output tokens per attempt come from the service's own
+history of the model (the same output schema first, then any) or, without history, from the catalogue's priors.
+Input tokens are counted per item by the caller. Resends of requests that never ran cost nothing and are left out.
 
 The upper bound is what the bill could reach if every item failed everywhere: every item on every tier, each
-at its full output budget, plus one raised-budget resend per tier.
+at its full max_completion_tokens, plus one raised-max-tokens resend per tier.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from service.pipeline.routing import FINAL, NEVER_RAN
 
 MIN_HISTORY_ATTEMPTS = 20  # fewer first attempts than this: the catalogue's priors instead
 MIN_RAISED_HISTORY = 5
-PRIOR_RAISED_FAILURE_SHARE = 0.1  # a doubled budget with less reasoning cures most out-of-tokens answers
+PRIOR_RAISED_FAILURE_SHARE = 0.1  # doubled max_completion_tokens with less reasoning cure most out-of-tokens answers
 HISTORY = "history"
 CATALOGUE = "catalogue"
 
@@ -31,7 +31,7 @@ CATALOGUE = "catalogue"
 class TierHistory:
     """Finished attempts of one model, as the store counts them (reused answers and never-ran lines left out)."""
 
-    first_attempts: int = 0  # every attempt that was not a raised-budget resend
+    first_attempts: int = 0  # every attempt that was not a raised-max-tokens resend
     first_billed: int = 0
     first_output_tokens: int = 0
     first_max_tokens: int = 0  # ... that ran out of tokens
@@ -46,7 +46,7 @@ class TierHistory:
 class OutcomeCount:
     """Past attempts with one outcome (what the store reads)."""
 
-    raised: bool  # a raised-budget resend
+    raised: bool  # a raised-max-tokens resend
     status: str
     error_code: str | None
     attempts: int
@@ -110,7 +110,7 @@ def outcomes(history: TierHistory, entry: ModelEntry, *, strict: bool, mean_max_
     else:
         max_tokens_share = entry.prior_max_tokens_share
         moves_on_share = 0.0 if strict and entry.supports_strict else entry.prior_invalid_share
-        # An answer cut off at its budget used all of it.
+        # An answer cut off at its max_completion_tokens used all of them.
         per_attempt = (1 - max_tokens_share) * entry.prior_output_tokens + max_tokens_share * mean_max_tokens
         billed_share = 1 - moves_on_share  # an answer that is not the JSON asked for comes as an error line
         based_on, attempts = CATALOGUE, 0
@@ -119,7 +119,9 @@ def outcomes(history: TierHistory, entry: ModelEntry, *, strict: bool, mean_max_
         raised_billed = history.raised_billed / history.raised_attempts
         raised_failure = history.raised_failed / history.raised_attempts
     else:
-        raised_per_attempt = 1.5 * mean_max_tokens  # it needed more than its budget, less than twice as much
+        raised_per_attempt = (
+            1.5 * mean_max_tokens
+        )  # it needed more than its max_completion_tokens, less than twice as much
         raised_billed = 1.0
         raised_failure = PRIOR_RAISED_FAILURE_SHARE
     return TierOutcomes(

@@ -43,12 +43,18 @@ def expectation_for(
 ) -> OutputExpectation:
     """``request`` is the merged body before model adaptation (``{**params, **item_body}``)."""
     format_type = response_format_type(request)
-    schema = output_schema if output_schema is not None else response_format_schema(request)
+    schema = effective_schema(output_schema, request)
     return OutputExpectation(
         json_required=output_schema is not None or format_type in JSON_FORMAT_TYPES,
         schema=copy.deepcopy(dict(schema)) if schema is not None else None,
         strip_nulls=strict_used and schema is not None,
     )
+
+
+def effective_schema(output_schema: Mapping[str, Any] | None, request: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema answers are judged by: the batch's output_schema, else the request's json_schema
+    response_format's (the one rule for it)."""
+    return output_schema if output_schema is not None else response_format_schema(request)
 
 
 def response_format_type(request: Mapping[str, Any]) -> str | None:

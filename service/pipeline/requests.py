@@ -18,8 +18,8 @@ import orjson
 from service.pipeline.catalogue import StructuredOutput
 from service.pipeline.expectations import (
     OutputExpectation,
+    effective_schema,
     expectation_for,
-    response_format_schema,
     response_format_type,
 )
 from service.pipeline.schemas import compact_json
@@ -72,7 +72,7 @@ def adapt_to_model(
     """The final body for `model` and whether it asks for strict structured output: structured-output options
     the model accepts, strict when asked for and expressible, plus prompt hints for JSON mode."""
     body = {key: value for key, value in request.items() if key != "model"}
-    schema = output_schema if output_schema is not None else response_format_schema(request)
+    schema = effective_schema(output_schema, request)
     format_type = response_format_type(request)
     if output_schema is not None and body.get("response_format") is None:
         body["response_format"] = _json_schema_format(output_schema)
@@ -207,14 +207,16 @@ class PassRequestSpec:
             strict=self.strict,
         )
         encoded = body_bytes(final)
-        budget = final.get("max_completion_tokens", final.get("max_tokens"))
+        max_tokens = final.get("max_completion_tokens", final.get("max_tokens"))
         effort = final.get("reasoning_effort")
         return BuiltLine(
             line=jsonl_line(custom_id, encoded),
             body=encoded,
             request=final,
             strict=strict_used,
-            max_completion_tokens=budget if isinstance(budget, int) and not isinstance(budget, bool) else None,
+            max_completion_tokens=max_tokens
+            if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
+            else None,
             reasoning_effort=effort if isinstance(effort, str) else None,
         )
 
@@ -244,7 +246,7 @@ class PassRequestSpec:
         """What any line of the pass adds to its item's body, at most: params, the schema (as response_format
         or as an instruction, strict or not), the model and the envelope."""
         extra = compact_json(self.params) + compact_json(self.pass_params)
-        schema = self.output_schema if self.output_schema is not None else response_format_schema(self.params)
+        schema = effective_schema(self.output_schema, self.params)
         hint = len(SCHEMA_INSTRUCTION_PREFIX) + (len(compact_json(schema)) * 3 if schema is not None else 0)
         return LINE_OVERHEAD + len(extra) + hint + len(self.model) + MODEL_SLACK
 

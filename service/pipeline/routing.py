@@ -34,6 +34,9 @@ REPLAYABLE = frozenset({*NOT_THE_JSON_ASKED_FOR, codes.MAX_TOKENS})
 FIRST = "first"
 RETRY = "retry"
 REUSED = "reused"
+# The action of an attempt sent again with twice its max_completion_tokens. Stored and answered as
+# "raised_budget:max_tokens" since the first version: the word stays so that every row reads the same.
+RAISED_MAX_TOKENS = "raised_budget"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Tier:
 @dataclass(frozen=True)
 class SentBecause:
     """Why an attempt was sent: `first`, `retry`, `reused`, or what the cascade did after a failure
-    (`escalated`, `raised_budget`, `resent`) with the failure's code and, for resends, how many so far."""
+    (`escalated`, `raised_budget` for a raised max_completion_tokens, `resent`) with the failure's code and, for
+    resends, how many so far."""
 
     action: str
     code: str | None = None
@@ -78,7 +82,7 @@ class FailedAttempt:
     sent_because: str = FIRST
     overrides: Mapping[str, Any] = field(default_factory=dict)
     max_tokens_sent: int | None = None  # the max_completion_tokens the line carried (None: the model's default)
-    output_tokens: int = 0  # what the attempt used (a cut-off answer used its whole budget)
+    output_tokens: int = 0  # what the attempt used (a cut-off answer used all of its max_completion_tokens)
     reasoning_effort_sent: str | None = None
     http_status: int | None = None
 
@@ -108,7 +112,7 @@ def route(failure: FailedAttempt, tiers: Sequence[Tier], *, max_resends: int = 2
         return Stop(code)
     current = failure.tier
     if code == codes.MAX_TOKENS:
-        return _raise_budget(failure, tiers) or _escalate(failure, tiers, lambda tier: True)
+        return _raise_max_tokens(failure, tiers) or _escalate(failure, tiers, lambda tier: True)
     if code in NEVER_RAN or (failure.http_status is not None and failure.http_status >= 500):
         return _resend(failure, tiers, max_resends) or _escalate(failure, tiers, lambda tier: True)
     if code in NOT_THE_JSON_ASKED_FOR or code in MODEL_GONE:
@@ -127,8 +131,9 @@ def _escalate(failure: FailedAttempt, tiers: Sequence[Tier], fits: Any) -> Route
     return Stop(failure.code)
 
 
-def _raise_budget(failure: FailedAttempt, tiers: Sequence[Tier]) -> Send | None:
-    """Once per tier: the same model with twice the budget (and less reasoning); None when already done."""
+def _raise_max_tokens(failure: FailedAttempt, tiers: Sequence[Tier]) -> Send | None:
+    """Once per tier: the same model with twice the max_completion_tokens (and less reasoning); None when
+    already done."""
     assert failure.tier is not None
     if failure.tier >= len(tiers) or not tiers[failure.tier].usable:
         return None
@@ -144,7 +149,7 @@ def _raise_budget(failure: FailedAttempt, tiers: Sequence[Tier]) -> Send | None:
     }
     if tier.reasoning:
         overrides["reasoning_effort"] = lower_effort(failure.reasoning_effort_sent)
-    return Send(tier.index, SentBecause("raised_budget", codes.MAX_TOKENS).text(), overrides)
+    return Send(tier.index, SentBecause(RAISED_MAX_TOKENS, codes.MAX_TOKENS).text(), overrides)
 
 
 def _resend(failure: FailedAttempt, tiers: Sequence[Tier], max_resends: int) -> Send | None:

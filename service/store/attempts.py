@@ -15,22 +15,40 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.kit.cooperative import each
-from service.models import Attempt, AttemptStatus, Batch, Item, ItemStatus, Pass, ProviderBatch
+from service.models import Attempt, AttemptStatus, Batch, Chunk, Item, ItemStatus, Pass
 from service.store.dialect import execute_many, insert_many
 from service.store.items import IDS_PER_STATEMENT
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """New pending attempts (at lay-out): keys item_id, pass_id, provider_batch_row_id, tier, sent_because,
-    overrides_json, max_tokens_sent, reasoning_effort_sent, request_hash, status."""
+class NewAttempt(NamedTuple):
+    """An attempt as a lay-out creates it (pending, or about to take a reused outcome)."""
+
+    item_id: int
+    pass_id: int
+    chunk_id: int | None  # None for an answer reused from an earlier attempt (nothing is sent)
+    tier: int | None
+    sent_because: str
+    overrides_json: str | None
+    max_tokens_sent: int | None
+    reasoning_effort_sent: str | None
+    request_hash: str | None
+    status: str
+    reused_from_attempt_id: int | None = None
+
+
+_NEW_COLUMNS = NewAttempt._fields
+_INSERTED_COLUMNS = (*_NEW_COLUMNS, "input_tokens", "output_tokens", "cost_pico", "created_at")
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[NewAttempt]) -> None:
+    """New attempts, written in bulk (their ids are not needed)."""
     now = utcnow()
-    values = [(*(row[name] for name in _PENDING_COLUMNS), 0, 0, 0, now) for row in rows]
-    await insert_many(session, "attempts", _INSERTED_COLUMNS, values)
+    await insert_many(session, "attempts", _INSERTED_COLUMNS, [(*row, 0, 0, 0, now) for row in rows])
 
 
-async def insert_returning_ids(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[int]:
+async def insert_returning_ids(session: AsyncSession, rows: Sequence[NewAttempt]) -> list[int]:
     """New attempts, their ids in the same order."""
-    attempts = [Attempt(**row) for row in rows]
+    attempts = [Attempt(**row._asdict()) for row in rows]
     session.add_all(attempts)
     await session.flush()
     return [attempt.id for attempt in attempts if attempt.id is not None]
@@ -65,54 +83,43 @@ async def pending_of_chunk(session: AsyncSession, chunk_id: int) -> dict[str, Pe
             col(Attempt.reasoning_effort_sent),
         )
         .join(Item, col(Item.id) == col(Attempt.item_id))
-        .where(col(Attempt.provider_batch_row_id) == chunk_id, col(Attempt.status) == AttemptStatus.PENDING)
+        .where(col(Attempt.chunk_id) == chunk_id, col(Attempt.status) == AttemptStatus.PENDING)
     )
     return {row[2]: PendingAttempt(*row) async for row in each(rows)}
 
 
-_FINISHED_COLUMNS = (
-    "status",
-    "error_code",
-    "error_message",
-    "content",
-    "output_json",
-    "finish_reason",
-    "input_tokens",
-    "output_tokens",
-    "cost_pico",
-    "provider_request_id",
-    "finished_at",
-)
-_FINISHED_KEYS = tuple(f"b_{name}" for name in _FINISHED_COLUMNS)
-_FINISH = f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in _FINISHED_COLUMNS)} WHERE id = ?"
+class FinishedAttempt(NamedTuple):
+    """An attempt's outcome, as the ingest (or a reuse, or a chunk never sent) finishes it. In the order of the
+    statement's parameters: it is handed to the driver as it is."""
+
+    status: str
+    error_code: str | None
+    error_message: str | None
+    content: str | None
+    output_json: str | None
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_pico: int
+    provider_request_id: str | None
+    finished_at: datetime
+    attempt_id: int
 
 
-async def finish(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Each row (keys b_id, b_status, b_error_code, ...) finishes one attempt with its outcome."""
-    await execute_many(session, _FINISH, [(*map(row.__getitem__, _FINISHED_KEYS), row["b_id"]) for row in rows])
+_FINISH = f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in FinishedAttempt._fields[:-1])} WHERE id = ?"
 
 
-_PENDING_COLUMNS = (
-    "item_id",
-    "pass_id",
-    "provider_batch_row_id",
-    "tier",
-    "sent_because",
-    "overrides_json",
-    "max_tokens_sent",
-    "reasoning_effort_sent",
-    "request_hash",
-    "status",
-)
-_INSERTED_COLUMNS = (*_PENDING_COLUMNS, "input_tokens", "output_tokens", "cost_pico", "created_at")
+async def finish(session: AsyncSession, rows: Sequence[FinishedAttempt]) -> None:
+    """Each row finishes one attempt with its outcome."""
+    await execute_many(session, _FINISH, rows)
 
 
 async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pass, str | None]]:
     """Every attempt at an item with its pass and provider batch id, oldest first."""
     rows = await session.execute(
-        sa_select(Attempt, Pass, col(ProviderBatch.provider_batch_id))
+        sa_select(Attempt, Pass, col(Chunk.provider_batch_id))
         .join(Pass, col(Pass.id) == col(Attempt.pass_id))
-        .outerjoin(ProviderBatch, col(ProviderBatch.id) == col(Attempt.provider_batch_row_id))
+        .outerjoin(Chunk, col(Chunk.id) == col(Attempt.chunk_id))
         .where(col(Attempt.item_id) == item_id)
         .order_by(col(Pass.number))
     )

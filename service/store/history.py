@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.models import Attempt, AttemptStatus, Batch, Pass
 from service.pipeline.estimate import OutcomeCount
+from service.pipeline.routing import RAISED_MAX_TOKENS
 
 RECENT = 20_000
 
@@ -34,7 +35,7 @@ async def outcome_groups(
         conditions.append(col(Batch.schema_fingerprint) == schema_fingerprint)
     recent = (
         sa_select(
-            col(Attempt.sent_because).like("raised_budget%").label("raised"),
+            col(Attempt.sent_because).like(f"{RAISED_MAX_TOKENS}%").label("raised"),
             col(Attempt.status).label("status"),
             col(Attempt.error_code).label("error_code"),
             col(Attempt.output_tokens).label("output_tokens"),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, or_, update
 from sqlalchemy import select as sa_select
@@ -111,33 +112,34 @@ async def clear_queue(session: AsyncSession, item_ids: Sequence[int]) -> None:
         )
 
 
-_MERGED = (
-    ("status", "b_status"),
-    ("deciding_attempt_id", "b_attempt"),
-    ("next_tier", "b_next_tier"),
-    ("next_reason", "b_next_reason"),
-    ("next_overrides_json", "b_next_overrides"),
-    ("error_code", "b_error_code"),
-    ("error_message", "b_error_message"),
-    ("changed_pass", "b_changed_pass"),
-    ("updated_at", "b_updated_at"),
-)
-_MERGED_KEYS = tuple(key for _column, key in _MERGED)
+class MergedItem(NamedTuple):
+    """An item's merged row after an outcome (what its deciding attempt says, where the cascade sends it next), and
+    what the attempt adds to it. In the order of the statement's parameters: it is handed to the driver as it is."""
+
+    status: str
+    deciding_attempt_id: int | None
+    next_tier: int | None
+    next_reason: str | None
+    next_overrides_json: str | None
+    error_code: str | None
+    error_message: str | None
+    changed_pass: int
+    updated_at: datetime
+    attempts_added: int
+    cost_added_pico: int
+    item_id: int
+
+
 _MERGE = (
     "UPDATE items SET "
-    + ", ".join(f"{column} = ?" for column, _key in _MERGED)
+    + ", ".join(f"{column} = ?" for column in MergedItem._fields[:9])
     + ", attempt_count = attempt_count + ?, cost_pico = cost_pico + ? WHERE id = ?"
 )
 
 
-async def merge(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Each row (keys b_id, b_status, b_attempt, b_attempts, b_cost, b_next_tier, b_next_reason,
-    b_next_overrides, b_error_code, b_error_message, b_changed_pass, b_updated_at) sets one item's merged row."""
-    await execute_many(
-        session,
-        _MERGE,
-        [(*map(row.__getitem__, _MERGED_KEYS), row["b_attempts"], row["b_cost"], row["b_id"]) for row in rows],
-    )
+async def merge(session: AsyncSession, rows: Sequence[MergedItem]) -> None:
+    """Each row sets one item's merged row."""
+    await execute_many(session, _MERGE, rows)
 
 
 async def fail_unstarted(session: AsyncSession, batch_id: str, code: str, message: str) -> tuple[int, int]:
@@ -249,7 +251,7 @@ async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterato
         sa_select(col(Item.custom_id), col(ItemBody.body_json), col(Attempt.overrides_json))
         .join(Attempt, col(Attempt.item_id) == col(Item.id))
         .join(ItemBody, _ITS_BODY)
-        .where(col(Attempt.provider_batch_row_id) == chunk_id)
+        .where(col(Attempt.chunk_id) == chunk_id)
         .order_by(col(Item.position))
         .execution_options(yield_per=SPOOL_FETCH_ROWS)
     )

@@ -17,11 +17,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import OPEN_BATCH_STATUSES, Batch, ProviderBatch, WebhookDelivery, WebhookState
+from service.models import OPEN_BATCH_STATUSES, Batch, Chunk, WebhookDelivery, WebhookState
 from service.store.dialect import write_transaction
 from service.store.unit import rows_affected, transaction
 
-LEASED_TABLES = (ProviderBatch, Batch, WebhookDelivery)
+LEASED_TABLES = (Chunk, Batch, WebhookDelivery)
 
 
 async def lease_first(
@@ -64,23 +64,21 @@ async def claim_next_chunk(
     `files_left`: only chunks whose files on Groq are not deleted yet."""
     now = utcnow()
     due = (
-        select(ProviderBatch.id)
+        select(Chunk.id)
         .where(
             _chunks_in(states, files_left),
-            col(ProviderBatch.next_action_at) <= now,
-            lease_is_free(ProviderBatch, now),
+            col(Chunk.next_action_at) <= now,
+            lease_is_free(Chunk, now),
         )
-        .order_by(col(ProviderBatch.next_action_at), col(ProviderBatch.id))
+        .order_by(col(Chunk.next_action_at), col(Chunk.id))
     )
-    row = await lease_first(
-        sessions, ProviderBatch, due, owner=owner, lease_seconds=lease_seconds, returning=[col(ProviderBatch.id)]
-    )
+    row = await lease_first(sessions, Chunk, due, owner=owner, lease_seconds=lease_seconds, returning=[col(Chunk.id)])
     return None if row is None else int(row[0])
 
 
 def _chunks_in(states: Collection[str], files_left: bool) -> ColumnElement[bool]:
-    condition = col(ProviderBatch.state).in_(states)
-    return and_(condition, col(ProviderBatch.files_deleted_at).is_(None)) if files_left else condition
+    condition = col(Chunk.state).in_(states)
+    return and_(condition, col(Chunk.files_deleted_at).is_(None)) if files_left else condition
 
 
 async def next_chunk_due(
@@ -89,10 +87,10 @@ async def next_chunk_due(
     """When the first chunk of one of `kinds` ((states, files_left) as `claim_next_chunk` takes them) can be
     claimed: its next action's time, or its lease's end if someone holds it longer. None: no such chunk."""
     held_longer = and_(
-        col(ProviderBatch.lease_owner).is_not(None),
-        col(ProviderBatch.lease_expires_at) > col(ProviderBatch.next_action_at),
+        col(Chunk.lease_owner).is_not(None),
+        col(Chunk.lease_expires_at) > col(Chunk.next_action_at),
     )
-    claimable_at = case((held_longer, col(ProviderBatch.lease_expires_at)), else_=col(ProviderBatch.next_action_at))
+    claimable_at = case((held_longer, col(Chunk.lease_expires_at)), else_=col(Chunk.next_action_at))
     async with sessions() as session:
         due = await session.scalar(
             select(func.min(claimable_at)).where(or_(*(_chunks_in(states, files) for states, files in kinds)))

@@ -12,7 +12,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
-from service.models import Batch, ChunkState, FailureCount, Pass, ProviderBatch
+from service.models import Batch, Chunk, ChunkState, FailureCount, Pass
 from service.store.passes import FINAL
 
 
@@ -46,11 +46,11 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
             col(Pass.model), col(Pass.number)
         )
     )
-    chunks = await session.execute(sa_select(col(ProviderBatch.state), func.count()).group_by(col(ProviderBatch.state)))
+    chunks = await session.execute(sa_select(col(Chunk.state), func.count()).group_by(col(Chunk.state)))
     now = utcnow()
     oldest_due = await session.scalar(
-        sa_select(func.min(col(ProviderBatch.next_action_at))).where(
-            col(ProviderBatch.state) != ChunkState.DONE, col(ProviderBatch.next_action_at) <= now
+        sa_select(func.min(col(Chunk.next_action_at))).where(
+            col(Chunk.state) != ChunkState.DONE, col(Chunk.next_action_at) <= now
         )
     )
     succeeded, pending, retrying = (int(value) for value in totals)

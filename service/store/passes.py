@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from service.models import ChunkState, FailureCount, Pass, ProviderBatch
+from service.models import Chunk, ChunkState, FailureCount, Pass
 from service.store.dialect import add_failure_counts
 from service.store.unit import add_in_place
 
@@ -33,16 +33,16 @@ async def of_batch(session: AsyncSession, batch_id: str) -> list[Pass]:
     return list(result.all())
 
 
-async def with_chunks(session: AsyncSession, batch_id: str) -> list[tuple[Pass, list[ProviderBatch]]]:
+async def with_chunks(session: AsyncSession, batch_id: str) -> list[tuple[Pass, list[Chunk]]]:
     """The batch's passes in order, each with its provider batches in order: one statement."""
     result = await session.execute(
-        select(Pass, ProviderBatch)
-        .outerjoin(ProviderBatch, col(ProviderBatch.pass_id) == col(Pass.id))
+        select(Pass, Chunk)
+        .outerjoin(Chunk, col(Chunk.pass_id) == col(Pass.id))
         .where(col(Pass.batch_id) == batch_id)
-        .order_by(col(Pass.number), col(ProviderBatch.id))
+        .order_by(col(Pass.number), col(Chunk.id))
         .execution_options(populate_existing=True)
     )
-    passes: dict[int, tuple[Pass, list[ProviderBatch]]] = {}
+    passes: dict[int, tuple[Pass, list[Chunk]]] = {}
     for pass_, chunk in result:
         assert pass_.id is not None
         _pass, chunks = passes.setdefault(pass_.id, (pass_, []))
@@ -100,9 +100,7 @@ async def add_to_counters(session: AsyncSession, pass_id: int, **deltas: int) ->
 
 async def open_chunk_count(session: AsyncSession, pass_id: int) -> int:
     count = await session.scalar(
-        select(func.count())
-        .select_from(ProviderBatch)
-        .where(ProviderBatch.pass_id == pass_id, ProviderBatch.state != ChunkState.DONE)
+        select(func.count()).select_from(Chunk).where(Chunk.pass_id == pass_id, Chunk.state != ChunkState.DONE)
     )
     return int(count or 0)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from service.models import Batch, Pass, ProviderBatch
+from service.models import Batch, Chunk, Pass
 from service.pipeline.cost import usd_float, usd_text
 from service.store import Session
 from service.store import passes as passes_store
 from service.store.passes import FINAL
-from service.views.schemas import (
+from service.views.response_bodies import (
     BatchOut,
     BudgetOut,
     Cost,
@@ -32,7 +32,7 @@ def cost_out(pico: int, input_tokens: int, output_tokens: int) -> Cost:
     return Cost(usd=usd_float(pico), usd_exact=usd_text(pico), input_tokens=input_tokens, output_tokens=output_tokens)
 
 
-def request_counts(chunks: Sequence[ProviderBatch]) -> RequestCounts:
+def request_counts(chunks: Sequence[Chunk]) -> RequestCounts:
     """Groq's request counts, added up over provider batches."""
     return RequestCounts(
         total=sum(c.request_total for c in chunks),
@@ -41,7 +41,7 @@ def request_counts(chunks: Sequence[ProviderBatch]) -> RequestCounts:
     )
 
 
-def _chunk_out(chunk: ProviderBatch) -> ProviderBatchOut:
+def _chunk_out(chunk: Chunk) -> ProviderBatchOut:
     return ProviderBatchOut(
         chunk=chunk.chunk_index,
         id=chunk.provider_batch_id,
@@ -53,7 +53,7 @@ def _chunk_out(chunk: ProviderBatch) -> ProviderBatchOut:
     )
 
 
-def _pass_out(pass_: Pass, chunks: Sequence[ProviderBatch], failures: Mapping[str, int]) -> PassOut:
+def _pass_out(pass_: Pass, chunks: Sequence[Chunk], failures: Mapping[str, int]) -> PassOut:
     held = max(pass_.items, pass_.planned_items)
     return PassOut(
         number=pass_.number,

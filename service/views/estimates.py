@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.pipeline.cost import usd_float, usd_text
 from service.pipeline.estimate import Forecast
-from service.views.schemas import Estimate, Money, TierEstimate
+from service.views.response_bodies import Estimate, Money, TierEstimate
 
 
 def money(pico: int) -> Money:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from service.store import Session
 from service.store import fleet as fleet_store
-from service.views.schemas import Readiness
+from service.views.response_bodies import Readiness
 
 
 async def readiness(session: Session, lease_seconds: float) -> Readiness:

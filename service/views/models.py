@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from service.pipeline.catalogue import Catalogue, Lifecycle
 from service.store import Session
 from service.store import availability as availability_store
-from service.views.schemas import ModelList, ModelOut
+from service.views.response_bodies import ModelList, ModelOut
 
 
 def unusable(catalogue: Catalogue, unavailable: Mapping[str, str]) -> dict[str, str]:

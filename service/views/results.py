@@ -22,7 +22,7 @@ from service.store import items as items_store
 from service.store import results as results_store
 from service.store.attempts import LineageStep
 from service.store.results import ResultFilter, ResultRecord
-from service.views.schemas import AttemptOut, ErrorOut, ItemOut, ResultRow, Usage
+from service.views.response_bodies import AttemptOut, ErrorOut, ItemOut, ResultRow, Usage
 
 __all__ = ["ResultFilter", "attempt_out", "encode", "item_out", "ndjson_pages", "result_rows", "row_dict"]
 

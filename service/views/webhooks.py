@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.store import Session
 from service.store import webhooks as webhooks_store
-from service.views.schemas import WebhookAttemptOut, WebhookOut
+from service.views.response_bodies import WebhookAttemptOut, WebhookOut
 
 WEBHOOK_ATTEMPTS_SHOWN = 10
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.kit.clock import utcnow
-from service.models import ChunkState, ProviderBatch
+from service.models import Chunk, ChunkState
 from service.observability.logging import bind_log_context, log_context
 from service.pipeline.backoff import backoff_seconds
 from service.providers.groq import ProviderError, RetryableProviderError
@@ -77,7 +77,7 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
     try:
         async with ctx.sessions() as session:
             bind_log_context(**await chunks_store.log_fields(session, chunk_id))
-        await run_with_lease(ctx, ProviderBatch, chunk_id, lambda: step(ctx, chunk_id))
+        await run_with_lease(ctx, Chunk, chunk_id, lambda: step(ctx, chunk_id))
         if sweep.counting_failures:
             await record_success(ctx)
             sweep.counting_failures = False
@@ -93,7 +93,7 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
         logger.exception("step %s failed for chunk %s", step.__name__, chunk_id)
         await _defer_chunk(ctx, chunk_id, error)
     finally:
-        await leases_store.release(ctx.sessions, ProviderBatch, chunk_id, ctx.worker_id)
+        await leases_store.release(ctx.sessions, Chunk, chunk_id, ctx.worker_id)
 
 
 def _chunk_kinds(ctx: WorkerContext) -> list[tuple[tuple[str, ...], ChunkStep, bool]]:

@@ -19,7 +19,7 @@ from service.batches.lines import spec_of_pass
 from service.batches.merging import fail_unsent
 from service.kit.clock import utcnow
 from service.kit.spooling import SPOOL_BUFFER_BYTES
-from service.models import Batch, ChunkState, Pass, ProviderBatch
+from service.models import Batch, Chunk, ChunkState, Pass
 from service.observability.logging import bind_log_context
 from service.pipeline import failure_codes
 from service.pipeline.chunk_names import CHUNK_METADATA_KEY, chunk_key, chunk_metadata, upload_filename
@@ -47,7 +47,7 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-async def _spool_file(ctx: WorkerContext, batch: Batch, pass_: Pass, chunk: ProviderBatch) -> Path:
+async def _spool_file(ctx: WorkerContext, batch: Batch, pass_: Pass, chunk: Chunk) -> Path:
     """The chunk's JSONL: the file written when the pass was laid out, when this host has it unchanged;
     otherwise the lines are built again from the items (another host laid the pass out)."""
     laid_out = layout_spool_path(ctx.spool_dir, batch.id, pass_.number, chunk.chunk_index)
@@ -139,7 +139,7 @@ class _OverBudget(Exception):
     """The chunk's worst case does not fit in what is left of the batch's budget."""
 
 
-def _budget_message(batch: Batch, chunk: ProviderBatch) -> str:
+def _budget_message(batch: Batch, chunk: Chunk) -> str:
     left = (batch.budget_pico or 0) - batch.cost_pico - batch.reserved_pico
     return (
         f"not sent: this provider batch could cost up to ${usd_text(chunk.worst_case_pico)}, more than the "
@@ -213,7 +213,7 @@ async def submit_chunk(ctx: WorkerContext, chunk_id: int) -> None:
         if not recorded:
             await best_effort(f"delete unused upload {input_file_id}", ctx.provider.delete_file(input_file_id))
             raise LeaseLost(f"chunk {chunk_id}")
-    await ensure_lease(ctx, ProviderBatch, chunk_id)
+    await ensure_lease(ctx, Chunk, chunk_id)
     async with protected():  # once Groq is asked, what it answers is recorded (or disowned), whatever happens
         try:
             info = await ctx.provider.create_batch(

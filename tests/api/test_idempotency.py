@@ -20,7 +20,7 @@ from service.api.idempotency import Idempotency, request_fingerprint
 from service.kit.clock import utcnow
 from service.models import DEFAULT_TENANT, Batch, IdempotencyKey, IdempotencyState
 from service.store import transaction
-from service.views.schemas import Health
+from service.views.response_bodies import Health
 from tests.api.test_bad_input import assert_problem, stored_rows
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch

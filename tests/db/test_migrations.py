@@ -195,7 +195,7 @@ async def test_a_database_at_0001_with_data_upgrades_to_head(engine: AsyncEngine
             "b": ("failed", BODIES_AT_0001["b"]),
             "c": ("pending", BODIES_AT_0001["c"]),
         }
-        query = "SELECT item_id, status, cost_pico, tier, provider_batch_row_id FROM attempts ORDER BY item_id"
+        query = "SELECT item_id, status, cost_pico, tier, chunk_id FROM attempts ORDER BY item_id"
         assert [tuple(row) for row in await connection.execute(text(query))] == [
             (1, "succeeded", 123_000_000, 0, 1),
             (2, "failed", 10_000_000, 0, 1),

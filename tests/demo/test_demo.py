@@ -17,7 +17,7 @@ from demo.data import (
     pr_analysis_schema,
 )
 from demo.run import apply_env_defaults, main
-from service.api.schemas import BatchCreate
+from service.api.request_bodies import BatchCreate
 from service.pipeline.validation import validate_items, validate_output_schema, validate_params
 
 VALID_ANALYSIS: dict[str, Any] = {

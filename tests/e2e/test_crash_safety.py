@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from service.models import ChunkState, ProviderBatch
+from service.models import Chunk, ChunkState
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
 from service.store import transaction
 from service.workers.batch_loop import run_once, run_worker
@@ -45,7 +45,7 @@ async def test_worker_killed_after_create_is_adopted_not_recreated(start_service
         await run_once(doomed)
     assert len(provider_batches(service.emulator)) == 1, "the dead worker did create the provider batch"
     async with transaction(doomed.sessions) as session:
-        row = (await session.exec(select(ProviderBatch))).one()
+        row = (await session.exec(select(Chunk))).one()
         assert row.state == ChunkState.UPLOADING and row.provider_batch_id is None
         # A SIGKILLed worker runs no `finally`: its lease stays until it expires.
         row.lease_owner = "doomed-worker"
@@ -91,5 +91,5 @@ async def test_several_workers_never_duplicate_provider_batches(start_service: A
         assert len({r["custom_id"] for r in rows}) == len(rows) == 100
         assert summary["counts"]["pending"] == 0
     async with workers[0][0].sessions() as session:
-        held = (await session.exec(select(ProviderBatch).where(ProviderBatch.lease_owner.is_not(None)))).all()  # type: ignore[union-attr]
+        held = (await session.exec(select(Chunk).where(Chunk.lease_owner.is_not(None)))).all()  # type: ignore[union-attr]
         assert held == [], "a lease was left held"

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from service.models import ChunkState, Pass, ProviderBatch
+from service.models import Chunk, ChunkState, Pass
 from service.pipeline.chunk_names import chunk_key, upload_filename
 from service.store import leases as leases_store
 from service.workers.batch_loop import run_once
@@ -20,13 +20,13 @@ from tests.payloads import pr_batch
 from tests.workers import real_provider, work_until_finished, worker_context
 
 
-def _file_ids(chunk: ProviderBatch) -> set[str]:
+def _file_ids(chunk: Chunk) -> set[str]:
     return {file_id for file_id in (chunk.input_file_id, chunk.output_file_id, chunk.error_file_id) if file_id}
 
 
-async def _chunks(ctx: WorkerContext) -> list[ProviderBatch]:
+async def _chunks(ctx: WorkerContext) -> list[Chunk]:
     async with ctx.sessions() as session:
-        return list((await session.exec(select(ProviderBatch).order_by(col(ProviderBatch.id)))).all())
+        return list((await session.exec(select(Chunk).order_by(col(Chunk.id)))).all())
 
 
 async def test_finished_batches_leave_no_files_on_groq(start_service: Any, database_url: str) -> None:

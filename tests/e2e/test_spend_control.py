@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from service.models import ProviderBatch
+from service.models import Chunk
 from service.store import transaction
 from service.workers.batch_loop import run_worker
 from tests.api.test_bad_input import stored_rows
@@ -156,7 +156,7 @@ async def test_three_workers_racing_for_chunks_never_reserve_past_the_budget(
         stop.set()
         await asyncio.gather(*tasks)
     async with transaction(workers[0][0].sessions) as session:
-        chunks = list((await session.exec(select(ProviderBatch))).all())
+        chunks = list((await session.exec(select(Chunk))).all())
     for _ctx, engine in workers:
         await engine.dispose()
 

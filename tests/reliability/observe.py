@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from service.models import Attempt, Batch, Item, ProviderBatch, WorkerHeartbeat
+from service.models import Attempt, Batch, Chunk, Item, WorkerHeartbeat
 from service.store.database import create_engine, session_factory
 
 T = TypeVar("T")
@@ -26,9 +26,9 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def chunks(self) -> list[ProviderBatch]:
+    async def chunks(self) -> list[Chunk]:
         async with self.sessions() as session:
-            return list((await session.exec(select(ProviderBatch).order_by(col(ProviderBatch.id)))).all())
+            return list((await session.exec(select(Chunk).order_by(col(Chunk.id)))).all())
 
     async def held_leases(self) -> list[tuple[str, str, str]]:
         """(table, row id, owner) of every lease still held."""
@@ -39,7 +39,7 @@ class Database:
             ):
                 held.append(("batches", str(row_id), str(owner)))
             for row_id, owner in await session.execute(
-                select(ProviderBatch.id, ProviderBatch.lease_owner).where(col(ProviderBatch.lease_owner).is_not(None))
+                select(Chunk.id, Chunk.lease_owner).where(col(Chunk.lease_owner).is_not(None))
             ):
                 held.append(("provider_batches", str(row_id), str(owner)))
         return held
@@ -58,7 +58,7 @@ class Database:
 
     async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of the work tables (worker presence left out): equal snapshots, nothing changed."""
-        tables = {"batches": Batch, "items": Item, "provider_batches": ProviderBatch, "attempts": Attempt}
+        tables = {"batches": Batch, "items": Item, "provider_batches": Chunk, "attempts": Attempt}
         snapshot: dict[str, list[tuple[Any, ...]]] = {}
         async with self.sessions() as session:
             for name, model in tables.items():

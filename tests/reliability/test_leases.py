@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from service.app import build_provider
 from service.kit.clock import utcnow
-from service.models import Batch, ChunkState, Pass, PassKind, ProviderBatch
+from service.models import Batch, Chunk, ChunkState, Pass, PassKind
 from service.providers.groq import RetryableProviderError
 from service.store import leases as leases_store
 from service.store import transaction
@@ -50,7 +50,7 @@ async def _add_chunks(ctx: WorkerContext, count: int) -> None:
     async with transaction(ctx.sessions) as session:
         pass_id = (await session.get_one(Pass, 1)).id
         assert pass_id is not None
-        session.add_all(ProviderBatch(batch_id="lb_test", pass_id=pass_id, chunk_index=i) for i in range(count))
+        session.add_all(Chunk(batch_id="lb_test", pass_id=pass_id, chunk_index=i) for i in range(count))
 
 
 async def _claim(ctx: WorkerContext) -> bool:

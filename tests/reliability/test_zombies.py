@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from service.kit.clock import utcnow
-from service.models import ChunkState, ProviderBatch
+from service.models import Chunk, ChunkState
 from service.pipeline.chunk_names import CHUNK_METADATA_KEY, chunk_key, upload_filename
 from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
 from service.store import transaction
@@ -67,11 +67,11 @@ async def _time_passes(sessions: Any) -> None:
     """As if the lease holder had been paused past its lease: every lease has run out, every chunk is due."""
     async with transaction(sessions) as session:
         await session.execute(
-            update(ProviderBatch)
-            .where(col(ProviderBatch.lease_owner).is_not(None))
+            update(Chunk)
+            .where(col(Chunk.lease_owner).is_not(None))
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
-        await session.execute(update(ProviderBatch).values(next_action_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(update(Chunk).values(next_action_at=utcnow() - timedelta(seconds=1)))
 
 
 async def test_a_zombie_cancels_the_batch_it_created_after_losing_the_chunk(

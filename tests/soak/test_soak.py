@@ -20,7 +20,7 @@ import orjson
 import pytest
 from sqlmodel import col, select
 
-from service.models import Attempt, AttemptStatus, Pass, ProviderBatch
+from service.models import Attempt, AttemptStatus, Chunk, Pass
 from service.pipeline.catalogue import Catalogue
 from service.pipeline.cost import Usage, usd_text
 from tests.payloads import pr_batch
@@ -123,7 +123,7 @@ async def test_soak_kills_and_faults_lose_nothing_and_pay_nothing_twice(
     assert max(per_chunk.values()) == 1, f"duplicate provider batches: {per_chunk.most_common(3)}"
     try:
         async with db.sessions() as session:
-            recorded = set((await session.exec(select(ProviderBatch.provider_batch_id))).all())
+            recorded = set((await session.exec(select(Chunk.provider_batch_id))).all())
             attempts = list((await session.exec(select(Attempt))).all())
             passes = {p.id: p for p in (await session.exec(select(Pass).where(col(Pass.id).is_not(None)))).all()}
         assert recorded == {b["id"] for b in provider_batches}, "a provider batch the database does not know"

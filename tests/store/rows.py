@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel, col, select
 
 from service.kit.clock import utcnow
-from service.models import DEFAULT_TENANT, Attempt, AttemptStatus, Batch, Item, PassKind, ProviderBatch, WebhookDelivery
+from service.models import DEFAULT_TENANT, Attempt, AttemptStatus, Batch, Chunk, Item, PassKind, WebhookDelivery
 from service.store import Database, Session, Sessions, transaction
 from service.store import attempts as attempts_store
 from service.store import batches as batches_store
@@ -22,6 +22,8 @@ from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import passes as passes_store
 from service.store import webhooks as webhooks_store
+from service.store.attempts import FinishedAttempt, NewAttempt
+from service.store.items import MergedItem
 
 MODEL = "llama-3.1-8b-instant"
 STRONG_MODEL = "llama-3.3-70b-versatile"
@@ -106,7 +108,7 @@ async def send_pass(
     """The batch's next pass (`passes.insert`), one chunk (`chunks.insert`), pending attempts (`insert_rows`)."""
     pass_ = await passes_store.insert(session, batch_id, kind=kind, model=model, tier=tier, strict_mode=strict)
     assert pass_.id is not None
-    chunk = ProviderBatch(batch_id=batch_id, pass_id=pass_.id, chunk_index=0, line_count=len(items))
+    chunk = Chunk(batch_id=batch_id, pass_id=pass_.id, chunk_index=0, line_count=len(items))
     await chunks_store.insert(session, [chunk])
     assert chunk.id is not None
     await attempts_store.insert_rows(
@@ -143,21 +145,21 @@ async def seed(
         return await send_pass(session, batch_id, items, model=model, strict=strict, hashes=hashes)
 
 
-def pending_row(item_id: int, pass_id: int, chunk_id: int | None, **values: Any) -> dict[str, Any]:
-    """The keys `attempts.insert_rows` takes."""
-    row: dict[str, Any] = {
-        "item_id": item_id,
-        "pass_id": pass_id,
-        "provider_batch_row_id": chunk_id,
-        "tier": 0,
-        "sent_because": "first",
-        "overrides_json": None,
-        "max_tokens_sent": None,
-        "reasoning_effort_sent": None,
-        "request_hash": None,
-        "status": AttemptStatus.PENDING,
-    }
-    return row | values
+def pending_row(item_id: int, pass_id: int, chunk_id: int | None, **values: Any) -> NewAttempt:
+    """A row `attempts.insert_rows` takes."""
+    row = NewAttempt(
+        item_id=item_id,
+        pass_id=pass_id,
+        chunk_id=chunk_id,
+        tier=0,
+        sent_because="first",
+        overrides_json=None,
+        max_tokens_sent=None,
+        reasoning_effort_sent=None,
+        request_hash=None,
+        status=AttemptStatus.PENDING,
+    )
+    return row._replace(**values)
 
 
 @dataclass(frozen=True)
@@ -182,43 +184,41 @@ def failure(code: str, **values: Any) -> Outcome:
     return Outcome(status=AttemptStatus.FAILED, error_code=code, content=None, **values)
 
 
-def finished_row(attempt_id: int, outcome: Outcome, now: datetime) -> dict[str, Any]:
-    """The keys `attempts.finish` takes."""
+def finished_row(attempt_id: int, outcome: Outcome, now: datetime) -> FinishedAttempt:
+    """A row `attempts.finish` takes."""
     succeeded = outcome.status == AttemptStatus.SUCCEEDED
-    return {
-        "b_id": attempt_id,
-        "b_status": outcome.status,
-        "b_error_code": outcome.error_code,
-        "b_error_message": None if succeeded else f"{outcome.error_code} happened",
-        "b_content": outcome.content,
-        "b_output_json": outcome.content if succeeded else None,
-        "b_finish_reason": "stop" if succeeded else None,
-        "b_input_tokens": outcome.input_tokens,
-        "b_output_tokens": outcome.output_tokens,
-        "b_cost_pico": outcome.cost_pico,
-        "b_provider_request_id": f"req_{attempt_id}",
-        "b_finished_at": now,
-    }
+    return FinishedAttempt(
+        status=outcome.status,
+        error_code=outcome.error_code,
+        error_message=None if succeeded else f"{outcome.error_code} happened",
+        content=outcome.content,
+        output_json=outcome.content if succeeded else None,
+        finish_reason="stop" if succeeded else None,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cost_pico=outcome.cost_pico,
+        provider_request_id=f"req_{attempt_id}",
+        finished_at=now,
+        attempt_id=attempt_id,
+    )
 
 
-def merged_row(
-    item_id: int, attempt_id: int | None, outcome: Outcome, changed_pass: int, now: datetime
-) -> dict[str, Any]:
-    """The keys `items.merge` takes."""
-    return {
-        "b_id": item_id,
-        "b_status": outcome.item_status or outcome.status,
-        "b_attempt": attempt_id,
-        "b_attempts": 1,
-        "b_cost": outcome.cost_pico,
-        "b_next_tier": outcome.next_tier,
-        "b_next_reason": outcome.next_reason,
-        "b_next_overrides": None,
-        "b_error_code": None,
-        "b_error_message": None,
-        "b_changed_pass": changed_pass,
-        "b_updated_at": now,
-    }
+def merged_row(item_id: int, attempt_id: int | None, outcome: Outcome, changed_pass: int, now: datetime) -> MergedItem:
+    """A row `items.merge` takes."""
+    return MergedItem(
+        status=outcome.item_status or outcome.status,
+        deciding_attempt_id=attempt_id,
+        next_tier=outcome.next_tier,
+        next_reason=outcome.next_reason,
+        next_overrides_json=None,
+        error_code=None,
+        error_message=None,
+        changed_pass=changed_pass,
+        updated_at=now,
+        attempts_added=1,
+        cost_added_pico=outcome.cost_pico,
+        item_id=item_id,
+    )
 
 
 async def decide(

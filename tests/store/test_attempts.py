@@ -62,7 +62,7 @@ async def test_insert_rows_lays_out_pending_attempts_as_given(db: Database) -> N
             ],
         )
     a, b = await all_rows(db.api, Attempt, col(Attempt.item_id))
-    assert (a.item_id, a.pass_id, a.provider_batch_row_id, a.tier, a.sent_because, a.overrides_json) == (
+    assert (a.item_id, a.pass_id, a.chunk_id, a.tier, a.sent_because, a.overrides_json) == (
         ids["a"],
         sent.pass_id,
         sent.chunk_id,
@@ -76,7 +76,7 @@ async def test_insert_rows_lays_out_pending_attempts_as_given(db: Database) -> N
         "f" * 64,
         AttemptStatus.PENDING,
     )
-    assert (b.provider_batch_row_id, b.tier, b.overrides_json, b.max_tokens_sent, b.request_hash) == (None,) * 5
+    assert (b.chunk_id, b.tier, b.overrides_json, b.max_tokens_sent, b.request_hash) == (None,) * 5
     for attempt in (a, b):
         assert (attempt.input_tokens, attempt.output_tokens, attempt.cost_pico, attempt.finished_at) == (0, 0, 0, None)
         assert before <= attempt.created_at <= utcnow()
@@ -103,9 +103,10 @@ async def test_finish_writes_each_outcome_and_reads_back_equal(db: Database) -> 
         await attempts_store.finish(
             session,
             [
-                finished_row(sent.attempts["a"], SUCCESS, finished) | {"b_cost_pico": BIG_PICO, "b_content": "é ✓"},
-                finished_row(sent.attempts["b"], failure("max_tokens", output_tokens=0), finished)
-                | {"b_provider_request_id": None, "b_input_tokens": 2_000_000_000},
+                finished_row(sent.attempts["a"], SUCCESS, finished)._replace(cost_pico=BIG_PICO, content="é ✓"),
+                finished_row(sent.attempts["b"], failure("max_tokens", output_tokens=0), finished)._replace(
+                    provider_request_id=None, input_tokens=2_000_000_000
+                ),
             ],
         )
     a = await one_row(db.api, Attempt, sent.attempts["a"])

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlmodel import col
 
 from service.kit.clock import utcnow
-from service.models import ChunkState, ProviderBatch
+from service.models import Chunk, ChunkState
 from service.store import Database, transaction
 from service.store import chunks as chunks_store
 from service.store import passes as passes_store
@@ -35,12 +35,12 @@ async def test_update_held_writes_only_in_the_expected_state_under_this_workers_
         assert not await chunks_store.update_held(
             session, HOLDER, sent.chunk_id, ChunkState.SUBMITTED, state=ChunkState.DONE
         )
-    assert (await one_row(db.api, ProviderBatch, sent.chunk_id)).state == ChunkState.PENDING
+    assert (await one_row(db.api, Chunk, sent.chunk_id)).state == ChunkState.PENDING
     async with transaction(db.workers) as session:
         assert await chunks_store.update_held(
             session, HOLDER, sent.chunk_id, ChunkState.PENDING, state=ChunkState.UPLOADING, reserved=True
         )
-    chunk = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.state, chunk.reserved) == (ChunkState.UPLOADING, True)
 
 
@@ -50,7 +50,7 @@ async def test_a_worker_whose_lease_was_taken_over_changes_nothing(db: Database)
         chunk = await chunks_store.get(session, sent.chunk_id)
         chunk.lease_owner = OTHER
         await chunks_store.save(session, chunk)
-    before = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    before = await one_row(db.api, Chunk, sent.chunk_id)
     async with transaction(db.workers) as session:
         assert not await chunks_store.update_held(
             session, HOLDER, sent.chunk_id, ChunkState.SUBMITTED, state=ChunkState.DONE
@@ -58,7 +58,7 @@ async def test_a_worker_whose_lease_was_taken_over_changes_nothing(db: Database)
         await chunks_store.defer_held(
             session, HOLDER, sent.chunk_id, until=utcnow() + timedelta(hours=1), retry_count=9, error="late"
         )
-    assert (await one_row(db.api, ProviderBatch, sent.chunk_id)).model_dump() == before.model_dump()
+    assert (await one_row(db.api, Chunk, sent.chunk_id)).model_dump() == before.model_dump()
 
 
 async def test_defer_held_puts_the_chunk_off_and_keeps_the_error_bounded(db: Database) -> None:
@@ -66,7 +66,7 @@ async def test_defer_held_puts_the_chunk_off_and_keeps_the_error_bounded(db: Dat
     until = utcnow() + timedelta(seconds=30)
     async with transaction(db.workers) as session:
         await chunks_store.defer_held(session, HOLDER, sent.chunk_id, until=until, retry_count=3, error="x" * 5000)
-    chunk = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.next_action_at, chunk.retry_count, chunk.last_error) == (until, 3, "x" * 2000)
     assert chunk.state == ChunkState.SUBMITTED
 
@@ -78,25 +78,25 @@ async def test_note_cancel_sent_makes_only_a_submitted_chunk_due_at_once(db: Dat
         await chunks_store.insert(
             session,
             [
-                ProviderBatch(
+                Chunk(
                     batch_id="lb_one",
                     pass_id=sent.pass_id,
                     chunk_index=1,
                     state=ChunkState.SUBMITTED,
                     next_action_at=later,
                 ),
-                ProviderBatch(
+                Chunk(
                     batch_id="lb_one", pass_id=sent.pass_id, chunk_index=2, state=ChunkState.DONE, next_action_at=later
                 ),
             ],
         )
-    submitted, done = (await all_rows(db.api, ProviderBatch, col(ProviderBatch.id)))[1:]
+    submitted, done = (await all_rows(db.api, Chunk, col(Chunk.id)))[1:]
     async with transaction(db.workers) as session:
         for chunk in (submitted, done):
             await chunks_store.note_cancel_sent(session, chunk.id or 0, "cancelling")
-    submitted_after = await one_row(db.api, ProviderBatch, submitted.id)
+    submitted_after = await one_row(db.api, Chunk, submitted.id)
     assert submitted_after.provider_status == "cancelling" and submitted_after.next_action_at <= utcnow()
-    assert (await one_row(db.api, ProviderBatch, done.id)).model_dump() == done.model_dump()
+    assert (await one_row(db.api, Chunk, done.id)).model_dump() == done.model_dump()
 
 
 async def test_record_provider_state_stores_what_groq_said(db: Database) -> None:
@@ -113,7 +113,7 @@ async def test_record_provider_state_stores_what_groq_said(db: Database) -> None
                 "provider_errors": errors,
             },
         )
-    chunk = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.provider_batch_id, chunk.provider_status, chunk.request_completed, chunk.provider_errors) == (
         "batch_01",
         "in_progress",

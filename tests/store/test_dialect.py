@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from service.kit.clock import utcnow
-from service.models import FailureCount, ModelAvailability, ProviderBatch
+from service.models import Chunk, FailureCount, ModelAvailability
 from service.store import Database, dialect, transaction, write_transaction
 from tests.store.conftest import migrated
 from tests.store.rows import BIG_PICO, all_rows, is_postgres, meanwhile, one_row, scalar, seed, still_waiting
@@ -93,7 +93,7 @@ async def test_execute_many_updates_with_large_integers_and_nulls(db: Database) 
             " files_deleted_at = ?, reserved = ? WHERE id = ?",
             [(BIG_PICO, 2**40, due, None, True, sent.chunk_id), (1, 0, due, None, False, sent.chunk_id + 99)],
         )
-    chunk = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.worst_case_pico, chunk.byte_count, chunk.next_action_at, chunk.files_deleted_at, chunk.reserved) == (
         BIG_PICO,
         2**40,
@@ -127,13 +127,13 @@ async def test_add_failure_counts_upserts_each_code(db: Database) -> None:
 async def test_write_transaction_commits_whole_or_rolls_back_whole(db: Database) -> None:
     sent = await seed(db.workers)
     async with write_transaction(db.workers) as session:
-        await session.execute(update(ProviderBatch).values(retry_count=1))
-        await session.execute(update(ProviderBatch).values(last_error="kept"))
+        await session.execute(update(Chunk).values(retry_count=1))
+        await session.execute(update(Chunk).values(last_error="kept"))
     with pytest.raises(RuntimeError):
         async with write_transaction(db.workers) as session:
-            await session.execute(update(ProviderBatch).values(retry_count=2, last_error="lost"))
+            await session.execute(update(Chunk).values(retry_count=2, last_error="lost"))
             raise RuntimeError("the step failed")
-    chunk = await one_row(db.api, ProviderBatch, sent.chunk_id)
+    chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.retry_count, chunk.last_error) == (1, "kept")
 
 
@@ -143,12 +143,12 @@ async def test_write_transaction_holds_sqlites_write_lock_from_its_start(db: Dat
     sent = await seed(db.workers)
 
     async with write_transaction(db.workers) as session:
-        assert await session.scalar(select(ProviderBatch.retry_count)) == 0
-        writer = meanwhile(db.api, lambda other: other.execute(update(ProviderBatch).values(retry_count=5)))
+        assert await session.scalar(select(Chunk.retry_count)) == 0
+        writer = meanwhile(db.api, lambda other: other.execute(update(Chunk).values(retry_count=5)))
         assert await still_waiting(writer) == (not is_postgres(db))
-        await session.execute(update(ProviderBatch).values(last_error="read 0"))
+        await session.execute(update(Chunk).values(last_error="read 0"))
     await writer
-    assert (await one_row(db.api, ProviderBatch, sent.chunk_id)).retry_count == 5
+    assert (await one_row(db.api, Chunk, sent.chunk_id)).retry_count == 5
 
 
 async def test_the_dialect_is_told_from_the_url_and_from_a_session(db: Database) -> None:

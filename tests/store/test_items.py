@@ -142,16 +142,16 @@ async def test_merge_writes_each_items_row_and_reads_back_equal(db: Database) ->
         await items_store.merge(
             session,
             [
-                merged_row(sent.items["a"], sent.attempts["a"], Outcome(cost_pico=BIG_PICO), 1, written)
-                | {"b_next_overrides": '{"max_completion_tokens": 2048}'},
+                merged_row(sent.items["a"], sent.attempts["a"], Outcome(cost_pico=BIG_PICO), 1, written)._replace(
+                    next_overrides_json='{"max_completion_tokens": 2048}'
+                ),
                 merged_row(
                     sent.items["b"],
                     None,
                     Outcome(item_status=ItemStatus.RETRYING, next_tier=1, next_reason="escalated", cost_pico=0),
                     3,
                     written + timedelta(days=400),
-                )
-                | {"b_error_code": "cancelled", "b_error_message": "ünïcode ✓"},
+                )._replace(error_code="cancelled", error_message="ünïcode ✓"),
             ],
         )
     items = await items_by_custom_id(db.api, "lb_one")

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from service.kit.clock import utcnow
-from service.models import Batch, BatchStatus, ChunkState, PassKind, ProviderBatch, WebhookDelivery, WebhookState
+from service.models import Batch, BatchStatus, Chunk, ChunkState, PassKind, WebhookDelivery, WebhookState
 from service.store import Database, transaction
 from service.store import chunks as chunks_store
 from service.store import leases as leases_store
@@ -36,7 +36,7 @@ async def add_chunks(db: Database, chunks: Sequence[tuple[str, float]], **values
         pass_ = await passes_store.insert(session, "lb_one", kind=PassKind.PRIMARY, model="m")
         assert pass_.id is not None
         rows = [
-            ProviderBatch(
+            Chunk(
                 batch_id="lb_one",
                 pass_id=pass_.id,
                 chunk_index=index,
@@ -67,7 +67,7 @@ async def test_claim_next_chunk_takes_the_chunk_due_longest_in_the_asked_states(
     )
     assert [await claim(db, W1), await claim(db, W1), await claim(db, W1)] == [oldest, soon, None]
     assert await claim(db, W2, states=(ChunkState.SUBMITTED, ChunkState.PENDING)) == submitted
-    leased = {chunk.id: chunk.lease_owner for chunk in await all_rows(db.api, ProviderBatch)}
+    leased = {chunk.id: chunk.lease_owner for chunk in await all_rows(db.api, Chunk)}
     assert leased == {soon: W1, oldest: W1, submitted: W2, future: None, done: None}
 
 
@@ -87,16 +87,16 @@ async def test_next_chunk_due_is_the_first_time_a_chunk_of_the_kinds_can_be_clai
     assert await leases_store.next_chunk_due(db.workers, kinds) is None, "other states, files already deleted"
     later, sooner = await add_chunks(db, [(ChunkState.PENDING, 40), (ChunkState.DONE, 20)])
     due = await leases_store.next_chunk_due(db.workers, kinds)
-    chunks = {chunk.id: chunk for chunk in await all_rows(db.api, ProviderBatch)}
+    chunks = {chunk.id: chunk for chunk in await all_rows(db.api, Chunk)}
     assert isinstance(due, datetime) and due == chunks[sooner].next_action_at
     async with transaction(db.workers) as session:  # held past its due time: claimable when the lease ends
-        held = await session.get(ProviderBatch, sooner)
+        held = await session.get(Chunk, sooner)
         assert held is not None
         held.lease_owner, held.lease_expires_at = W2, utcnow() + timedelta(seconds=60)
     assert await leases_store.next_chunk_due(db.workers, kinds) == chunks[later].next_action_at
     assert (
         await leases_store.next_chunk_due(db.workers, [((ChunkState.DONE,), True)])
-        == (await one_row(db.api, ProviderBatch, sooner)).lease_expires_at
+        == (await one_row(db.api, Chunk, sooner)).lease_expires_at
     )
 
 
@@ -104,24 +104,24 @@ async def test_a_lease_held_by_another_owner_is_not_taken_until_it_expires(db: D
     (chunk_id,) = await add_chunks(db, [(ChunkState.PENDING, -1)])
     before = utcnow()
     assert await claim(db, W1, lease_seconds=0.3) == chunk_id
-    chunk = await one_row(db.api, ProviderBatch, chunk_id)
+    chunk = await one_row(db.api, Chunk, chunk_id)
     assert before + timedelta(seconds=0.3) <= (chunk.lease_expires_at or before) <= utcnow() + timedelta(seconds=0.3)
     assert await claim(db, W2) is None
-    assert not await leases_store.claim(db.workers, ProviderBatch, chunk_id, W2, LONG)
+    assert not await leases_store.claim(db.workers, Chunk, chunk_id, W2, LONG)
     await asyncio.sleep(0.4)
     assert await claim(db, W2) == chunk_id
     async with db.api() as session:
-        assert await leases_store.owner_of(session, ProviderBatch, chunk_id) == W2
+        assert await leases_store.owner_of(session, Chunk, chunk_id) == W2
 
 
 async def test_renew_extends_only_the_holders_lease(db: Database) -> None:
     (chunk_id,) = await add_chunks(db, [(ChunkState.PENDING, -1)])
     assert await claim(db, W1, lease_seconds=5) == chunk_id
-    first = (await one_row(db.api, ProviderBatch, chunk_id)).lease_expires_at
+    first = (await one_row(db.api, Chunk, chunk_id)).lease_expires_at
     async with transaction(db.workers) as session:
-        assert not await leases_store.renew(session, ProviderBatch, chunk_id, W2, LONG)
-        assert await leases_store.renew(session, ProviderBatch, chunk_id, W1, LONG)
-    renewed = await one_row(db.api, ProviderBatch, chunk_id)
+        assert not await leases_store.renew(session, Chunk, chunk_id, W2, LONG)
+        assert await leases_store.renew(session, Chunk, chunk_id, W1, LONG)
+    renewed = await one_row(db.api, Chunk, chunk_id)
     assert renewed.lease_owner == W1 and first is not None and renewed.lease_expires_at is not None
     assert renewed.lease_expires_at >= first + timedelta(seconds=LONG - 5)
 
@@ -129,10 +129,10 @@ async def test_renew_extends_only_the_holders_lease(db: Database) -> None:
 async def test_release_frees_only_the_holders_lease(db: Database) -> None:
     (chunk_id,) = await add_chunks(db, [(ChunkState.PENDING, -1)])
     assert await claim(db, W1) == chunk_id
-    await leases_store.release(db.workers, ProviderBatch, chunk_id, W2)
-    assert (await one_row(db.api, ProviderBatch, chunk_id)).lease_owner == W1
-    await leases_store.release(db.workers, ProviderBatch, chunk_id, W1)
-    chunk = await one_row(db.api, ProviderBatch, chunk_id)
+    await leases_store.release(db.workers, Chunk, chunk_id, W2)
+    assert (await one_row(db.api, Chunk, chunk_id)).lease_owner == W1
+    await leases_store.release(db.workers, Chunk, chunk_id, W1)
+    chunk = await one_row(db.api, Chunk, chunk_id)
     assert (chunk.lease_owner, chunk.lease_expires_at) == (None, None)
     assert await claim(db, W2) == chunk_id
 
@@ -155,8 +155,8 @@ async def test_release_everything_frees_whatever_the_owner_holds_in_every_table(
         owners = [
             await leases_store.owner_of(session, table, row_id)
             for table, row_id in (
-                (ProviderBatch, mine),
-                (ProviderBatch, theirs),
+                (Chunk, mine),
+                (Chunk, theirs),
                 (Batch, "lb_one"),
                 (WebhookDelivery, delivery_id),
             )
@@ -220,7 +220,7 @@ async def test_concurrent_claimers_never_take_the_same_chunk(db: Database) -> No
     claimed = await asyncio.gather(*(drain(f"worker-{n}") for n in range(4)))
     counts = Counter(chunk_id for taken in claimed for chunk_id in taken)
     assert sorted(counts) == chunk_ids and set(counts.values()) == {1}
-    owners = {chunk.id: chunk.lease_owner for chunk in await all_rows(db.api, ProviderBatch)}
+    owners = {chunk.id: chunk.lease_owner for chunk in await all_rows(db.api, Chunk)}
     assert all(owners[chunk_id] == f"worker-{n}" for n, taken in enumerate(claimed) for chunk_id in taken)
 
 
@@ -228,7 +228,7 @@ async def test_concurrent_claimers_never_take_the_same_chunk(db: Database) -> No
 async def test_a_chunk_locked_by_a_claim_in_progress_is_skipped_not_waited_for(pg_db: Database) -> None:
     first, second = await add_chunks(pg_db, [(ChunkState.PENDING, -2), (ChunkState.PENDING, -1)])
     async with transaction(pg_db.workers) as claiming:
-        locked = await claiming.scalar(select(ProviderBatch.id).where(col(ProviderBatch.id) == first).with_for_update())
+        locked = await claiming.scalar(select(Chunk.id).where(col(Chunk.id) == first).with_for_update())
         assert locked == first
         assert await asyncio.wait_for(claim(pg_db, W2), timeout=2) == second
         assert await asyncio.wait_for(claim(pg_db, W2), timeout=2) is None

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from service.kit.clock import utcnow
-from service.models import BatchStatus, ChunkState, PassKind, ProviderBatch
+from service.models import BatchStatus, Chunk, ChunkState, PassKind
 from service.store import Database, transaction
 from service.store import batches as batches_store
 from service.store import chunks as chunks_store
@@ -78,7 +78,7 @@ async def test_oldest_due_ignores_chunks_done_or_not_due_yet(db: Database) -> No
         await chunks_store.insert(
             session,
             [
-                ProviderBatch(
+                Chunk(
                     batch_id="lb_one", pass_id=sent.pass_id, chunk_index=1, next_action_at=utcnow() + timedelta(hours=1)
                 )
             ],

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from service.kit.clock import utcnow
-from service.models import ChunkState, FailureCount, Pass, PassKind, PassStatus, ProviderBatch
+from service.models import Chunk, ChunkState, FailureCount, Pass, PassKind, PassStatus
 from service.store import Database, transaction
 from service.store import chunks as chunks_store
 from service.store import passes as passes_store
@@ -115,7 +115,7 @@ async def test_open_chunk_count_counts_the_chunks_not_done(db: Database) -> None
         await chunks_store.insert(
             session,
             [
-                ProviderBatch(batch_id="lb_one", pass_id=sent.pass_id, chunk_index=n, state=state)
+                Chunk(batch_id="lb_one", pass_id=sent.pass_id, chunk_index=n, state=state)
                 for n, state in enumerate((ChunkState.SUBMITTED, ChunkState.DONE, ChunkState.UPLOADING), start=1)
             ],
         )

@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API (the answers are in service/views/schemas.py).
+"""Request bodies of the HTTP API (the answers are in service/views/response_bodies.py).
 
 POST /batches is read as a stream (service/api/submission_body.py), not by these models: `BatchHeader` checks
 everything but the items once they are read, and `BatchCreate` documents the whole body in the OpenAPI.
