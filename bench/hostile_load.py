@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import payload, proc_stat, start, stop_all, wait_http  # noqa: E402
+from harness import payload, proc_stat, start, stop_all, wait_http  # noqa: E402
 
 from tests.loopback import free_port, service_command  # noqa: E402
 from tests.reliability.test_hostile_load import EVIL_ID, evil_batch  # noqa: E402

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from scale import payload, proc_stat, raw_limit, raw_once, result_lines, start, stop_all, wait_http  # noqa: E402
+from harness import payload, proc_stat, raw_limit, raw_once, result_lines, start, stop_all, wait_http  # noqa: E402
 
 from service.settings import Settings  # noqa: E402
 from tests.loopback import free_port  # noqa: E402

@@ -29,7 +29,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import backend_cpu, drop_postgres, fresh_postgres
+from harness import backend_cpu, drop_postgres, fresh_postgres
 
 from service.models import AttemptStatus, Batch, Chunk, PassKind
 from service.store import Database, transaction

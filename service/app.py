@@ -28,6 +28,7 @@ from service.kit.gc_tuning import tune_for_bulk_work
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
 from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import Providers
 from service.settings import Settings, get_settings
 from service.store import Database
 from service.ui import routes as ui_routes
@@ -45,20 +46,21 @@ def _emulator_app(settings: Settings) -> ASGIApp:
     return create_emulator_app(EmulatorConfig(seed=settings.emulator_seed, time_scale=settings.emulator_time_scale))
 
 
-def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple[GroqBatchProvider, str]:
-    """Groq when a key is set; otherwise the built-in emulator, in-process over an ASGI transport."""
+def build_providers(settings: Settings, emulator: ASGIApp | None = None) -> tuple[Providers, str]:
+    """The providers the service runs batches on, and how they are reached: Groq when a key is set
+    (`"groq"`), otherwise the built-in emulator, in-process over an ASGI transport (`"emulator"`)."""
     if not settings.uses_emulator:
         assert settings.groq_api_key is not None
-        provider = GroqBatchProvider.create(
+        groq = GroqBatchProvider.connect(
             api_key=settings.groq_api_key.get_secret_value(),
             base_url=settings.groq_base_url,
             timeout_seconds=settings.groq_timeout_seconds,
             max_retries=settings.groq_max_retries,
             completion_window=settings.completion_window,
         )
-        return provider, "groq"
+        return Providers({groq.name: groq}), "groq"
     transport = httpx.ASGITransport(app=emulator or _emulator_app(settings))
-    provider = GroqBatchProvider.create(
+    groq = GroqBatchProvider.connect(
         api_key="emulator",
         base_url=EMULATOR_BASE_URL,
         timeout_seconds=settings.groq_timeout_seconds,
@@ -66,7 +68,7 @@ def build_provider(settings: Settings, emulator: ASGIApp | None = None) -> tuple
         completion_window=settings.completion_window,
         http_client=httpx.AsyncClient(transport=transport, timeout=settings.groq_timeout_seconds),
     )
-    return provider, "emulator"
+    return Providers({groq.name: groq}), "emulator"
 
 
 def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = None, tune_gc: bool = False) -> FastAPI:
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database.connect(settings.database_url)
         await database.migrate()
-        provider, label = build_provider(settings, emulator)
+        providers, label = build_providers(settings, emulator)
         config = LifecycleConfig.from_settings(settings)
         callback_guard = CallbackGuard(settings.callback_allowed_hosts)
         state = AppState(
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
             tune_for_bulk_work()
         if settings.workers_enabled:
             runner = WorkerRunner(
-                WorkerContext.build(settings, database.workers, provider),
+                WorkerContext.build(settings, database.workers, providers),
                 default_loops(callback_guard),
                 grace_seconds=settings.worker_stop_grace_seconds,
             )
@@ -108,7 +110,7 @@ def create_app(settings: Settings | None = None, *, emulator: ASGIApp | None = N
         finally:
             if runner is not None:
                 await runner.stop()
-            await provider.close()
+            await providers.close()
             await database.dispose()
 
     app = FastAPI(

@@ -226,7 +226,7 @@ class FailureCount(SQLModel, table=True):
 
 
 class Chunk(SQLModel, table=True):
-    """One chunk of a pass: at most one provider batch ever exists for it."""
+    """One chunk of a pass: at most one provider batch ever exists for it. The table keeps its first name."""
 
     __tablename__ = "provider_batches"
     __table_args__ = (
@@ -267,6 +267,8 @@ class Chunk(SQLModel, table=True):
     finished_at: datetime | None = _timestamp()
     # When the chunk's files on Groq (input, results, stray uploads) were deleted (PROVIDER_FILE_CLEANUP).
     files_deleted_at: datetime | None = _timestamp()
+    # When the provider was asked to cancel the chunk's batch (its batch was cancelled).
+    cancel_sent_at: datetime | None = _timestamp()
 
 
 class Attempt(SQLModel, table=True):
@@ -414,7 +416,7 @@ class ProviderHealthRecord(SQLModel, table=True):
     provider: str = Field(primary_key=True, max_length=40)
     consecutive_failures: int = 0
     last_error: str | None = _text()
-    # The row whose step failed last (e.g. "chunk 12"): the same row failing again is not counted again.
+    # The row whose step failed last (e.g. "chunk 12"): the same row failing again does not lengthen the pause.
     last_failure_source: str | None = Field(default=None, max_length=80)
     last_error_at: datetime | None = _timestamp()
     last_success_at: datetime | None = _timestamp()

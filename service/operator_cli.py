@@ -9,7 +9,7 @@ import sys
 import uvloop
 import yaml
 
-from service.app import build_provider, create_app
+from service.app import build_providers, create_app
 from service.observability.logging import configure_from_settings
 from service.settings import get_settings
 from service.store import Database
@@ -32,8 +32,8 @@ def openapi_yaml() -> str:
 def _worker() -> int:
     settings = get_settings()
     configure_from_settings(settings)
-    provider, label = build_provider(settings)
-    return uvloop.run(run_worker_process(settings, provider, label))  # the loop uvicorn serves the API on
+    providers, label = build_providers(settings)
+    return uvloop.run(run_worker_process(settings, providers, label))  # the loop uvicorn serves the API on
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,10 +3,13 @@ a module that breaks them."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -69,3 +72,40 @@ def test_a_query_outside_the_store_and_a_cycle_between_packages_are_caught(tmp_p
     assert result.returncode != 0
     assert "SQL lives in shop.store BROKEN" in result.stdout, result.stdout
     assert "No cycles BROKEN" in result.stdout, result.stdout
+
+
+def _import_cycles(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
+    """Pairs of modules that import each other, directly or through others (imports under TYPE_CHECKING
+    included: a circle a reader must untangle is one whether or not it runs)."""
+    found: set[tuple[str, str]] = set()
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported != module and graph.chain_exists(importer=imported, imported=module):
+                found.add((min(module, imported), max(module, imported)))
+    return found
+
+
+def test_no_module_of_the_service_imports_itself_back() -> None:
+    assert _import_cycles(grimp.build_graph("service")) == set()
+
+
+def test_no_bench_script_imports_itself_back() -> None:
+    """The bench scripts are modules of one directory importing each other by name: scanned from their source."""
+    scripts = {path.stem: path for path in (ROOT / "bench").glob("*.py")}
+    graph = grimp.ImportGraph()
+    for name, path in scripts.items():
+        graph.add_module(name)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for imported in names:
+                if imported.split(".")[0] in scripts:
+                    graph.add_import(importer=name, imported=imported.split(".")[0])
+    assert _import_cycles(graph) == set()
+
+
+def test_the_workers_only_claim_and_run_steps() -> None:
+    """The lifecycle (service/batches/) owns every state change; the workers are a job runner, and small."""
+    lines = sum(len(path.read_text().splitlines()) for path in (ROOT / "service" / "workers").glob("*.py"))
+    assert lines <= 1000, f"service/workers/ holds {lines} lines"

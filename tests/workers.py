@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.app import build_provider
+from service.app import build_providers
 from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import BatchProvider, Providers
 from service.settings import Settings
 from service.store.database import create_engine, session_factory
 from service.workers.batch_loop import run_worker
@@ -15,19 +16,22 @@ from tests.conftest import Service
 
 
 def worker_context(
-    service: Service, provider: GroqBatchProvider, worker_id: str, settings: Settings | None = None
+    service: Service, provider: BatchProvider, worker_id: str, settings: Settings | None = None
 ) -> tuple[WorkerContext, Any]:
     """A worker on the service's database (with the service's settings unless others are given) and its engine."""
     settings = settings or service.settings
     engine = create_engine(settings.database_url)
-    ctx = WorkerContext.build(settings, session_factory(engine), provider, worker_id=worker_id)
+    providers = Providers({provider.name: provider})
+    ctx = WorkerContext.build(settings, session_factory(engine), providers, worker_id=worker_id)
     ctx.lease_seconds = 30.0
     return ctx, engine
 
 
 def real_provider(service: Service) -> GroqBatchProvider:
     """The production provider adapter, talking to the service's emulator."""
-    provider, _label = build_provider(service.settings, service.emulator_app)
+    providers, _label = build_providers(service.settings, service.emulator_app)
+    provider = providers.get("groq")
+    assert isinstance(provider, GroqBatchProvider)
     return provider
 
 

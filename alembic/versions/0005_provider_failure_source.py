@@ -1,8 +1,8 @@
 """provider_health remembers which row failed last
 
 One chunk that fails again and again (a request the provider chokes on) must not pause every worker's provider
-work as an outage would: a failure counts towards the shared back-off only when it comes from another row than
-the failure before it.
+work for longer and longer as an outage of everyone's requests does: the shared pause grows only with failures
+of different rows in a row.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,5 +25,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("provider_health") as table:
-        table.drop_column("last_failure_source")
+    op.execute("ALTER TABLE provider_health DROP COLUMN last_failure_source")  # in place (SQLite >= 3.35)

@@ -19,11 +19,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# In place on both databases (SQLite >= 3.25 renames a column and the indexes and foreign keys naming it).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("attempts") as table:
-        table.alter_column("provider_batch_row_id", new_column_name="chunk_id")
+    op.execute("ALTER TABLE attempts RENAME COLUMN provider_batch_row_id TO chunk_id")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("attempts") as table:
-        table.alter_column("chunk_id", new_column_name="provider_batch_row_id")
+    op.execute("ALTER TABLE attempts RENAME COLUMN chunk_id TO provider_batch_row_id")

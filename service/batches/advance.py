@@ -18,7 +18,7 @@ from service.batches.tiers import tiers_of
 from service.kit.clock import utcnow
 from service.models import Batch, BatchStatus, PassKind, PassStatus
 from service.pipeline import failure_codes as codes
-from service.store import Session
+from service.store import Session, Sessions, transaction
 from service.store import batches as batches_store
 from service.store import items as items_store
 from service.store import passes as passes_store
@@ -102,6 +102,16 @@ async def advance(session: Session, config: LifecycleConfig, batch: Batch) -> Ba
         finished.failed,
     )
     return finished
+
+
+async def advance_held(sessions: Sessions, config: LifecycleConfig, worker_id: str, batch_id: str) -> None:
+    """Advance a batch `worker_id` holds, in one transaction whose first write is fenced on its lease (a worker
+    that lost the batch, or a batch that has finished, changes nothing)."""
+    async with transaction(sessions) as session:
+        if await batches_store.fence_open_batch(session, batch_id, worker_id):
+            batch = await batches_store.get_batch(session, batch_id)
+            assert batch is not None
+            await advance(session, config, batch)
 
 
 async def _fresh(session: Session, batch_id: str) -> Batch:

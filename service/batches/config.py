@@ -8,6 +8,8 @@ from service.pipeline.catalogue import Catalogue, ModelEntry
 from service.pipeline.cost import Usage
 from service.settings import Settings
 
+GROQ = "groq"
+
 
 @dataclass(frozen=True)
 class LifecycleConfig:
@@ -26,3 +28,7 @@ class LifecycleConfig:
 
     def cost_pico(self, model: str, usage: Usage) -> int:
         return self.catalogue.cost_pico(model, usage)
+
+    def provider_of(self, model: str) -> str:
+        """The provider that runs `model`'s batches (every catalogue model is Groq's today)."""
+        return GROQ

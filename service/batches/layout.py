@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import orjson
 
+from service.batches.chunks import budget
+from service.batches.chunks.spool import layout_spool_path
 from service.batches.config import LifecycleConfig
 from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes, replayed
@@ -28,10 +30,8 @@ from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import AttemptStatus, Batch, Chunk, ItemStatus, Pass, PassKind, PassStatus
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
-from service.pipeline.chunk_names import chunk_key, upload_filename
 from service.pipeline.chunking import ChunkPlanner
-from service.pipeline.requests import BuiltLine, PassRequestSpec, request_hash
-from service.pipeline.tokens import count_input_tokens
+from service.pipeline.requests import PassRequestSpec, request_hash
 from service.store import Session
 from service.store import attempts as attempts_store
 from service.store import batches as batches_store
@@ -41,10 +41,6 @@ from service.store import passes as passes_store
 from service.store.attempts import NewAttempt
 
 GROUP = 500  # items built, looked up and written per step; the event loop runs between steps
-
-
-def layout_spool_path(spool_dir: Path, batch_id: str, pass_number: int, chunk_index: int) -> Path:
-    return spool_dir / "layout" / upload_filename(chunk_key(batch_id, pass_number, chunk_index))
 
 
 @dataclass
@@ -110,13 +106,6 @@ class _Layout:
             self.current.handle.close()
             self.current.path.unlink(missing_ok=True)
             self.current = None
-
-
-def _worst_case(entry: ModelEntry, built: BuiltLine) -> int:
-    """The most this line can cost: its counted input tokens and its whole output budget."""
-    input_tokens = count_input_tokens(entry.id, built.request, upper_bound=True).tokens
-    output_tokens = built.max_completion_tokens or entry.max_completion_tokens
-    return input_tokens * entry.input_pico_per_token + output_tokens * entry.output_pico_per_token
 
 
 async def _items_of(session: Session, batch: Batch, pass_: Pass, after_position: int) -> list[Any]:
@@ -235,7 +224,7 @@ async def _lay_out_group(
             )
             reused_rows.append((row, source, reused))
             continue
-        worst = _worst_case(entry, built) if budgeted else 0
+        worst = budget.worst_case(entry, built) if budgeted else 0
         chunk_id = await layout.add(built.line, worst, row.custom_id)
         pending.append(
             NewAttempt(

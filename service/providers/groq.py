@@ -1,16 +1,21 @@
-"""The only module that talks to Groq: Files and Batches through the official `groq` SDK.
+"""Groq's Files and Batches API through the official `groq` SDK: the first implementation of the provider
+protocol (`protocol.py`). Only the composition root imports this module.
 
-SDK exceptions are mapped onto two of our own: RetryableProviderError (wait and try again; nothing is
-lost) and PermanentProviderError (the request itself is wrong; retrying cannot help).
+SDK exceptions are mapped onto the protocol's two kinds: RetryableProviderError (wait and try again; nothing is
+lost) and PermanentProviderError (the request itself is wrong; retrying cannot help). A chunk's input file is
+named after its key, and its batch carries the key in its metadata, so a worker taking over a dead one's chunk
+finds what it already created.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -19,43 +24,30 @@ import httpx
 from groq import AsyncGroq
 
 from service.observability.metrics import record_provider_call
+from service.pipeline.chunk_names import CHUNK_METADATA_KEY, upload_filename
+from service.providers.protocol import (
+    BatchEnd,
+    ChunkRequest,
+    PermanentProviderError,
+    ProviderBatchInfo,
+    ProviderError,
+    ProviderNotFound,
+    RequestCounts,
+    RetryableProviderError,
+)
 
-PROVIDER_TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
+NAME = "groq"
+ENDED = {
+    "completed": BatchEnd.COMPLETED,
+    "failed": BatchEnd.FAILED,
+    "expired": BatchEnd.EXPIRED,
+    "cancelled": BatchEnd.CANCELLED,
+}
 BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 LIST_PAGE_LIMIT = 100
 
 T = TypeVar("T")
-
-
-class ProviderError(Exception):
-    """A call to Groq did not succeed."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class RetryableProviderError(ProviderError):
-    """Rate limits, 5xx, timeouts, connection failures: the work waits, it is never dropped."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None):
-        super().__init__(message, status_code=status_code)
-        self.retry_after = retry_after
-
-
-class PermanentProviderError(ProviderError):
-    """The provider refused the request itself (400, 401, 403, 404, 413, 422...)."""
-
-
-class ProviderNotFound(PermanentProviderError):
-    pass
-
-
-@dataclass(frozen=True)
-class RequestCounts:
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,22 +55,6 @@ class ProviderFile:
     id: str
     filename: str
     purpose: str
-
-
-@dataclass(frozen=True)
-class ProviderBatchInfo:
-    id: str
-    status: str
-    input_file_id: str | None
-    output_file_id: str | None
-    error_file_id: str | None
-    request_counts: RequestCounts
-    metadata: dict[str, str] = field(default_factory=dict)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in PROVIDER_TERMINAL_STATUSES
 
 
 def _retry_after_seconds(response: httpx.Response | None) -> float | None:
@@ -177,6 +153,7 @@ def batch_info(batch: Any) -> ProviderBatchInfo:
     return ProviderBatchInfo(
         id=batch.id,
         status=str(batch.status),
+        ended=ENDED.get(str(batch.status)),
         input_file_id=batch.input_file_id,
         output_file_id=batch.output_file_id,
         error_file_id=batch.error_file_id,
@@ -191,14 +168,16 @@ def batch_info(batch: Any) -> ProviderBatchInfo:
 
 
 class GroqBatchProvider:
-    """Files + Batches on Groq. Every method raises only ProviderError subclasses."""
+    """Files + Batches on Groq (the provider protocol). Every method raises only ProviderError subclasses."""
+
+    name = NAME
 
     def __init__(self, client: AsyncGroq, *, completion_window: str = "24h") -> None:
         self._client = client
         self.completion_window = completion_window
 
     @classmethod
-    def create(
+    def connect(
         cls,
         *,
         api_key: str,
@@ -327,3 +306,45 @@ class GroqBatchProvider:
 
     async def delete_file(self, file_id: str) -> None:
         await self._call("files.delete", lambda: self._client.files.delete(file_id))
+
+    # -- the provider protocol -----------------------------------------------------------------------------
+
+    async def upload(self, request: ChunkRequest) -> str | None:
+        return await self.upload_jsonl(request.lines(), filename=upload_filename(request.key))
+
+    async def create(self, request: ChunkRequest, input_file_id: str | None) -> ProviderBatchInfo:
+        if input_file_id is None:
+            raise PermanentProviderError("Groq runs a batch from an uploaded input file; none was given")
+        return await self.create_batch(input_file_id, metadata=request.metadata)
+
+    async def find(self, request: ChunkRequest, since: datetime | None) -> list[ProviderBatchInfo]:
+        return await self.find_batches(CHUNK_METADATA_KEY, request.key)
+
+    def result_lines(self, batch: ProviderBatchInfo) -> AsyncIterator[bytes]:
+        return self._result_lines(batch)
+
+    async def _result_lines(self, batch: ProviderBatchInfo) -> AsyncIterator[bytes]:
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                async for line in self.iter_file_lines(file_id):
+                    yield line
+
+    async def delete_results(self, batch_id: str | None, file_ids: Collection[str]) -> None:
+        for file_id in dict.fromkeys(file_ids):  # Groq keeps batches; their files are what it stores of ours
+            await self.delete_quietly(file_id)
+
+    async def delete_uploads(self, key: str, keep: Collection[str | None] = ()) -> None:
+        name = upload_filename(key)
+        for upload in await self.list_files():
+            if upload.filename == name and upload.purpose == "batch" and upload.id not in keep:
+                await self.delete_quietly(upload.id)
+
+    async def delete_quietly(self, file_id: str) -> None:
+        """Delete one file; gone already, or refused (Groq's retention takes care of it), is fine. Retryable
+        errors propagate."""
+        try:
+            await self.delete_file(file_id)
+        except ProviderNotFound:
+            pass
+        except PermanentProviderError as error:
+            logger.warning("could not delete file %s: %s", file_id, error)

@@ -1,4 +1,4 @@
-"""Chunks: the provider batches of a pass (`provider_batches`), each at most one Groq batch.
+"""Chunks: the parts of a pass (table `provider_batches`), each run as at most one provider batch.
 
 Every write a worker makes to a chunk it holds goes through `update_held` (the fence: the expected state and
 this worker's lease), so a worker that was paused past its lease changes nothing when it wakes.
@@ -6,9 +6,8 @@ this worker's lease), so a worker that was paused past its lease changes nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -16,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import Batch, Chunk, ChunkState, Pass
+from service.providers.protocol import ProviderBatchInfo
 from service.store.unit import rows_affected
 
 
@@ -40,14 +40,19 @@ async def with_pass_and_batch(session: AsyncSession, chunk_id: int) -> tuple[Chu
     return chunk, pass_, batch
 
 
-async def submitted_of_batch(session: AsyncSession, batch_id: str) -> list[Chunk]:
-    result = await session.exec(
-        select(Chunk).where(
-            Chunk.batch_id == batch_id,
-            Chunk.state == ChunkState.SUBMITTED,
+async def to_cancel(session: AsyncSession, batch_id: str) -> list[tuple[Chunk, Pass]]:
+    """The batch's chunks with a live provider batch that no cancel was sent for yet, with their pass."""
+    result = await session.execute(
+        select(Chunk, Pass)
+        .join(Pass, col(Pass.id) == col(Chunk.pass_id))
+        .where(
+            col(Chunk.batch_id) == batch_id,
+            col(Chunk.state) == ChunkState.SUBMITTED,
+            col(Chunk.provider_batch_id).is_not(None),
+            col(Chunk.cancel_sent_at).is_(None),
         )
     )
-    return list(result.all())
+    return [(chunk, pass_) for chunk, pass_ in result.all()]
 
 
 async def log_fields(session: AsyncSession, chunk_id: int) -> dict[str, object]:
@@ -81,9 +86,23 @@ async def update_held(
     return rows_affected(result) > 0
 
 
-async def record_provider_state(session: AsyncSession, chunk_id: int, values: Mapping[str, Any]) -> None:
-    """What Groq last said of the chunk's batch (id, status, counts, files, errors)."""
-    await session.execute(update(Chunk).where(col(Chunk.id) == chunk_id).values(**values))
+async def record_provider_state(session: AsyncSession, chunk_id: int, info: ProviderBatchInfo) -> None:
+    """What the provider last said of the chunk's batch (id, status, counts, files, errors)."""
+    await session.execute(
+        update(Chunk)
+        .where(col(Chunk.id) == chunk_id)
+        .values(
+            provider_batch_id=info.id,
+            input_file_id=info.input_file_id,
+            provider_status=info.status,
+            request_total=info.request_counts.total,
+            request_completed=info.request_counts.completed,
+            request_failed=info.request_counts.failed,
+            output_file_id=info.output_file_id,
+            error_file_id=info.error_file_id,
+            provider_errors=info.errors or None,
+        )
+    )
 
 
 async def defer_held(
@@ -97,9 +116,10 @@ async def defer_held(
 
 
 async def note_cancel_sent(session: AsyncSession, chunk_id: int, provider_status: str) -> None:
-    """After asking Groq to cancel: poll the chunk at once to ingest whatever it kept."""
+    """After asking the provider to cancel: poll the chunk at once to ingest whatever it kept."""
+    now = utcnow()
     await session.execute(
         update(Chunk)
         .where(col(Chunk.id) == chunk_id, col(Chunk.state) == ChunkState.SUBMITTED)
-        .values(provider_status=provider_status, next_action_at=utcnow())
+        .values(provider_status=provider_status, cancel_sent_at=now, next_action_at=now)
     )

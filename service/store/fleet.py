@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, true, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -81,22 +81,19 @@ async def provider_health(session: AsyncSession) -> ProviderHealth:
 
 async def count_failure(
     sessions: async_sessionmaker[AsyncSession], error: str, source: str | None = None
-) -> int | None:
-    """One more provider failure in a row; the new count. None when the failure comes from the same `source` (a
-    row's step) as the failure before it: one row failing over and over is not an outage, and is not counted."""
+) -> tuple[int, bool]:
+    """One more provider failure in a row, by `source` (a row's step, or None); the new count, and whether the
+    failure before it came from the same source (one row failing again)."""
     now = utcnow()
     last_error = error[:ERROR_TEXT_LIMIT]
     this_provider = col(ProviderHealthRecord.provider) == PROVIDER
-    repeated = and_(
-        col(ProviderHealthRecord.last_failure_source).is_not(None),
-        col(ProviderHealthRecord.last_failure_source) == source,
-    )
     for _ in range(2):  # the first failure ever inserts the row; two workers may race to do it
         try:
             async with transaction(sessions) as session:
+                before = await session.scalar(select(ProviderHealthRecord.last_failure_source).where(this_provider))
                 result = await session.execute(
                     update(ProviderHealthRecord)
-                    .where(this_provider, ~repeated if source is not None else true())
+                    .where(this_provider)
                     .values(
                         consecutive_failures=col(ProviderHealthRecord.consecutive_failures) + 1,
                         last_failure_source=source,
@@ -107,12 +104,7 @@ async def count_failure(
                 )
                 failures = result.scalar_one_or_none()
                 if failures is not None:
-                    return int(failures)
-                again = await session.execute(
-                    update(ProviderHealthRecord).where(this_provider).values(last_error=last_error, last_error_at=now)
-                )
-                if rows_affected(again):
-                    return None
+                    return int(failures), source is not None and before == source
                 session.add(
                     ProviderHealthRecord(
                         provider=PROVIDER,
@@ -122,10 +114,10 @@ async def count_failure(
                         last_error_at=now,
                     )
                 )
-                return 1
+                return 1, False
         except IntegrityError:
             continue
-    return 1
+    return 1, False
 
 
 async def pause_until(sessions: async_sessionmaker[AsyncSession], until: datetime) -> None:

@@ -1,7 +1,7 @@
-"""The batch loop: find due work, claim it with a lease, run one step, commit, repeat.
+"""The batch loop: find due work, claim it with a lease, run its lifecycle step (`service/batches/`), repeat.
 
-Provider hiccups (429, 5xx, timeouts) only push a chunk's next attempt into the future, honouring
-Retry-After; they never fail an item.
+Provider hiccups (429, 5xx, timeouts) only push a chunk's next attempt into the future (`deferring.py`),
+honouring Retry-After; they never fail an item.
 """
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from service.batches.chunks.cleanup import clean_up_chunk
+from service.batches.chunks.deferring import defer_chunk
+from service.batches.chunks.ingesting import poll_chunk
+from service.batches.chunks.reading import log_fields
+from service.batches.chunks.sending import send_chunk
 from service.kit.clock import utcnow
+from service.kit.fencing import LeaseLost
 from service.models import Chunk, ChunkState
 from service.observability.logging import bind_log_context, log_context
-from service.pipeline.backoff import backoff_seconds
-from service.providers.groq import ProviderError, RetryableProviderError
-from service.store import chunks as chunks_store
+from service.providers.protocol import ProviderError
 from service.store import leases as leases_store
-from service.store import transaction
 from service.workers.batch_steps import advance_held_batch
-from service.workers.chunk_ingestion import poll_chunk
-from service.workers.chunk_submission import submit_chunk
 from service.workers.circuit import read_circuit, record_failure, record_success
 from service.workers.context import WorkerContext
-from service.workers.file_cleanup import delete_chunk_files
-from service.workers.leasing import LeaseLost, run_with_lease
+from service.workers.leasing import run_with_lease
 
 logger = logging.getLogger(__name__)
 
@@ -47,36 +47,10 @@ class _Sweep:
     paused: bool = False
 
 
-def chunk_retry_delay(ctx: WorkerContext, retry_count: int, error: Exception) -> float:
-    retry_after = error.retry_after if isinstance(error, RetryableProviderError) else None
-    return backoff_seconds(
-        retry_count,
-        base=min(1.0, ctx.settings.poll_interval_seconds),
-        cap=ctx.settings.provider_backoff_max_seconds,
-        retry_after=retry_after,
-    )
-
-
-async def _defer_chunk(ctx: WorkerContext, chunk_id: int, error: Exception) -> None:
-    async with transaction(ctx.sessions) as session:
-        chunk = await chunks_store.get(session, chunk_id)
-        delay = chunk_retry_delay(ctx, chunk.retry_count, error)
-        await chunks_store.defer_held(
-            session,
-            ctx.worker_id,
-            chunk_id,
-            until=utcnow() + timedelta(seconds=delay),
-            retry_count=chunk.retry_count + 1,
-            error=str(error),
-        )
-    logger.warning("chunk %s deferred %.2fs: %s", chunk_id, delay, error)
-
-
 async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step: ChunkStep) -> None:
     """Run one step on a chunk this worker has just leased, renewing the lease meanwhile; release it after."""
     try:
-        async with ctx.sessions() as session:
-            bind_log_context(**await chunks_store.log_fields(session, chunk_id))
+        bind_log_context(**await log_fields(ctx, chunk_id))
         await run_with_lease(ctx, Chunk, chunk_id, lambda: step(ctx, chunk_id))
         if sweep.counting_failures:
             await record_success(ctx)
@@ -84,14 +58,14 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
     except LeaseLost:
         logger.warning("lost the lease on chunk %s during %s; its new owner carries on", chunk_id, step.__name__)
     except ProviderError as error:
-        await _defer_chunk(ctx, chunk_id, error)
+        await defer_chunk(ctx, chunk_id, error)
         # A chunk that keeps failing while no other does is its own trouble, not an outage: it backs off alone.
         if await record_failure(ctx, error, f"chunk {chunk_id}") is not None:
             sweep.paused = True
         sweep.counting_failures = True
     except Exception as error:  # a bug or a database hiccup: keep the loop alive, retry later
         logger.exception("step %s failed for chunk %s", step.__name__, chunk_id)
-        await _defer_chunk(ctx, chunk_id, error)
+        await defer_chunk(ctx, chunk_id, error)
     finally:
         await leases_store.release(ctx.sessions, Chunk, chunk_id, ctx.worker_id)
 
@@ -99,11 +73,11 @@ async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step
 def _chunk_kinds(ctx: WorkerContext) -> list[tuple[tuple[str, ...], ChunkStep, bool]]:
     """Each kind of chunk step: the states it takes chunks in, the step, whether only chunks with files left."""
     kinds: list[tuple[tuple[str, ...], ChunkStep, bool]] = [
-        ((ChunkState.PENDING, ChunkState.UPLOADING), submit_chunk, False),
+        ((ChunkState.PENDING, ChunkState.UPLOADING), send_chunk, False),
         ((ChunkState.SUBMITTED,), poll_chunk, False),
     ]
     if ctx.settings.provider_file_cleanup:
-        kinds.append(((ChunkState.DONE,), delete_chunk_files, True))
+        kinds.append(((ChunkState.DONE,), clean_up_chunk, True))
     return kinds
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from service.kit.clock import utcnow
 from service.pipeline.backoff import backoff_seconds
-from service.providers.groq import ProviderError, RetryableProviderError
+from service.providers.protocol import ProviderError, RetryableProviderError
 from service.store import fleet as fleet_store
 from service.store.fleet import ProviderHealth
 from service.workers.context import WorkerContext
@@ -29,7 +29,7 @@ def circuit_pause_seconds(ctx: WorkerContext, failures: int, retry_after: float 
     """How long everyone waits after `failures` failures in a row (0: not yet)."""
     cap = ctx.settings.provider_backoff_max_seconds
     pause = 0.0
-    if failures is not None and failures >= CIRCUIT_THRESHOLD:
+    if failures >= CIRCUIT_THRESHOLD:
         base = min(1.0, ctx.settings.poll_interval_seconds)
         pause = backoff_seconds(failures - CIRCUIT_THRESHOLD, base=base, cap=cap)
     if retry_after is not None:
@@ -43,19 +43,20 @@ async def read_circuit(ctx: WorkerContext) -> ProviderHealth:
 
 
 async def record_failure(ctx: WorkerContext, error: ProviderError, source: str | None = None) -> datetime | None:
-    """Count a provider failure of `source`'s step (a row: the same row failing again in a row is not counted);
-    returns the time everyone pauses until, if this failure opens the circuit."""
+    """Count a provider failure of `source`'s step (a row, or None); returns the time everyone pauses until, if
+    this failure opens the circuit. One row failing again and again (a request the provider chokes on, as much as
+    an outage seen by one chunk) keeps the pause at its first step: the row backs off by itself, and every other
+    row gets its turn within a second or two."""
     if not isinstance(error, RetryableProviderError):
         return None  # the provider refused a request; it is not out
-    failures = await fleet_store.count_failure(ctx.sessions, str(error), source)
-    if failures is None and error.retry_after is None:
-        return None
-    pause = circuit_pause_seconds(ctx, failures or 0, error.retry_after)
+    failures, repeated = await fleet_store.count_failure(ctx.sessions, str(error), source)
+    counted = min(failures, CIRCUIT_THRESHOLD) if repeated else failures
+    pause = circuit_pause_seconds(ctx, counted, error.retry_after)
     if pause <= 0:
         return None
     until = utcnow() + timedelta(seconds=pause)
     await fleet_store.pause_until(ctx.sessions, until)
-    if failures is not None and failures >= CIRCUIT_THRESHOLD:
+    if failures >= CIRCUIT_THRESHOLD:
         logger.warning("provider failed %d times in a row; every worker pauses provider work %.1fs", failures, pause)
     return until
 

@@ -1,4 +1,5 @@
-"""What every worker step needs, made once in the lifespan (or by `python -m service worker`)."""
+"""What every worker step needs, made once in the lifespan (or by `python -m service worker`). It is the
+`StepContext` the lifecycle's chunk steps ask for (`service/batches/chunks/context.py`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.batches.config import LifecycleConfig
-from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import Providers
 from service.settings import Settings
 from service.store import Sessions
 
@@ -22,7 +23,7 @@ def new_worker_id() -> str:
 @dataclass
 class WorkerContext:
     sessions: Sessions  # the workers' own pool: never shared with the API's requests
-    provider: GroqBatchProvider
+    providers: Providers
     config: LifecycleConfig
     worker_id: str = field(default_factory=new_worker_id)
     lease_seconds: float = 30.0
@@ -34,11 +35,11 @@ class WorkerContext:
 
     @classmethod
     def build(
-        cls, settings: Settings, sessions: Sessions, provider: GroqBatchProvider, *, worker_id: str | None = None
+        cls, settings: Settings, sessions: Sessions, providers: Providers, *, worker_id: str | None = None
     ) -> WorkerContext:
         ctx = cls(
             sessions=sessions,
-            provider=provider,
+            providers=providers,
             config=LifecycleConfig.from_settings(settings),
             lease_seconds=settings.worker_lease_seconds,
         )

@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from service.kit.fencing import Guard, LeaseLost, current_guard
 from service.store import leases as leases_store
 from service.store import transaction
 from service.workers.context import WorkerContext
@@ -25,39 +24,6 @@ from service.workers.context import WorkerContext
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """Another worker holds the row now: stop, and write nothing more about it."""
-
-
-class _Guard:
-    """Counts the protected sections running in a step; cancellation waits until none is."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.unprotected = asyncio.Event()
-        self.unprotected.set()
-
-
-_current_guard: ContextVar[_Guard | None] = ContextVar("lease_guard", default=None)
-
-
-@asynccontextmanager
-async def protected() -> AsyncIterator[None]:
-    """Run to the end even if the lease is lost meanwhile (a no-op outside `run_with_lease`)."""
-    guard = _current_guard.get()
-    if guard is None:
-        yield
-        return
-    guard.depth += 1
-    guard.unprotected.clear()
-    try:
-        yield
-    finally:
-        guard.depth -= 1
-        if guard.depth == 0:
-            guard.unprotected.set()
 
 
 async def _keep_lease(ctx: WorkerContext, table: Any, row_id: Any) -> bool:
@@ -85,10 +51,10 @@ async def _keep_lease(ctx: WorkerContext, table: Any, row_id: Any) -> bool:
 async def run_with_lease(ctx: WorkerContext, table: Any, row_id: Any, step: Callable[[], Awaitable[T]]) -> T:
     """Run `step` on a row this worker has leased, renewing the lease meanwhile. Raises LeaseLost (after
     cancelling the step) when the lease is lost before the step ends."""
-    guard = _Guard()
+    guard = Guard()
 
     async def guarded() -> T:
-        _current_guard.set(guard)
+        current_guard.set(guard)
         return await step()
 
     step_task = asyncio.ensure_future(guarded())
@@ -113,10 +79,3 @@ async def run_with_lease(ctx: WorkerContext, table: Any, row_id: Any, step: Call
             if not task.done():
                 task.cancel()
         await asyncio.gather(step_task, keeper, return_exceptions=True)
-
-
-async def ensure_lease(ctx: WorkerContext, table: Any, row_id: Any) -> None:
-    """Renew the lease right before a side effect on Groq; raise LeaseLost if it is no longer ours."""
-    async with transaction(ctx.sessions) as session:
-        if not await leases_store.renew(session, table, row_id, ctx.worker_id, ctx.lease_seconds):
-            raise LeaseLost(f"{table.__tablename__} {row_id}")

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import Providers
 from service.settings import Settings
 from service.store import Database
 from service.store import fleet as fleet_store
@@ -131,7 +131,7 @@ class WorkerRunner:
                 logger.warning("worker heartbeat failed: %s", error)
 
 
-async def run_worker_process(settings: Settings, provider: GroqBatchProvider, provider_label: str) -> int:
+async def run_worker_process(settings: Settings, providers: Providers, provider_label: str) -> int:
     """`python -m service worker`: migrate, run the loops until SIGTERM or SIGINT, stop cleanly, exit 0."""
     if provider_label == "emulator":
         logger.warning(
@@ -141,7 +141,7 @@ async def run_worker_process(settings: Settings, provider: GroqBatchProvider, pr
     database = Database.connect(settings.database_url)
     try:
         await database.migrate()
-        ctx = WorkerContext.build(settings, database.workers, provider)
+        ctx = WorkerContext.build(settings, database.workers, providers)
         runner = WorkerRunner(ctx, default_loops(), grace_seconds=settings.worker_stop_grace_seconds)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -152,6 +152,6 @@ async def run_worker_process(settings: Settings, provider: GroqBatchProvider, pr
         logger.info("worker %s: stop requested; no new claims", ctx.worker_id)
         await runner.stop()
     finally:
-        await provider.close()
+        await providers.close()
         await database.dispose()
     return 0

@@ -362,7 +362,7 @@ async def test_cancelling_a_queued_batch_fails_every_item_as_cancelled(start_ser
     try:
         summary = await work_until_finished(service, ctx, created["id"])
     finally:
-        await ctx.provider.close()
+        await ctx.providers.close()
         await engine.dispose()
     assert summary["status"] == "cancelled"
     assert summary["counts"] == {"total": 50, "succeeded": 0, "failed": 50, "pending": 0, "retrying": 0}

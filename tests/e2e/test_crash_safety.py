@@ -11,7 +11,8 @@ from typing import Any
 from sqlmodel import select
 
 from service.models import Chunk, ChunkState
-from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
+from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import ProviderBatchInfo
 from service.store import transaction
 from service.workers.batch_loop import run_once, run_worker
 from service.workers.batch_steps import advance_batch

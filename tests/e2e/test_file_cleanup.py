@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from service.batches.chunks.cleanup import clean_up_chunk
 from service.models import Chunk, ChunkState, Pass
 from service.pipeline.chunk_names import chunk_key, upload_filename
+from service.providers.groq import GroqBatchProvider
 from service.store import leases as leases_store
 from service.workers.batch_loop import run_once
 from service.workers.context import WorkerContext
-from service.workers.file_cleanup import delete_chunk_files
 from tests.conftest import Service, wait_until
 from tests.payloads import pr_batch
 from tests.workers import real_provider, work_until_finished, worker_context
@@ -73,10 +74,12 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
         stray = tmp_path / "stray.jsonl"
         stray.write_bytes(b'{"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n')
         stray_name = upload_filename(chunk_key(claimed.batch_id, pass_number, claimed.chunk_index))
-        stray_id = await cleaner.provider.upload_jsonl(stray, filename=stray_name)
+        groq = cleaner.providers.get("groq")
+        assert isinstance(groq, GroqBatchProvider)
+        stray_id = await groq.upload_jsonl(stray, filename=stray_name)
 
         # The step alone, without the loop's release afterwards: as if the worker died right after its commit.
-        await delete_chunk_files(cleaner, row_id)
+        await clean_up_chunk(cleaner, row_id)
 
         [cleaned] = [chunk for chunk in await _chunks(cleaner) if chunk.id == row_id]
         assert cleaned.files_deleted_at is not None
@@ -91,7 +94,7 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
         finished = await _chunks(cleaner)
         assert all(chunk.files_deleted_at is not None and chunk.lease_owner is None for chunk in finished)
     finally:
-        await keeper.provider.close()
-        await cleaner.provider.close()
+        await keeper.providers.close()
+        await cleaner.providers.close()
         await keeper_engine.dispose()
         await cleaner_engine.dispose()

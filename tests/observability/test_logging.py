@@ -202,7 +202,7 @@ def test_no_secret_reaches_any_log_line_of_a_real_run_at_debug(tmp_path: Path, c
     assert buffer.getvalue().splitlines()[-1].count(REDACTED) == 4
     text = buffer.getvalue()
     loggers = {record["logger"] for record in json_lines(buffer)}
-    assert {"httpx", "httpcore.http11", "uvicorn.access", "service.workers.chunk_submission"} <= loggers, loggers
+    assert {"httpx", "httpcore.http11", "uvicorn.access", "service.batches.chunks.sending"} <= loggers, loggers
     assert any(record["level"] == "DEBUG" for record in json_lines(buffer))
     for secret in secrets:
         assert secret not in text

@@ -72,7 +72,7 @@ class GroqEnv:
         if self.transport == "asgi":
             http_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.front))
             self._http_clients.append(http_client)
-        provider = GroqBatchProvider.create(
+        provider = GroqBatchProvider.connect(
             api_key="test-key",
             base_url=self.base_url,
             timeout_seconds=timeout_seconds,

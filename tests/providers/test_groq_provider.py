@@ -538,7 +538,7 @@ async def test_a_slow_response_times_out_as_retryable(loopback_env: GroqEnv) -> 
 
 async def test_connection_refused_is_retryable() -> None:
     port = free_port()
-    provider = GroqBatchProvider.create(
+    provider = GroqBatchProvider.connect(
         api_key="k", base_url=f"http://127.0.0.1:{port}", timeout_seconds=2, max_retries=0
     )
     try:

@@ -13,16 +13,17 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
-from service.app import build_provider
+from service.app import build_providers
 from service.kit.clock import utcnow
+from service.kit.fencing import LeaseLost, protected
 from service.models import Batch, Chunk, ChunkState, Pass, PassKind
-from service.providers.groq import RetryableProviderError
+from service.providers.protocol import RetryableProviderError
 from service.store import leases as leases_store
 from service.store import transaction
 from service.store.database import create_engine, migrate, session_factory
 from service.workers.circuit import CIRCUIT_THRESHOLD, read_circuit, record_failure, record_success
 from service.workers.context import WorkerContext
-from service.workers.leasing import LeaseLost, protected, run_with_lease
+from service.workers.leasing import run_with_lease
 from tests.conftest import test_settings as make_settings
 
 
@@ -33,16 +34,16 @@ async def contexts(database_url: str, tmp_path: Path) -> AsyncIterator[list[Work
     engine = create_engine(database_url)
     await migrate(engine)
     sessions = session_factory(engine)
-    provider, _label = build_provider(settings)
+    providers, _label = build_providers(settings)
     async with transaction(sessions) as session:
         session.add(Batch(id="lb_test", model="m", fallback_model="f"))
         await session.flush()
         session.add(Pass(batch_id="lb_test", number=1, kind=PassKind.PRIMARY, model="m"))
     workers = []
     for n in range(4):
-        workers.append(WorkerContext.build(settings, sessions, provider, worker_id=f"worker-{n}"))
+        workers.append(WorkerContext.build(settings, sessions, providers, worker_id=f"worker-{n}"))
     yield workers
-    await provider.close()
+    await providers.close()
     await engine.dispose()
 
 
@@ -159,20 +160,21 @@ async def test_the_provider_circuit_opens_after_failures_in_a_row_and_closes_on_
     assert not await record_success(first), "nothing to close"
 
 
-async def test_one_chunk_failing_again_and_again_never_pauses_the_other_chunks(
+async def test_one_chunk_failing_again_and_again_keeps_the_pause_at_its_first_step(
     contexts: list[WorkerContext],
 ) -> None:
-    """A request the provider chokes on (one chunk, every poll) is that chunk's trouble: it backs off alone, and
-    another tenant's chunks keep going. Failures of different chunks in a row are still an outage."""
+    """A request the provider chokes on (one chunk, every poll) must not pause everyone's work longer and longer:
+    it backs off by itself, and other tenants' chunks get their turn within a pause's first step. Failures of
+    different chunks in a row are an outage, and the pause doubles."""
     first, second = contexts[:2]
     outage = RetryableProviderError("could not connect to Groq", status_code=None)
     for _ in range(5 * CIRCUIT_THRESHOLD):
-        await record_failure(first, outage, "chunk 1")
-    state = await read_circuit(second)
-    assert state.consecutive_failures == 1 and state.backoff_until is None
-    assert await record_failure(second, outage, "chunk 2") is None
-    until = await record_failure(first, outage, "chunk 1")  # another chunk failed in between: counted
-    assert until is not None and (await read_circuit(second)).consecutive_failures == CIRCUIT_THRESHOLD
+        until = await record_failure(first, outage, "chunk 1")
+        assert until is None or (until - utcnow()).total_seconds() <= 1.25, "the pause grew on one chunk alone"
+    assert (await read_circuit(second)).consecutive_failures == 5 * CIRCUIT_THRESHOLD
+    for n in range(2, 6):
+        until = await record_failure(second, outage, f"chunk {n}")
+    assert until is not None and (until - utcnow()).total_seconds() > 6, "an outage of many chunks doubles"
 
 
 async def test_a_rate_limit_with_retry_after_pauses_every_worker_at_once(contexts: list[WorkerContext]) -> None:

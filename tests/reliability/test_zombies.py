@@ -17,7 +17,8 @@ from sqlmodel import col
 from service.kit.clock import utcnow
 from service.models import Chunk, ChunkState
 from service.pipeline.chunk_names import CHUNK_METADATA_KEY, chunk_key, upload_filename
-from service.providers.groq import GroqBatchProvider, ProviderBatchInfo
+from service.providers.groq import GroqBatchProvider
+from service.providers.protocol import ProviderBatchInfo, Providers
 from service.store import transaction
 from service.store.database import create_engine, session_factory
 from service.workers.batch_loop import run_once
@@ -60,7 +61,7 @@ async def engine_sessions(database_url: str) -> AsyncIterator[Any]:
 
 
 def _context(service: Service, sessions: Any, provider: GroqBatchProvider, worker_id: str) -> WorkerContext:
-    return WorkerContext.build(service.settings, sessions, provider, worker_id=worker_id)
+    return WorkerContext.build(service.settings, sessions, Providers({provider.name: provider}), worker_id=worker_id)
 
 
 async def _time_passes(sessions: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy import update as sa_update
 from sqlmodel import SQLModel, col, select
 
 from service.kit.clock import utcnow
@@ -143,6 +144,11 @@ async def seed(
     async with transaction(sessions) as session:
         items = await add_batch(session, batch_id, custom_ids, tenant=tenant, **batch_fields)
         return await send_pass(session, batch_id, items, model=model, strict=strict, hashes=hashes)
+
+
+async def update_chunk(session: Session, chunk_id: int, **values: Any) -> None:
+    """Set a chunk's columns as a test needs them (no step of the lifecycle writes them this way)."""
+    await session.execute(sa_update(Chunk).where(col(Chunk.id) == chunk_id).values(**values))
 
 
 def pending_row(item_id: int, pass_id: int, chunk_id: int | None, **values: Any) -> NewAttempt:

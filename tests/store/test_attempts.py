@@ -12,6 +12,7 @@ from sqlmodel import col
 from service.kit.clock import utcnow
 from service.models import Attempt, AttemptStatus, ItemStatus, PassKind
 from service.pipeline.routing import REPLAYABLE
+from service.providers.protocol import ProviderBatchInfo
 from service.store import Database, transaction
 from service.store import attempts as attempts_store
 from service.store import chunks as chunks_store
@@ -165,7 +166,7 @@ async def test_of_item_lists_its_attempts_by_pass_with_the_provider_batch(db: Da
         second = await send_pass(session, "lb_one", {"a": sent.items["a"]}, kind=PassKind.CASCADE, model=STRONG_MODEL)
         third = await send_pass(session, "lb_one", {}, kind=PassKind.RETRY)
         await attempts_store.insert_returning_ids(session, [pending_row(sent.items["a"], third.pass_id, None)])
-        await chunks_store.record_provider_state(session, second.chunk_id, {"provider_batch_id": "batch_two"})
+        await chunks_store.record_provider_state(session, second.chunk_id, ProviderBatchInfo("batch_two", "validating"))
     async with db.api() as session:
         steps = await attempts_store.of_item(session, sent.items["a"])
     assert [(pass_.number, pass_.model, provider_id) for _attempt, pass_, provider_id in steps] == [

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlmodel import col
 
 from service.kit.clock import utcnow
 from service.models import Chunk, ChunkState
+from service.providers.protocol import ProviderBatchInfo, RequestCounts
 from service.store import Database, transaction
 from service.store import chunks as chunks_store
 from service.store import passes as passes_store
@@ -96,23 +98,16 @@ async def test_note_cancel_sent_makes_only_a_submitted_chunk_due_at_once(db: Dat
             await chunks_store.note_cancel_sent(session, chunk.id or 0, "cancelling")
     submitted_after = await one_row(db.api, Chunk, submitted.id)
     assert submitted_after.provider_status == "cancelling" and submitted_after.next_action_at <= utcnow()
+    assert submitted_after.cancel_sent_at is not None and submitted_after.cancel_sent_at <= utcnow()
     assert (await one_row(db.api, Chunk, done.id)).model_dump() == done.model_dump()
 
 
-async def test_record_provider_state_stores_what_groq_said(db: Database) -> None:
+async def test_record_provider_state_stores_what_the_provider_said(db: Database) -> None:
     sent = await seed(db.workers)
     errors = [{"code": "invalid_request", "line": 3}]
+    said = ProviderBatchInfo("batch_01", "in_progress", request_counts=RequestCounts(3, 2, 0), errors=errors)
     async with transaction(db.workers) as session:
-        await chunks_store.record_provider_state(
-            session,
-            sent.chunk_id,
-            {
-                "provider_batch_id": "batch_01",
-                "provider_status": "in_progress",
-                "request_completed": 2,
-                "provider_errors": errors,
-            },
-        )
+        await chunks_store.record_provider_state(session, sent.chunk_id, said)
     chunk = await one_row(db.api, Chunk, sent.chunk_id)
     assert (chunk.provider_batch_id, chunk.provider_status, chunk.request_completed, chunk.provider_errors) == (
         "batch_01",
@@ -126,9 +121,8 @@ async def test_the_reads_of_a_step_find_the_chunk_its_pass_and_its_batch(db: Dat
     sent = await seed(db.workers)
     other = await seed(db.workers, "lb_two")
     async with transaction(db.workers) as session:
-        await chunks_store.record_provider_state(
-            session, sent.chunk_id, {"provider_batch_id": "batch_01", "state": ChunkState.SUBMITTED}
-        )
+        await chunks_store.record_provider_state(session, sent.chunk_id, ProviderBatchInfo("batch_01", "validating"))
+        await session.execute(update(Chunk).values(state=ChunkState.SUBMITTED))
     async with db.workers() as session:
         chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, sent.chunk_id)
         assert (chunk.id, pass_.id, batch.id) == (sent.chunk_id, sent.pass_id, "lb_one")
@@ -141,5 +135,7 @@ async def test_the_reads_of_a_step_find_the_chunk_its_pass_and_its_batch(db: Dat
         assert [(p.id, [c.id for c in chunks]) for p, chunks in await passes_store.with_chunks(session, "lb_one")] == [
             (sent.pass_id, [sent.chunk_id])
         ]
-        assert [c.id for c in await chunks_store.submitted_of_batch(session, "lb_one")] == [sent.chunk_id]
-        assert await chunks_store.submitted_of_batch(session, other.batch_id) == []
+        assert [(c.id, p.id) for c, p in await chunks_store.to_cancel(session, "lb_one")] == [
+            (sent.chunk_id, sent.pass_id)
+        ]
+        assert await chunks_store.to_cancel(session, other.batch_id) == []

@@ -70,7 +70,8 @@ async def test_announce_worker_prunes_the_rows_of_workers_long_dead(db: Database
 async def test_provider_health_counts_failures_in_a_row_and_a_success_closes_it(db: Database) -> None:
     assert await health(db) == ProviderHealth() and not (await health(db)).degraded
     assert not await fleet_store.count_success(db.workers), "nothing to close"
-    assert [await fleet_store.count_failure(db.workers, f"503 number {n}") for n in (1, 2, 3)] == [1, 2, 3]
+    counted = [await fleet_store.count_failure(db.workers, f"503 number {n}") for n in (1, 2, 3)]
+    assert counted == [(1, False), (2, False), (3, False)]
     assert await health(db) == ProviderHealth(3, "503 number 3", None)
     assert (await one_row(db.api, ProviderHealthRecord, PROVIDER)).last_error_at is not None
     assert await fleet_store.count_success(db.workers)
@@ -102,7 +103,7 @@ async def test_pause_until_keeps_the_later_pause_and_health_shows_only_one_ahead
 
 async def test_concurrent_failures_from_every_worker_all_count(db: Database) -> None:
     counted = await asyncio.gather(*(fleet_store.count_failure(db.workers, f"worker {n}") for n in range(6)))
-    assert sorted(counted) == [1, 2, 3, 4, 5, 6]
+    assert sorted(count for count, _repeated in counted) == [1, 2, 3, 4, 5, 6]
     assert (await health(db)).consecutive_failures == 6
 
 
@@ -115,8 +116,14 @@ async def test_a_failure_counted_while_another_worker_inserts_the_first_row_adds
         racing = asyncio.ensure_future(fleet_store.count_failure(db.workers, "second"))
         assert await still_waiting(racing), "the insert of the same row waits for the other worker's transaction"
         await other.commit()
-    assert await racing == 2
+    assert await racing == (2, False)
     assert await health(db) == ProviderHealth(2, "second", None)
+
+
+async def test_a_failure_says_whether_the_failure_before_it_came_from_the_same_row(db: Database) -> None:
+    sources = ["chunk 1", "chunk 1", "chunk 2", None, None, "chunk 2", "chunk 2"]
+    counted = [await fleet_store.count_failure(db.workers, "503", source) for source in sources]
+    assert counted == [(1, False), (2, True), (3, False), (4, False), (5, False), (6, False), (7, True)]
 
 
 async def test_ping_answers(db: Database) -> None:

@@ -17,7 +17,7 @@ from service.store import metrics as metrics_store
 from service.store import passes as passes_store
 from service.store.metrics import DatabaseSnapshot
 from service.store.passes import FINAL
-from tests.store.rows import BIG_PICO, MODEL, STRONG_MODEL, seed, send_pass
+from tests.store.rows import BIG_PICO, MODEL, STRONG_MODEL, seed, send_pass, update_chunk
 
 
 async def snapshot(db: Database) -> DatabaseSnapshot:
@@ -47,13 +47,11 @@ async def test_the_snapshot_is_read_from_the_kept_counters(db: Database) -> None
         await passes_store.add_to_counters(session, running.pass_id, cost_pico=BIG_PICO)
         await passes_store.add_to_counters(session, done.pass_id, cost_pico=BIG_PICO)
         await passes_store.add_to_counters(session, second.pass_id, cost_pico=3)
-        await chunks_store.record_provider_state(
-            session, running.chunk_id, {"state": ChunkState.SUBMITTED, "next_action_at": now - timedelta(seconds=30)}
+        await update_chunk(
+            session, running.chunk_id, state=ChunkState.SUBMITTED, next_action_at=now - timedelta(seconds=30)
         )
-        await chunks_store.record_provider_state(
-            session, done.chunk_id, {"state": ChunkState.DONE, "next_action_at": now - timedelta(hours=1)}
-        )
-        await chunks_store.record_provider_state(session, second.chunk_id, {"next_action_at": now + timedelta(hours=1)})
+        await update_chunk(session, done.chunk_id, state=ChunkState.DONE, next_action_at=now - timedelta(hours=1))
+        await update_chunk(session, second.chunk_id, next_action_at=now + timedelta(hours=1))
     found = await snapshot(db)
     assert found.batches == {"running": 1, "completed": 1, "queued": 1}
     assert found.items == {
@@ -72,9 +70,7 @@ async def test_the_snapshot_is_read_from_the_kept_counters(db: Database) -> None
 async def test_oldest_due_ignores_chunks_done_or_not_due_yet(db: Database) -> None:
     sent = await seed(db.workers)
     async with transaction(db.workers) as session:
-        await chunks_store.record_provider_state(
-            session, sent.chunk_id, {"state": ChunkState.DONE, "next_action_at": utcnow() - timedelta(hours=1)}
-        )
+        await update_chunk(session, sent.chunk_id, state=ChunkState.DONE, next_action_at=utcnow() - timedelta(hours=1))
         await chunks_store.insert(
             session,
             [

@@ -1,8 +1,8 @@
-"""Poll a submitted chunk; once Groq says it is terminal, ingest both result files in one transaction.
+"""Polling a submitted chunk and, once its provider batch has ended, ingesting its results in one transaction.
 
-The files are downloaded to the spool first, so the database transaction never waits on the network.
-Ingest is all-or-nothing and fenced on the chunk's state and lease: a worker that dies half-way leaves
-nothing behind, and the next one ingests again from the start without double counting.
+The result lines are downloaded to the spool first, so the database transaction never waits on the network.
+Ingest is all-or-nothing and fenced on the chunk's state and lease: a worker that dies half-way leaves nothing
+behind, and the next one ingests again from the start without double counting.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from service.batches.chunks import budget
+from service.batches.chunks.context import StepContext, provider_of
 from service.batches.lines import spec_of_pass
 from service.batches.merging import merge_outcomes
 from service.kit.clock import utcnow
@@ -24,31 +26,30 @@ from service.models import ChunkState
 from service.observability import metrics
 from service.pipeline import failure_codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
-from service.providers.groq import ProviderBatchInfo, ProviderNotFound, RequestCounts
+from service.providers.protocol import BatchEnd, BatchProvider, ProviderBatchInfo, ProviderNotFound
 from service.store import attempts as attempts_store
 from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import transaction
 from service.store.attempts import PendingAttempt
-from service.workers.context import WorkerContext
-from service.workers.provider_state import provider_state
 
 logger = logging.getLogger(__name__)
 
-# Our own status for a provider batch that Groq answers 404 for (e.g. the built-in emulator restarted).
-LOST_STATUS = "lost"
 CLASSIFY_SLICE = 200  # result lines classified between two turns of the event loop
 MERGE_GROUP = 1000  # outcomes merged between two turns of the event loop (all in the ingest's transaction)
 
 
-def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
-    if info.status == "expired":
+def _unprocessed_reason(provider: BatchProvider, info: ProviderBatchInfo) -> tuple[str, str]:
+    """Why a request of an ended batch has no result line."""
+    if info.ended == BatchEnd.EXPIRED:
         return failure_codes.BATCH_EXPIRED, "the provider batch expired before this request was processed"
-    if info.status == "cancelled":
+    if info.ended == BatchEnd.CANCELLED:
         return failure_codes.CANCELLED, "the provider batch was cancelled before this request was processed"
-    if info.status == LOST_STATUS:
-        return failure_codes.BATCH_FAILED, f"Groq no longer knows provider batch {info.id} (404); its results are lost"
-    if info.status == "failed":
+    if info.ended == BatchEnd.LOST:
+        return failure_codes.BATCH_FAILED, (
+            f"{provider.name} no longer knows provider batch {info.id} (404); its results are lost"
+        )
+    if info.ended == BatchEnd.FAILED:
         gone = _model_gone(info)
         if gone is not None:
             return gone, f"the provider batch failed validation: the model is gone ({gone})"
@@ -56,12 +57,12 @@ def _unprocessed_reason(info: ProviderBatchInfo) -> tuple[str, str]:
             f"line {error.get('line')}: {error.get('code')}: {error.get('message')}" for error in info.errors[:3]
         )
         return failure_codes.BATCH_FAILED, f"the provider batch failed validation: {details or 'no details'}"
-    return failure_codes.MISSING_RESULT, "the request appears in neither the output nor the error file"
+    return failure_codes.MISSING_RESULT, "the request appears in none of the provider batch's result lines"
 
 
 def _model_gone(info: ProviderBatchInfo) -> str | None:
-    """Groq may refuse a whole batch whose model is decommissioned, instead of failing each line (uncertain,
-    GROQ_BATCH_API.md §13a): either way its items move on as model_decommissioned."""
+    """A provider may refuse a whole batch whose model is gone, instead of failing each line (uncertain for Groq,
+    GROQ_BATCH_API.md §13a): either way its items move on as the model being gone."""
     for error in info.errors:
         text = f"{error.get('code')} {error.get('message')}".lower()
         if "decommissioned" in text:
@@ -71,22 +72,27 @@ def _model_gone(info: ProviderBatchInfo) -> str | None:
     return None
 
 
-async def _download(ctx: WorkerContext, file_id: str, chunk_id: int) -> Path:
-    path = ctx.spool_dir / f"result-{chunk_id}-{file_id}-{ctx.worker_id.replace(':', '_')}.jsonl"
-    with path.open("wb", buffering=SPOOL_BUFFER_BYTES) as handle:
-        async for line in ctx.provider.iter_file_lines(file_id):
-            handle.write(line)
-            handle.write(b"\n")
+async def _download(ctx: StepContext, provider: BatchProvider, info: ProviderBatchInfo, chunk_id: int) -> Path:
+    path = ctx.spool_dir / f"result-{chunk_id}-{info.id}-{ctx.worker_id.replace(':', '_')}.jsonl"
+    try:
+        with path.open("wb", buffering=SPOOL_BUFFER_BYTES) as handle:
+            async for line in provider.result_lines(info):
+                handle.write(line)
+                handle.write(b"\n")
+    except BaseException:
+        path.unlink(missing_ok=True)  # a download cut midway is made again from the start
+        raise
     return path
 
 
-def _lines(paths: list[Path]) -> Iterator[bytes]:
-    for path in paths:
-        with path.open("rb", buffering=SPOOL_BUFFER_BYTES) as handle:
-            yield from handle
+def _lines(path: Path | None) -> Iterator[bytes]:
+    if path is None:
+        return
+    with path.open("rb", buffering=SPOOL_BUFFER_BYTES) as handle:
+        yield from handle
 
 
-async def _mark_polled(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo) -> None:
+async def _mark_polled(ctx: StepContext, chunk_id: int, info: ProviderBatchInfo) -> None:
     async with transaction(ctx.sessions) as session:
         polled = await chunks_store.update_held(
             session,
@@ -98,11 +104,11 @@ async def _mark_polled(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInf
             last_error=None,
         )
         if polled:
-            await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
+            await chunks_store.record_provider_state(session, chunk_id, info)
 
 
 async def _classify(
-    ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, paths: list[Path]
+    ctx: StepContext, provider: BatchProvider, chunk_id: int, info: ProviderBatchInfo, path: Path | None
 ) -> tuple[list[tuple[PendingAttempt, Outcome]], int, int] | None:
     """Every pending attempt of the chunk with its outcome, read and classified outside the write transaction
     (yielding to the event loop every few hundred lines); None when the chunk is no longer this worker's."""
@@ -114,10 +120,10 @@ async def _classify(
         own = [attempt.item_id for attempt in pending.values() if attempt.own_format]
         own_bodies = await items_store.bodies(session, own) if own else {}
     spec = spec_of_pass(ctx.config, batch, pass_)
-    expectation = spec.expectation()
+    expectation = spec.common_expectation
     outcomes: list[tuple[PendingAttempt, Outcome]] = []
     malformed = lines_read = 0
-    async for raw in each(_lines(paths), CLASSIFY_SLICE):
+    async for raw in each(_lines(path), CLASSIFY_SLICE):
         lines_read += 1
         line = parse_result_line(raw)
         if line is None:
@@ -130,16 +136,18 @@ async def _classify(
         if attempt.item_id in own_bodies:
             expected = spec.expectation(orjson.loads(own_bodies[attempt.item_id]))
         outcomes.append((attempt, classify_result(line, expected).compact()))
-    code, message = _unprocessed_reason(info)
+    code, message = _unprocessed_reason(provider, info)
     if malformed and code == failure_codes.MISSING_RESULT:
-        message += f" ({malformed} unreadable lines in the result files)"
+        message += f" ({malformed} unreadable lines in the results)"
     outcomes.extend((attempt, unprocessed(custom_id, code, message)) for custom_id, attempt in pending.items())
     return outcomes, malformed, lines_read
 
 
-async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, paths: list[Path]) -> None:
+async def _ingest(
+    ctx: StepContext, provider: BatchProvider, chunk_id: int, info: ProviderBatchInfo, path: Path | None
+) -> None:
     started = time.perf_counter()
-    classified = await _classify(ctx, chunk_id, info, paths)
+    classified = await _classify(ctx, provider, chunk_id, info, path)
     if classified is None:
         return
     outcomes, malformed, lines_read = classified
@@ -160,12 +168,12 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
         if not fenced:
             return
         chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
-        released = chunk.worst_case_pico if chunk.reserved else 0
+        released = budget.reservation(chunk)
         for start in range(0, max(1, len(outcomes)), MERGE_GROUP):  # the event loop runs between groups
             group = outcomes[start : start + MERGE_GROUP]
             await merge_outcomes(session, ctx.config, batch, pass_, group, released_pico=released if not start else 0)
             await give_way()
-        await chunks_store.record_provider_state(session, chunk_id, provider_state(info))
+        await chunks_store.record_provider_state(session, chunk_id, info)
     logger.info(
         "ingested provider batch %s (%s): %d results, %d unreadable lines",
         info.id,
@@ -178,29 +186,29 @@ async def _ingest(ctx: WorkerContext, chunk_id: int, info: ProviderBatchInfo, pa
     ctx.wake()  # the batch may now start its next round
 
 
-async def poll_chunk(ctx: WorkerContext, chunk_id: int) -> None:
+async def poll_chunk(ctx: StepContext, chunk_id: int) -> None:
+    """Ask the provider how the chunk's batch is doing; ingest its results once it has ended."""
     async with ctx.sessions() as session:
-        row = await chunks_store.get(session, chunk_id)
-        provider_batch_id = row.provider_batch_id
+        row, pass_, _batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+    provider_batch_id = row.provider_batch_id
     if provider_batch_id is None or row.state != ChunkState.SUBMITTED:
         return
+    provider = provider_of(ctx, pass_)
     metrics.record_poll_lag(row.next_action_at)
     try:
-        info = await ctx.provider.retrieve(provider_batch_id)
+        info = await provider.retrieve(provider_batch_id)
     except ProviderNotFound:
-        logger.warning("provider batch %s is unknown to Groq; failing its items", provider_batch_id)
-        lost = ProviderBatchInfo(provider_batch_id, LOST_STATUS, row.input_file_id, None, None, RequestCounts())
-        await _ingest(ctx, chunk_id, lost, [])
+        logger.warning("provider batch %s is unknown to %s; failing its items", provider_batch_id, provider.name)
+        lost = ProviderBatchInfo(provider_batch_id, BatchEnd.LOST, BatchEnd.LOST, input_file_id=row.input_file_id)
+        await _ingest(ctx, provider, chunk_id, lost, None)
         return
     if not info.is_terminal:
         await _mark_polled(ctx, chunk_id, info)
         return
-    paths: list[Path] = []
+    path: Path | None = None
     try:
-        for file_id in (info.output_file_id, info.error_file_id):
-            if file_id:
-                paths.append(await _download(ctx, file_id, chunk_id))
-        await _ingest(ctx, chunk_id, info, paths)
+        path = await _download(ctx, provider, info, chunk_id)
+        await _ingest(ctx, provider, chunk_id, info, path)
     finally:
-        for path in paths:
+        if path is not None:
             path.unlink(missing_ok=True)
