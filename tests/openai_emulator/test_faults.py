@@ -10,6 +10,7 @@ import pytest
 from openai import APITimeoutError, AsyncOpenAI, InternalServerError, OpenAI, RateLimitError
 
 from openai_emulator import Emulator
+from tests.emulator_inspection import SentBatch, openai_batches
 from tests.openai_emulator.conftest import AsgiOpenAI, LiveOpenAI
 from tests.openai_emulator.helpers import CHAT, chat_line, manual_config, read_lines, run_batch, to_jsonl
 
@@ -120,6 +121,7 @@ async def test_control_routes(openai_emulator: AsgiOpenAI) -> None:
         assert (await raw.post("/_emulator/clock/advance", json={"seconds": 100})).status_code == 200
         assert (await client.batches.retrieve(batch.id)).status == "completed"
         assert emulator.custom_ids(batch.id) == ["item-0", "item-1"]
+        assert openai_batches(emulator) == [SentBatch(batch.id, "completed", {}, ["item-0", "item-1"])]
         retired = await raw.post("/_emulator/models/retire", json={"model": "gpt-5-nano"})
         assert "gpt-5-nano" in retired.json()["retired"]
         logged = (await raw.get("/_emulator/requests")).json()["data"]
