@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo run emulator openapi fmt bench clean migration-regen
+.PHONY: venv test lint demo run emulator openai-emulator anthropic-emulator openapi fmt bench clean migration-regen
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,15 +17,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check service groq_emulator client examples demo tests bench alembic
-	$(BIN)/ruff format --check service groq_emulator client examples demo tests bench alembic
-	$(BIN)/mypy service groq_emulator client/llm_batch_client demo
+	$(BIN)/ruff check service groq_emulator openai_emulator anthropic_emulator client examples demo tests bench alembic
+	$(BIN)/ruff format --check service groq_emulator openai_emulator anthropic_emulator client examples demo tests bench alembic
+	$(BIN)/mypy service groq_emulator openai_emulator anthropic_emulator client/llm_batch_client demo
 	$(BIN)/mypy --python-version 3.10 client/llm_batch_client  # the client supports Python 3.10
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix service groq_emulator client examples demo tests bench alembic
-	$(BIN)/ruff format service groq_emulator client examples demo tests bench alembic
+	$(BIN)/ruff check --fix service groq_emulator openai_emulator anthropic_emulator client examples demo tests bench alembic
+	$(BIN)/ruff format service groq_emulator openai_emulator anthropic_emulator client examples demo tests bench alembic
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
@@ -35,6 +35,12 @@ run: $(STAMP)
 
 emulator: $(STAMP)
 	$(BIN)/python -m groq_emulator --port 8090
+
+openai-emulator: $(STAMP)
+	$(BIN)/python -m openai_emulator --port 8091
+
+anthropic-emulator: $(STAMP)
+	$(BIN)/python -m anthropic_emulator --port 8092
 
 openapi: $(STAMP)
 	$(BIN)/python -m service openapi > openapi.yaml

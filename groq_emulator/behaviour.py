@@ -22,6 +22,7 @@ from groq_emulator.errors import error_body
 from groq_emulator.ids import new_id
 from groq_emulator.schema_instances import InstanceGenerator, break_instance, schema_error_text
 from groq_emulator.text import SCHEMA_MARKER, TextMaker, message_texts, prompt_words
+from groq_emulator.tokens import count_o200k
 from groq_emulator.validation import InputRequest
 
 JVF_GENERATE = "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details."
@@ -42,7 +43,6 @@ DECOMMISSIONED = (
 )
 # The chat template around the messages (the harmony preamble of gpt-oss, role headers), in prompt tokens.
 TEMPLATE_TOKENS = 50
-PIECE_CHARS = 40_000  # characters counted in one call of the tokenizer (a character is at most 4 tokens)
 PER_MESSAGE_TOKENS = 4
 # How much a reasoning model thinks at each reasoning_effort, against Groq's default (medium).
 EFFORT_FACTORS = {"low": 0.35, "medium": 1.0, "high": 2.2}
@@ -272,28 +272,6 @@ def simulate(config: EmulatorConfig, request: InputRequest, processed_at: float)
     return LineResult(request.custom_id, 200, _line(line_id, request.custom_id, 200, request_id, completion))
 
 
-@functools.lru_cache(maxsize=1)
-def _o200k() -> Any:
-    import bpe_openai
-
-    return bpe_openai.get_encoding("o200k_base")
-
-
-def _pieces(text: str) -> list[str]:
-    """The tokenizer refuses one call over 200,000 tokens or 1,000,000 characters: long text goes in pieces,
-    each cut before a whitespace where one is near (so a piece ends where a pretoken does)."""
-    pieces: list[str] = []
-    start = 0
-    while len(text) - start > PIECE_CHARS:
-        end = start + PIECE_CHARS
-        cut = max(text.rfind(" ", end - 1_000, end), text.rfind("\n", end - 1_000, end))
-        end = cut if cut > start else end
-        pieces.append(text[start:end])
-        start = end
-    pieces.append(text[start:])
-    return pieces
-
-
 def prompt_tokens(req: _Request, config: EmulatorConfig) -> int:
     """What Groq bills as the prompt: the messages' tokens in the model's own vocabulary where we have it
     (o200k for gpt-oss), a quarter of the characters otherwise, plus the chat template around them."""
@@ -301,7 +279,7 @@ def prompt_tokens(req: _Request, config: EmulatorConfig) -> int:
     if req.rf_type == "json_schema" and req.schema is not None:
         texts.append(orjson.dumps(req.schema).decode())
     if req.model in config.o200k_models:
-        counted = sum(len(_o200k().encode_ordinary(piece)) for piece in _pieces("\n".join(texts)))
+        counted = count_o200k("\n".join(texts))
         return counted + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * req.messages
     return max(1, sum(len(t) for t in texts) // 4)
 

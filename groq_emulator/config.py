@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from groq_emulator.clock import Clock
+from groq_emulator.knobs import check_fractions, reset_fields, staged_numbers
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 
@@ -170,37 +171,18 @@ class Faults:
 
     def clear(self) -> None:
         """Back to no faults at all."""
-        for name, value in dataclasses.asdict(Faults()).items():
-            setattr(self, name, value)
+        reset_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update, checking names and types. Raises ValueError."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        staged: dict[str, Any] = {}
-        for name, value in changes.items():
-            if name not in fields:
-                raise ValueError(f"unknown fault field {name!r}")
-            current = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"fault field {name!r} must be a number")
-            if isinstance(current, int) and not isinstance(current, bool):
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError(f"fault field {name!r} must be an integer")
-                value = int(value)
-            else:
-                value = float(value)
-            if value < 0:
-                raise ValueError(f"fault field {name!r} must be >= 0")
-            staged[name] = value
+        staged = staged_numbers(self, changes)
         if "rate_limit_retry_after" in staged and staged["rate_limit_retry_after"] > 60:
             raise ValueError("rate_limit_retry_after must be <= 60")
         if "server_error_status" in staged and not 500 <= staged["server_error_status"] <= 599:
             raise ValueError("server_error_status must be a 5xx status")
-        for key in ("error_rate", "expire_after_fraction"):
-            if key in staged and staged[key] > 1:
-                raise ValueError(f"{key} must be between 0 and 1")
+        check_fractions(staged, "error_rate", "expire_after_fraction")
         for name, value in staged.items():
             setattr(self, name, value)
