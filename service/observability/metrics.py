@@ -31,14 +31,15 @@ GCCollector(registry=REGISTRY)
 
 PROVIDER_REQUESTS = Counter(
     "llm_batch_provider_requests",
-    "Calls to Groq by endpoint and status (HTTP status code, ok, timeout, connection_error, interrupted).",
-    ["endpoint", "status"],
+    "Calls to a provider by provider, endpoint and status (HTTP status code, ok, timeout, connection_error, "
+    "interrupted).",
+    ["provider", "endpoint", "status"],
     registry=REGISTRY,
 )
 PROVIDER_REQUEST_SECONDS = Histogram(
     "llm_batch_provider_request_duration_seconds",
-    "Duration of calls to Groq, SDK retries included.",
-    ["endpoint"],
+    "Duration of calls to a provider by provider and endpoint, SDK retries included.",
+    ["provider", "endpoint"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
@@ -76,9 +77,10 @@ WEBHOOK_DELIVERIES = Counter(
 # -- recording (called by providers/ and workers/) ----------------------------------------------------
 
 
-def record_provider_call(endpoint: str, status: str, seconds: float) -> None:
-    PROVIDER_REQUESTS.labels(endpoint=endpoint, status=status).inc()
-    PROVIDER_REQUEST_SECONDS.labels(endpoint=endpoint).observe(seconds)
+def record_provider_call(endpoint: str, status: str, seconds: float, *, provider: str = "groq") -> None:
+    """`provider` is the provider's name (`BatchProvider.name`); its default keeps groq.py's calls as they are."""
+    PROVIDER_REQUESTS.labels(provider=provider, endpoint=endpoint, status=status).inc()
+    PROVIDER_REQUEST_SECONDS.labels(provider=provider, endpoint=endpoint).observe(seconds)
 
 
 def record_poll_lag(due_at: datetime, now: datetime | None = None) -> None:
