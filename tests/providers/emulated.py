@@ -1,7 +1,7 @@
-"""The OpenAI emulator behind its adapter, in process or over a real uvicorn on 127.0.0.1 (the
+"""The OpenAI and Anthropic emulators behind their adapters, in process or over a real uvicorn on 127.0.0.1 (the
 session's ``loopback_server`` of ``conftest.py``), one fresh emulator with a ``ManualClock`` per test.
 
-``OpenAIEnv.provider()`` builds an adapter through its ``connect``; ``install``
+``OpenAIEnv.provider()`` / ``AnthropicEnv.provider()`` build an adapter through its ``connect``; ``install``
 puts a middleware (below) in front of the emulator; ``statuses`` reads the emulator's request log.
 """
 
@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import anthropic_emulator
 import openai_emulator
 from groq_emulator import ManualClock
 from groq_emulator.state import RequestRecord
 from service.pipeline.chunk_names import CHUNK_METADATA_KEY
+from service.providers.anthropic import AnthropicBatchProvider
 from service.providers.openai import OpenAIBatchProvider
 from service.providers.protocol import ChunkRequest
 from tests.providers.conftest import LoopbackServer, SwappableApp
@@ -89,6 +92,26 @@ class OpenAIEnv(EmulatedEnv):
         return provider
 
 
+@dataclass(kw_only=True)
+class AnthropicEnv(EmulatedEnv):
+    emulator: anthropic_emulator.Emulator
+
+    def provider(self, *, max_retries: int = 0, timeout_seconds: float = 10.0) -> AnthropicBatchProvider:
+        http_client = None
+        if self.transport == "asgi":  # the SDK 2.x takes only an httpx2 client
+            http_client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=self.front))
+            self._closers.append(http_client.aclose)
+        provider = AnthropicBatchProvider.connect(
+            api_key="sk-ant-test",
+            base_url=self.base_url,
+            timeout_seconds=timeout_seconds,
+            max_retries=max_retries,
+            http_client=http_client,
+        )
+        self._closers.append(provider.close)
+        return provider
+
+
 def _front(transport: str, request: pytest.FixtureRequest, asgi_base: str, path: str) -> tuple[SwappableApp, str]:
     if transport == "asgi":
         return SwappableApp(), asgi_base + path
@@ -103,6 +126,23 @@ async def openai_env(transport: str, request: pytest.FixtureRequest, **config: A
     front, base_url = _front(transport, request, "http://openai.test", "/v1")
     front.app = app
     env = OpenAIEnv(
+        transport=transport, clock=clock, emulator_app=app, front=front, base_url=base_url,
+        request_log=emulator.request_log, emulator=emulator,
+    )  # fmt: skip
+    try:
+        yield env
+    finally:
+        emulator.faults.clear()
+        await env.aclose()
+
+
+async def anthropic_env(transport: str, request: pytest.FixtureRequest, **config: Any) -> AsyncIterator[AnthropicEnv]:
+    clock = anthropic_emulator.ManualClock()
+    emulator = anthropic_emulator.Emulator(anthropic_emulator.EmulatorConfig(clock=clock, seed=7, **config))
+    app = anthropic_emulator.create_emulator_app(emulator=emulator)
+    front, base_url = _front(transport, request, "http://anthropic.test", "")
+    front.app = app
+    env = AnthropicEnv(
         transport=transport, clock=clock, emulator_app=app, front=front, base_url=base_url,
         request_log=emulator.request_log, emulator=emulator,
     )  # fmt: skip
