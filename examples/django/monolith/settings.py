@@ -35,6 +35,9 @@ LLM_BATCH_URL = os.environ.get("LLM_BATCH_URL", "http://127.0.0.1:8000")
 LLM_BATCH_TOKEN = os.environ.get("LLM_BATCH_TOKEN")
 LLM_BATCH_WEBHOOK_SECRET = os.environ.get("LLM_BATCH_WEBHOOK_SECRET")  # the service's WEBHOOK_SECRET, whsec_...
 LLM_BATCH_CALLBACK_URL = os.environ.get("LLM_BATCH_CALLBACK_URL")  # e.g. http://127.0.0.1:8001/hooks/llm-batch/webhook/
+# How often --poll asks the service while it waits: without a webhook, and with one (a backstop).
+LLM_BATCH_POLL_SECONDS = float(os.environ.get("LLM_BATCH_POLL_SECONDS", "5"))
+LLM_BATCH_WEBHOOK_POLL_SECONDS = float(os.environ.get("LLM_BATCH_WEBHOOK_POLL_SECONDS", "60"))
 
 LOGGING = {
     "version": 1,
