@@ -38,7 +38,7 @@ from llm_batch_client.retrying import RetryPolicy
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.webhooks import WebhookEvent, verify_webhook
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "TERMINAL_STATUSES",

@@ -21,7 +21,7 @@ from llm_batch_client.retrying import RetryPolicy
 from llm_batch_client.waiting import is_signalled
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-USER_AGENT = "llm-batch-client/0.2"
+USER_AGENT = "llm-batch-client/0.3"
 WAKE_CHECK_SECONDS = 0.25  # how often a callable signal is asked while a wait sleeps
 
 H = TypeVar("H")
