@@ -30,11 +30,13 @@ STEP_SECONDS = 300
 class Target:
     python: str  # "3.10"
     django: str  # the requirement installed with it
+    extras: tuple[str, ...] = ()  # what a monolith adds (a database driver)
 
     @property
     def name(self) -> str:
-        """py3.10-django5.2"""
-        return f"py{self.python}-django{self.django.split('~=')[1].rsplit('.', 1)[0]}"
+        """py3.10-django5.2, py3.13-django6.1-psycopg"""
+        extras = "".join(f"-{extra.split('[')[0]}" for extra in self.extras)
+        return f"py{self.python}-django{self.django.split('~=')[1].rsplit('.', 1)[0]}{extras}"
 
 
 TARGETS = (
@@ -43,6 +45,8 @@ TARGETS = (
     Target("3.12", "Django~=6.0.0"),
     Target("3.13", "Django~=6.1.0"),
 )
+# examples/django on PostgreSQL, as most monoliths run: the newest Python and Django, with psycopg.
+POSTGRES_TARGET = Target("3.13", "Django~=6.1.0", ("psycopg[binary]~=3.2",))
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def _sources() -> list[Path]:
 
 
 def _key(python: str, target: Target) -> str:
-    digest = hashlib.sha256(f"{python}\0{target.django}".encode())
+    digest = hashlib.sha256(f"{python}\0{target.django}\0{target.extras}".encode())
     for path in _sources():
         digest.update(str(path.relative_to(CLIENT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -136,6 +140,6 @@ def clean_venv(target: Target) -> CleanVenv:
     wheel = _build_wheel(built)
     _run(python, "-m", "venv", "--without-pip", str(built))
     _run(sys.executable, "-m", "pip", "--python", str(built / "bin" / "python"), "install", "--quiet",
-         "--disable-pip-version-check", f"{wheel}[django]", target.django)  # fmt: skip
+         "--disable-pip-version-check", f"{wheel}[django]", target.django, *target.extras)  # fmt: skip
     (built / "ready").write_text(python + "\n")
     return CleanVenv(built, wheel, target)

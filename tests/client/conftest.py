@@ -20,7 +20,15 @@ from groq_emulator.config import (
     default_behaviours,
 )
 from tests.cli.live_server import LiveService, start_live_service
-from tests.client.clean_venv import REPO, TARGETS, CleanVenv, PythonMissing, Target, clean_venv
+from tests.client.clean_venv import (
+    POSTGRES_TARGET,
+    REPO,
+    TARGETS,
+    CleanVenv,
+    PythonMissing,
+    Target,
+    clean_venv,
+)
 from tests.conftest import fast_emulator_config
 from tests.payloads import pr_batch
 from tests.webhooks.helpers import webhook_settings
@@ -78,6 +86,12 @@ def client_venv(request: pytest.FixtureRequest) -> CleanVenv:
     """The client's wheel with Django in a clean venv, on each Python the client supports."""
     target: Target = request.param
     return venv_for(target)
+
+
+@pytest.fixture(scope="session")
+def postgres_example_venv() -> CleanVenv:
+    """The newest Python and Django with psycopg: examples/django on PostgreSQL."""
+    return venv_for(POSTGRES_TARGET)
 
 
 @pytest.fixture(scope="session", params=EXAMPLE_TARGETS, ids=lambda target: target.name)

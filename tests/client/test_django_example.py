@@ -64,7 +64,7 @@ print(json.dumps({
 class Monolith:
     """The example project run with the clean venv's Python, configured by environment as in production."""
 
-    def __init__(self, venv: CleanVenv, service: LiveService, database: Path, port: int) -> None:
+    def __init__(self, venv: CleanVenv, service: LiveService, database: Path | str, port: int) -> None:
         self.venv = venv
         self.port = port
         self.webhook_url = f"http://127.0.0.1:{port}/hooks/llm-batch/webhook/"
@@ -72,7 +72,11 @@ class Monolith:
         self.env = {
             "PATH": os.environ.get("PATH", ""),
             "DJANGO_SETTINGS_MODULE": "monolith.settings",
-            "EXAMPLE_DATABASE": str(database),
+            **(
+                {"EXAMPLE_DATABASE": str(database)}
+                if isinstance(database, Path)
+                else {"EXAMPLE_DATABASE_URL": database}
+            ),
             "LLM_BATCH_URL": service.url,
             "LLM_BATCH_TOKEN": TOKEN,
             "LLM_BATCH_WEBHOOK_SECRET": SECRET,
@@ -161,8 +165,19 @@ def service(tmp_path: Path) -> Iterator[LiveService]:
 
 @pytest.fixture
 def monolith(example_venv: CleanVenv, service: LiveService, tmp_path: Path) -> Iterator[Monolith]:
+    """The monolith on SQLite."""
     built = Monolith(example_venv, service, tmp_path / "monolith.sqlite3", free_port())
     assert built.manage("migrate", "--verbosity", "0").returncode == 0
+    yield built
+    built.stop()
+
+
+@pytest.fixture
+def postgres_monolith(postgres_example_venv: CleanVenv, service: LiveService, postgres_url: str) -> Iterator[Monolith]:
+    """The monolith on a fresh PostgreSQL database (skipped without a server, unless CI=true)."""
+    built = Monolith(postgres_example_venv, service, postgres_url, free_port())
+    migrated = built.manage("migrate", "--verbosity", "0")
+    assert migrated.returncode == 0, migrated.stderr
     yield built
     built.stop()
 
@@ -201,6 +216,17 @@ def by_pk(state: dict[str, Any]) -> dict[int, list[Any]]:
 def test_the_django_monolith_stores_each_result_once_whatever_brings_it(
     monolith: Monolith, service: LiveService, tmp_path: Path
 ) -> None:
+    the_whole_story(monolith, service, tmp_path)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_monolith_stores_each_result_once_whatever_brings_it(
+    postgres_monolith: Monolith, service: LiveService, tmp_path: Path
+) -> None:
+    the_whole_story(postgres_monolith, service, tmp_path)
+
+
+def the_whole_story(monolith: Monolith, service: LiveService, tmp_path: Path) -> None:
     empty = monolith.run()
     assert empty.stdout.strip() == "Nothing to send.", "a scheduled run with nothing new succeeds"
     assert monolith.manage("seed_prs", str(ROWS)).stdout.strip() == f"Created {ROWS} pull requests."
@@ -459,3 +485,61 @@ def test_the_command_hands_provider_model_tiers_on(monolith: Monolith, service: 
     with LlmBatchClient(service.url, token=TOKEN) as client:
         assert [tier["model"] for tier in client.get(batch_id).cascade] == [SMALL, LARGE]
     assert {row[3] for row in monolith.state()["rows"]} == {1}
+
+
+RACE = """
+import json, os
+from llm_batch_client.django.conf import client
+from reviews.management.commands.run_llm_batch import Command
+Command.results_per_transaction = 2
+with client() as llm_batch:
+    stored = Command().import_stored(llm_batch, os.environ["RACE_BATCH"])
+print(json.dumps({"here": stored.here, "tally": [stored.tally.stored, stored.tally.failed]}))
+"""
+FORGET = """
+import os
+from llm_batch_client.django.models import TrackedBatch
+TrackedBatch.objects.filter(batch_id=os.environ["RACE_BATCH"]).update(stored_through_pass=0, stored_at=None)
+"""
+
+
+def test_two_imports_at_once_store_each_row_once(monolith: Monolith, service: LiveService) -> None:
+    two_imports_at_once(monolith, service)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_two_imports_at_once_store_each_row_once(
+    postgres_monolith: Monolith, service: LiveService
+) -> None:
+    two_imports_at_once(postgres_monolith, service)
+
+
+def two_imports_at_once(monolith: Monolith, service: LiveService) -> None:
+    """Two processes store the same batch at the same moment, two rows per transaction: they take turns page by
+    page, and each row is stored once, batch_finished sent once."""
+    assert monolith.manage("seed_prs", "40").returncode == 0
+    batch_id = submitted(monolith.run("--poll", LLM_BATCH_CALLBACK_URL="", LLM_BATCH_POLL_SECONDS="0.2"), 40)
+    assert monolith.manage("shell", "-c", FORGET, RACE_BATCH=batch_id).returncode == 0  # as if never stored
+    racers = [
+        subprocess.Popen(
+            [str(monolith.venv.python), "manage.py", "shell", "-c", RACE],
+            cwd=EXAMPLE,
+            env={**monolith.env, "RACE_BATCH": batch_id},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=COMMAND_SECONDS)
+        assert racer.returncode == 0, err
+        outcomes.append(json.loads(out.splitlines()[-1]))
+    with LlmBatchClient(service.url, token=TOKEN) as client:
+        done = client.get(batch_id)
+    state = monolith.state()
+    assert [row[3] for row in state["rows"]] == [2] * 40, "stored by --poll, then once more by the two together"
+    assert [notice[:2] for notice in state["notices"]] == [[batch_id, "poll"], [batch_id, "import"]]
+    assert all(outcome["tally"] == [done.counts.succeeded, done.counts.failed] for outcome in outcomes)
+    assert any(outcome["here"] for outcome in outcomes)

@@ -69,6 +69,7 @@ class LlmBatchCommand(BaseCommand, Generic[RowT]):
     poll_interval: float = 5.0  # seconds between polls without a webhook (LLM_BATCH_POLL_SECONDS)
     webhook_poll_interval: float = 60.0  # with a webhook, which wakes the wait (LLM_BATCH_WEBHOOK_POLL_SECONDS)
     wait_timeout: float = 24 * 3600.0
+    results_per_transaction: int = 500  # result rows given to the hooks in one transaction (a page of results)
 
     # -- the hooks ------------------------------------------------------------------------------------------
 

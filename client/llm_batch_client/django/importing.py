@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PAGE_ROWS = 500
 DECIDED = ("succeeded", "failed")
 LAST_PAGE = "-"  # the cursor of an import whose last page is being stored
 
@@ -94,9 +93,8 @@ def store_batch(
         if tracked.importing_through_pass is None:
             _begin(tracked, last_pass(batch))
             continue
-        page = llm_batch.results_page(
-            batch.id, tracked.import_cursor or None, since_pass=tracked.import_since_pass, limit=PAGE_ROWS
-        )
+        cursor, since = tracked.import_cursor or None, tracked.import_since_pass
+        page = llm_batch.results_page(batch.id, cursor, since_pass=since, limit=command.results_per_transaction)
         here = _store_page(command, tracked, page, batch, via, event) or here
 
 

@@ -3,6 +3,7 @@ from the environment, as a real deployment's secrets do."""
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -26,6 +27,16 @@ DATABASES = {
         "OPTIONS": {"timeout": 30},
     }
 }
+if os.environ.get("EXAMPLE_DATABASE_URL", "").startswith("postgresql://"):  # PostgreSQL (pip install psycopg)
+    _database = urlsplit(os.environ["EXAMPLE_DATABASE_URL"])
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _database.path.lstrip("/"),
+        "USER": _database.username or "",
+        "PASSWORD": _database.password or "",
+        "HOST": _database.hostname or "",
+        "PORT": str(_database.port or ""),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
