@@ -122,7 +122,8 @@ class LlmBatchCommand(BaseCommand, Generic[RowT]):
         except LlmBatchConnectionError as error:
             raise CommandError(running.no_answer_message(error)) from None
         except LlmBatchError as error:
-            raise CommandError(f"llm-batch: {error.status} {error.title}: {error.detail}") from None
+            status = f"{error.status} " if error.status is not None else ""
+            raise CommandError(f"llm-batch: {status}{error.title}: {error.detail}") from None
 
     # -- for a webhook receiver, a task queue or a test ------------------------------------------------------
 

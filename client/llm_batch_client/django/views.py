@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt
 @require_POST
+@transaction.non_atomic_requests  # each page of results commits on its own, even with ATOMIC_REQUESTS
 def webhook(request: HttpRequest) -> HttpResponse:
     try:
         event = verify_webhook(request.headers, request.body, webhook_secret())
