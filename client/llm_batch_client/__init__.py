@@ -18,6 +18,7 @@ from llm_batch_client.data import (
     Model,
     ModelCatalogue,
     Pass,
+    ResultPage,
     ResultRow,
     Tier,
     TierEstimate,
@@ -37,7 +38,7 @@ from llm_batch_client.retrying import RetryPolicy
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.webhooks import WebhookEvent, verify_webhook
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -60,6 +61,7 @@ __all__ = [
     "Model",
     "ModelCatalogue",
     "Pass",
+    "ResultPage",
     "ResultRow",
     "RetryPolicy",
     "Tier",

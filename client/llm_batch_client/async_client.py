@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from llm_batch_client import binding
-from llm_batch_client.effects import Answer, Close, Each, Effect, Emit, NoAnswer, Op, ReadLine, Send, Sleep
+from llm_batch_client.effects import Answer, Close, Each, Effect, Emit, NoAnswer, Op, ReadLines, Send, Sleep
 
 T = TypeVar("T")
 
@@ -46,7 +46,8 @@ class _AsyncDriver(binding.ClientBase[httpx.AsyncClient]):
         try:
             while (effect := steps.advance(reply)) is not None:
                 if isinstance(effect, Emit):
-                    yield effect.value
+                    for value in effect.values:
+                        yield value
                     reply = None
                 else:
                     reply = await self._perform(effect, opened)
@@ -60,11 +61,11 @@ class _AsyncDriver(binding.ClientBase[httpx.AsyncClient]):
             return await self._send(effect, opened)
         if isinstance(effect, Sleep):
             return await self._sleep(effect)
-        if isinstance(effect, ReadLine):
+        if isinstance(effect, ReadLines):
             try:
-                return await anext(effect.handle.lines, None)
+                return await self._read_lines(effect.handle)
             except httpx.TransportError as error:
-                return NoAnswer(error)
+                return binding.no_answer(error)
         assert isinstance(effect, Close)
         await effect.handle.response.aclose()
         return None
@@ -77,16 +78,25 @@ class _AsyncDriver(binding.ClientBase[httpx.AsyncClient]):
                 self._http.build_request(**binding.request_arguments(call, content)), stream=True
             )
         except httpx.TransportError as error:
-            return NoAnswer(error)
+            return binding.no_answer(error)
         if effect.stream and response.status_code < 400:
             opened.append(response)
-            return binding.answer(response, handle=binding.OpenStream(response, response.aiter_lines()))
+            return binding.answer(
+                response, handle=binding.OpenStream(response, response.aiter_bytes(), binding.LineSplitter())
+            )
         try:
             return binding.answer(response, await response.aread())
         except httpx.TransportError as error:
-            return NoAnswer(error)
+            return binding.no_answer(error)
         finally:
             await response.aclose()
+
+    async def _read_lines(self, stream: binding.OpenStream) -> list[bytes] | None:
+        async for chunk in stream.chunks:
+            lines = stream.lines.feed(chunk)
+            if lines:
+                return lines
+        return stream.lines.end()
 
     async def _sleep(self, effect: Sleep) -> bool:
         if effect.wake is None:

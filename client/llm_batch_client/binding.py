@@ -5,6 +5,7 @@ and of an answer."""
 from __future__ import annotations
 
 import inspect
+import socket
 import time
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,12 +16,12 @@ import httpx
 
 from llm_batch_client import operations
 from llm_batch_client.calls import Call
-from llm_batch_client.effects import Answer, Context, Each, Effect, Op, Program
+from llm_batch_client.effects import Answer, Context, Each, Effect, NoAnswer, Op, Program
 from llm_batch_client.retrying import RetryPolicy
 from llm_batch_client.waiting import is_signalled
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-USER_AGENT = "llm-batch-client/0.2"
+USER_AGENT = "llm-batch-client/0.3"
 WAKE_CHECK_SECONDS = 0.25  # how often a callable signal is asked while a wait sleeps
 
 H = TypeVar("H")
@@ -48,7 +49,7 @@ class ClientBase(Generic[H]):
         options = dict(httpx_options or {})
         headers.update(options.pop("headers", {}))
         self._http: H = self._open(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, **options)
-        self._context = Context(retry or RetryPolicy())
+        self._context = Context(retry or RetryPolicy(), base_url.rstrip("/"))
 
     def _open(self, **options: Any) -> H:
         raise NotImplementedError
@@ -138,6 +139,7 @@ class Methods:
     get = Returning(operations.get)
     list = Iterating(operations.list_batches)
     iter_results = Iterating(operations.results)
+    results_page = Returning(operations.results_page)
     item = Returning(operations.item)
     retry = Returning(operations.retry)
     cancel = Returning(operations.cancel)
@@ -167,10 +169,67 @@ class Steps:
 
 @dataclass(frozen=True)
 class OpenStream:
-    """A streamed answer being read: the httpx response and the iterator of its lines."""
+    """A streamed answer being read: the httpx response, the iterator of its body's chunks (sync or async) and
+    what cuts them into lines."""
 
     response: Any
-    lines: Any
+    chunks: Any
+    lines: LineSplitter
+
+
+class LineSplitter:
+    """Bytes cut into complete lines as they arrive (the last, unfinished line kept for the next chunk); lines
+    stay bytes, which json.loads reads as they are."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines = (self._rest + chunk).split(b"\n") if self._rest else chunk.split(b"\n")
+        self._rest = lines.pop()
+        return lines
+
+    def end(self) -> list[bytes] | None:
+        """The last line if the body did not end with a newline; None once there is nothing more."""
+        rest, self._rest = self._rest, b""
+        return [rest] if rest.strip() else None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what it was raised from, down the chain (httpx wraps httpcore wraps the OSError)."""
+    cause: BaseException | None = error
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def no_answer(error: httpx.TransportError) -> NoAnswer:
+    """NoAnswer for what httpx raised, said in a few words; `sent` is False when no connection was made."""
+    return NoAnswer(
+        error, reason=_reason(error), sent=not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout))
+    )
+
+
+def _reason(error: httpx.TransportError) -> str:
+    text = str(error)
+    if isinstance(error, httpx.ConnectError):
+        causes = list(_causes(error))
+        if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+            return "connection refused"
+        if any(isinstance(cause, socket.gaierror) for cause in causes):
+            return f"the host name does not resolve ({text})"
+        return f"cannot connect ({text})"
+    if isinstance(error, httpx.ConnectTimeout):
+        return "no connection within the timeout"
+    if isinstance(error, httpx.ReadTimeout):
+        return "no answer within the timeout"
+    if isinstance(error, httpx.WriteTimeout):
+        return "the request could not be sent within the timeout"
+    if isinstance(error, httpx.RemoteProtocolError):
+        return "the connection was closed before an answer came"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def request_arguments(call: Call, content: Any) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """HTTP requests as values: what to send, built by pure functions the sync and the async client share.
 
-A submission is JSON when its items are a list or a tuple (the body is encoded once, so a resend sends the
-same bytes, as the Idempotency-Key needs). Any other iterable (a generator, a Django `queryset.iterator()`, an
-async iterable for the async client) is streamed as NDJSON: the header line, then one item per line, read
-from the iterable while the body is being sent, never held in memory as a whole.
+A submission is streamed as NDJSON: the header line, then one item per line, read from the items while the body
+is being sent, never held in memory as a whole, whatever holds the items (a list, a generator, a Django
+`queryset.iterator()`, an async iterable for the async client). A resend reads them again and sends the same
+bytes, as the Idempotency-Key needs; an iterator, once read, cannot be (see ItemStream).
 """
 
 from __future__ import annotations
@@ -96,38 +96,44 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# One encoder for every value (json.dumps with options builds a new one per call, a cost per item of a
+# submission), writing ASCII: non-ASCII text as \u escapes, which the C encoder writes faster than UTF-8.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=json_default)
+
+
 def encode_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=json_default).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def item_json(item: Json, position: int) -> dict[str, Any]:
     """An item as the service reads it: custom_id, body and, if given, metadata (echoed on its result rows)."""
-    if not isinstance(item, Mapping):
+    if type(item) is not dict and not isinstance(item, Mapping):
         raise TypeError(f"item {position}: expected a mapping with custom_id and body, got {type(item).__name__}")
     if "custom_id" not in item or "body" not in item:
         raise ValueError(f"item {position}: an item needs custom_id and body (got keys {sorted(item)})")
-    out = {"custom_id": item["custom_id"], "body": item["body"]}
-    if item.get("metadata") is not None:
-        out["metadata"] = item["metadata"]
-    return out
+    metadata = item.get("metadata")
+    if metadata is None:
+        return {"custom_id": item["custom_id"], "body": item["body"]}
+    return {"custom_id": item["custom_id"], "body": item["body"], "metadata": metadata}
 
 
 class _Chunker:
-    """Lines gathered into chunks of about CHUNK_BYTES, starting with the header line."""
+    """Lines gathered into chunks of about CHUNK_BYTES, starting with the header line. The lines are JSON text
+    in ASCII (see _ENCODER), so their length is their size, and a chunk is encoded to bytes at once."""
 
-    def __init__(self, first: bytes) -> None:
-        self._parts: list[bytes] = [first]
+    def __init__(self, first: str) -> None:
+        self._parts: list[str] = [first]
         self._size = len(first)
 
-    def add(self, line: bytes) -> bytes | None:
-        self._parts.append(line)
-        self._size += len(line)
+    def add(self, line: str) -> bytes | None:
+        self._parts += (line, "\n")
+        self._size += len(line) + 1
         return self.flush() if self._size >= CHUNK_BYTES else None
 
     def flush(self) -> bytes | None:
         if not self._parts:
             return None
-        chunk = b"".join(self._parts)
+        chunk = "".join(self._parts).encode("utf-8")
         self._parts, self._size = [], 0
         return chunk
 
@@ -142,7 +148,7 @@ class ItemStream:
     __iter__ starts afresh each time); a generator or another iterator, once read, cannot."""
 
     def __init__(self, header: Mapping[str, Any], items: Items) -> None:
-        self._header = encode_json(dict(header)) + b"\n"
+        self._header = _ENCODER.encode(dict(header)) + "\n"
         self._items = items
         self.started = False
         self.items_read = 0
@@ -155,9 +161,9 @@ class ItemStream:
         self.started, self.items_read = True, 0
         return _Chunker(self._header)
 
-    def _line(self, item: Json) -> bytes:
+    def _line(self, item: Json) -> str:
         self.items_read += 1
-        return encode_json(item_json(item, self.items_read)) + b"\n"
+        return _ENCODER.encode(item_json(item, self.items_read))
 
     def chunks(self) -> Iterator[bytes]:
         if not isinstance(self._items, Iterable):
@@ -250,14 +256,11 @@ def query(**values: object) -> dict[str, str]:
 def submission(
     path: str, items: Items, options: BatchOptions | None, fallback: bool, idempotency_key: str | None, safe: bool
 ) -> Call:
-    """POST /batches or /batches/estimate: JSON for a list or a tuple of items, NDJSON for any other iterable."""
+    """POST /batches or /batches/estimate, its items streamed as NDJSON."""
     if isinstance(items, (Mapping, str, bytes)):
         raise TypeError("items must be an iterable of items (mappings with custom_id and body)")
     header = (options or BatchOptions()).header()
     params = query(fallback=fallback)
-    if isinstance(items, (list, tuple)):
-        body = encode_json({**header, "items": [item_json(item, n) for n, item in enumerate(items, start=1)]})
-        return Call("POST", path, params, body=body, idempotency_key=idempotency_key, safe=safe)
     stream = ItemStream(header, items)
     return Call("POST", path, params, stream=stream, idempotency_key=idempotency_key, safe=safe)
 

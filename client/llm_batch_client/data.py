@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, TypeVar
 
-from llm_batch_client.decoding import decode, exact_decimal, exact_money, key, raw_json
+from llm_batch_client.decoding import decode, decode_member, exact_decimal, exact_money, key, raw_json
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 J = TypeVar("J")
@@ -80,6 +81,7 @@ class Pass(_FromJson):
     cost: Cost
     saved_usd: Decimal = key("saved_usd_exact", reader=exact_decimal, default=Decimal(0))
     provider_batches: tuple[ProviderBatch, ...] = ()
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class Tier(_FromJson):
     sent_because: dict[str, int]
     failure_reasons: dict[str, int]
     cost: Cost
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
 
 
 @dataclass(frozen=True)
@@ -190,10 +193,15 @@ class LineageStep(_FromJson):
     outcome: str = key("outcome")  # succeeded, pending, or the failure code
     cost_usd: Decimal = key("cost_usd_exact")
     reused_from: dict[str, Any] | None = None
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
 
 
 @dataclass(frozen=True)
 class ResultRow(_FromJson):
+    """One item's merged result. `usage`, `error`, `lineage` and `updated_at` are read from `raw` when first
+    used: an export reads tens of thousands of rows, most of whose lineage nobody looks at, and making those
+    objects for every row cost as much as parsing the JSON."""
+
     custom_id: str
     status: str  # succeeded | failed, or pending | retrying while the batch runs
     metadata: dict[str, Any] | None  # the item's metadata as submitted
@@ -201,15 +209,34 @@ class ResultRow(_FromJson):
     tier: int | None
     output: Any
     content: str | None
-    usage: Usage | None
     attempts: int
-    error: ItemError | None
-    lineage: tuple[LineageStep, ...]
     changed_in_pass: int  # 0: not decided yet
-    updated_at: datetime
     pass_number: int | None = key("pass")
     cost_usd: Decimal = key("cost_usd_exact")  # every attempt on this item; rows add up to the batch's cost
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
+    batch_id: str | None = None  # the batch the row was read from (set by iter_results and results_page)
     raw: Mapping[str, Any] = raw_json()
+
+    @cached_property
+    def usage(self) -> Usage | None:
+        value: Usage | None = decode_member(self, "usage", Usage | None)
+        return value
+
+    @cached_property
+    def error(self) -> ItemError | None:
+        value: ItemError | None = decode_member(self, "error", ItemError | None)
+        return value
+
+    @cached_property
+    def lineage(self) -> tuple[LineageStep, ...]:
+        """Every attempt on the item, in order: the pass, tier, model, why it was sent, what came of it."""
+        value: tuple[LineageStep, ...] = decode_member(self, "lineage", tuple[LineageStep, ...])
+        return value
+
+    @cached_property
+    def updated_at(self) -> datetime:
+        value: datetime = decode_member(self, "updated_at", datetime)
+        return value
 
 
 @dataclass(frozen=True)
@@ -229,6 +256,7 @@ class Attempt(_FromJson):
     finished_at: datetime | None
     pass_number: int = key("pass")
     cost_usd: Decimal = key("cost_usd_exact")
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
 
 
 @dataclass(frozen=True)
@@ -277,6 +305,7 @@ class TierEstimate(_FromJson):
     history_attempts: int
     cost: Decimal = key("cost", reader=exact_money)
     upper_bound: Decimal = key("upper_bound", reader=exact_money)
+    provider: str | None = None  # the model's provider (groq, openai, anthropic) once the service says; else None
 
 
 @dataclass(frozen=True)
@@ -299,4 +328,12 @@ class Page(_FromJson):
 
     data: tuple[Any, ...]
     has_more: bool
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    """A page of result rows (results_page): `next_cursor` reads the next one, None after the last."""
+
+    rows: tuple[ResultRow, ...]
     next_cursor: str | None

@@ -51,8 +51,9 @@ class LlmBatchError(Exception):
         errors: tuple[FieldError, ...] = (),
         problem: Mapping[str, Any] | None = None,
         retry_after: float | None = None,
+        message: str | None = None,
     ) -> None:
-        super().__init__(f"{status if status is not None else 'no answer'} {title}: {detail}")
+        super().__init__(message or f"{status if status is not None else 'no answer'} {title}: {detail}")
         self.status = status
         self.type = type
         self.title = title
@@ -64,12 +65,42 @@ class LlmBatchError(Exception):
 
 
 class LlmBatchConnectionError(LlmBatchError):
-    """No answer: refused connection, DNS failure, timeout, or a stream cut off. `idempotency_key` is the key the
-    request was sent with (if any): sending the same request again with it cannot create a second batch."""
+    """No answer: refused connection, DNS failure, timeout, or a stream cut off. `url` is the service's base
+    URL, `request` the request (`POST /batches`), `reason` what happened in a few words ("connection
+    refused"), `reached` whether any try made a connection (False: nothing reached the service, so it did
+    nothing), `sends` how often it was sent over `seconds`. `idempotency_key` is the key the request was sent
+    with (if any): sending the same request again with it cannot create a second batch."""
 
-    def __init__(self, detail: str, *, idempotency_key: str | None = None) -> None:
-        super().__init__(None, CONNECTION_ERROR, "No answer", detail)
+    def __init__(
+        self,
+        detail: str,
+        *,
+        idempotency_key: str | None = None,
+        url: str = "",
+        request: str = "",
+        reason: str = "",
+        reached: bool = True,
+        sends: int = 1,
+        seconds: float = 0.0,
+    ) -> None:
+        super().__init__(None, CONNECTION_ERROR, "No answer", detail, message=detail)
         self.idempotency_key = idempotency_key
+        self.url = url
+        self.request = request
+        self.reason = reason
+        self.reached = reached
+        self.sends = sends
+        self.seconds = seconds
+
+    @property
+    def attempts(self) -> str:
+        """`POST /batches, 5 tries over 8 s`"""
+        return attempts_text(self.request, self.sends, self.seconds)
+
+
+def attempts_text(request: str, sends: int, seconds: float) -> str:
+    tries = f"{sends} tries over {seconds:.0f} s" if sends > 1 else "1 try"
+    return f"{request}, {tries}" if request else tries
 
 
 class UnexpectedAnswer(LlmBatchError):

@@ -3,7 +3,8 @@ method of the same name and signature (the async one to be awaited, or iterated 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from llm_batch_client.calls import (
     segment,
     submission,
 )
-from llm_batch_client.data import Batch, Estimate, Item, ModelCatalogue, ResultRow, WebhookDelivery
+from llm_batch_client.data import Batch, Estimate, Item, ModelCatalogue, Page, ResultPage, ResultRow, WebhookDelivery
+from llm_batch_client.decoding import decoder
 from llm_batch_client.effects import Context, Each, Op, Program, json_op, lines_op, pages_op
 from llm_batch_client.waiting import DEFAULT_WAIT_SECONDS, Progress, Schedule, wait_program
 
@@ -75,20 +77,70 @@ def results(
     """Every merged result row (one per item), in submission order, page after page. Filters: `status`
     (succeeded, failed, pending, retrying), `pass_number` / `tier` (rows decided there), `since_pass` (rows that
     changed after that pass: a retry's import; see Batch.latest_run_since_pass), `updated_after`.
-    `ndjson=True` reads one NDJSON stream instead of pages: one request, constant memory."""
-    filters = query(
-        status=status, since_pass=since_pass, updated_after=updated_after, tier=tier, **{"pass": pass_number}
-    )
+    `ndjson=True` reads one NDJSON stream instead of pages: one request, constant memory. Each row's
+    `batch_id` is `batch_id`."""
+    filters = _result_filters(status, pass_number, tier, since_pass, updated_after)
     path = _batch(batch_id, "results")
+    parse = _result_row(batch_id)
     if ndjson:
-        return lines_op(Call("GET", path, filters, accept=NDJSON, safe=True), ResultRow.from_json)
-    return pages_op(Call("GET", path, {**filters, "limit": str(page_size)}, safe=True), ResultRow.from_json)
+        return lines_op(Call("GET", path, filters, accept=NDJSON, safe=True), parse)
+    return pages_op(Call("GET", path, {**filters, "limit": str(page_size)}, safe=True), parse)
+
+
+def results_page(
+    batch_id: str,
+    after: str | None = None,
+    *,
+    status: str | None = None,
+    pass_number: int | None = None,
+    tier: int | None = None,
+    since_pass: int | None = None,
+    updated_after: datetime | str | None = None,
+    limit: int = 1000,
+) -> Op[ResultPage]:
+    """One page of result rows: those after the cursor `after` (None: from the first), with the same filters
+    as iter_results. The page's `next_cursor` (None after the last page) resumes from there, in this process
+    or another one later: an import that stops half-way can go on where it stopped."""
+    filters = _result_filters(status, pass_number, tier, since_pass, updated_after)
+    params = {**filters, "limit": str(limit), **({"after": after} if after else {})}
+    parse = _result_row(batch_id)
+
+    def read(data: Any) -> ResultPage:
+        page = Page.from_json(data)
+        rows = tuple(parse(row) for row in page.data)
+        return ResultPage(rows, page.next_cursor if page.has_more else None)
+
+    return json_op(Call("GET", _batch(batch_id, "results"), params, safe=True), read)
+
+
+def _result_filters(
+    status: str | None,
+    pass_number: int | None,
+    tier: int | None,
+    since_pass: int | None,
+    updated_after: datetime | str | None,
+) -> dict[str, str]:
+    return query(status=status, since_pass=since_pass, updated_after=updated_after, tier=tier, **{"pass": pass_number})
+
+
+def _result_row(batch_id: str) -> Callable[[Any], ResultRow]:
+    known, read = {"batch_id": batch_id}, decoder(ResultRow)
+
+    def parse(data: Any) -> ResultRow:
+        return read(data, known)
+
+    return parse
 
 
 def item(batch_id: str, custom_id: str) -> Op[Item]:
     """GET /batches/{id}/items/{custom_id}: one item, its body, merged result and every attempt. The
     custom_id is percent-encoded: `acme/payments#26313` is one id."""
-    return json_op(Call("GET", _batch(batch_id, "items", segment(custom_id)), safe=True), Item.from_json)
+
+    def parse(data: Any) -> Item:
+        found = Item.from_json(data)
+        return dataclasses.replace(found, result=dataclasses.replace(found.result, batch_id=batch_id))
+
+    return json_op(Call("GET", _batch(batch_id, "items", segment(custom_id)), safe=True), parse)
 
 
 def retry(

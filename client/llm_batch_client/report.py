@@ -5,10 +5,14 @@ progress of a running batch, and an estimate's table. Used by the `llm-batch` CL
 
 from __future__ import annotations
 
-from llm_batch_client.data import Batch, Cost, Estimate
-from llm_batch_client.text import count, format_table, reasons_text, usd
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
 
-__all__ = ["cost_report", "estimate_report", "progress_line"]
+from llm_batch_client.data import Batch, Cost, Estimate, Pass
+from llm_batch_client.text import count, format_table, model_name, reasons_text, usd
+
+__all__ = ["cascade_text", "cost_report", "estimate_report", "progress_line", "retry_text"]
 
 _PASS_HEADERS = ["pass", "kind", "tier", "model", "why sent", "items", "succeeded", "failed", "reused"]
 _PASS_HEADERS += ["input tok", "output tok", "cost USD"]
@@ -34,7 +38,7 @@ def passes_table(batch: Batch) -> list[str]:
             str(p.number),
             p.kind,
             _tier_name(p.tier),
-            p.model,
+            model_name(p.model, p.provider),
             reasons_text(p.sent_because),
             count(p.items),
             count(p.succeeded),
@@ -62,22 +66,79 @@ def passes_table(batch: Batch) -> list[str]:
     return format_table(_PASS_HEADERS, rows, _PASS_RIGHT)
 
 
+@dataclass(frozen=True)
+class _TierLine:
+    """A row of the tiers table: a cascade tier, or a model a retry ran on outside the cascade."""
+
+    tier: str
+    model: str
+    passes: int
+    items: int
+    succeeded: int
+    failed: int
+    failure_reasons: dict[str, int]
+    cost: Cost
+
+    def cells(self) -> list[str]:
+        counts = [count(n) for n in (self.passes, self.items, self.succeeded, self.failed)]
+        return [self.tier, self.model, *counts, reasons_text(self.failure_reasons), *_cost_cells(self.cost)]
+
+
 def tiers_table(batch: Batch) -> list[str]:
-    """A row per cascade tier: its attempts over every pass on it."""
-    rows = [
-        [
-            str(t.tier),
-            t.model,
-            count(t.passes),
-            count(t.items),
-            count(t.succeeded),
-            count(t.failed),
-            reasons_text(t.failure_reasons),
-            *_cost_cells(t.cost),
-        ]
+    """A row per cascade tier (its attempts over every pass on it), a row per model a retry ran on outside the
+    cascade, and their total: the batch's."""
+    lines = [
+        _TierLine(str(t.tier), model_name(t.model, t.provider), t.passes, t.items, t.succeeded, t.failed,
+                  t.failure_reasons, t.cost)
         for t in batch.tiers
-    ]
-    return format_table(_TIER_HEADERS, rows, _TIER_RIGHT, total=False)
+    ]  # fmt: skip
+    lines += [_outside_line(model, passes) for model, passes in _outside_cascade(batch.passes).items()]
+    total = _TierLine(
+        "total",
+        "",
+        sum(line.passes for line in lines),
+        sum(line.items for line in lines),
+        sum(line.succeeded for line in lines),
+        sum(line.failed for line in lines),
+        {},
+        _cost_sum(line.cost for line in lines),
+    )
+    return format_table(_TIER_HEADERS, [line.cells() for line in [*lines, total]], _TIER_RIGHT)
+
+
+def _outside_cascade(passes: Iterable[Pass]) -> dict[str, list[Pass]]:
+    """The passes of retries on a model outside the cascade (tier None), by model, in pass order."""
+    grouped: dict[str, list[Pass]] = {}
+    for p in sorted(passes, key=lambda p: p.number):
+        if p.tier is None:
+            grouped.setdefault(model_name(p.model, p.provider), []).append(p)
+    return grouped
+
+
+def _outside_line(model: str, passes: list[Pass]) -> _TierLine:
+    reasons: dict[str, int] = {}
+    for p in passes:
+        for code, n in p.failure_reasons.items():
+            reasons[code] = reasons.get(code, 0) + n
+    return _TierLine(
+        "- (retry)",
+        model,
+        len(passes),
+        sum(p.items for p in passes),
+        sum(p.succeeded for p in passes),
+        sum(p.failed for p in passes),
+        reasons,
+        _cost_sum(p.cost for p in passes),
+    )
+
+
+def _cost_sum(costs: Iterable[Cost]) -> Cost:
+    usd_total, input_tokens, output_tokens = Decimal(0), 0, 0
+    for cost in costs:
+        usd_total += cost.usd
+        input_tokens += cost.input_tokens
+        output_tokens += cost.output_tokens
+    return Cost(usd=usd_total, input_tokens=input_tokens, output_tokens=output_tokens)
 
 
 def outcome_line(batch: Batch) -> str:
@@ -94,7 +155,7 @@ def cost_report(batch: Batch) -> str:
     """The cost report of a batch: passes, tiers, total, what reuse saved, the budget if it has one."""
     lines = [f"Batch {batch.id} {batch.status}: {outcome_line(batch)}.", ""]
     lines += passes_table(batch)
-    if batch.tiers:
+    if batch.tiers or batch.passes:
         lines += ["", *tiers_table(batch)]
     lines += ["", f"Total: {usd(batch.cost.usd)}"]
     lines.append(f"Saved by reuse: {usd(batch.saved_usd)}")
@@ -106,11 +167,29 @@ def cost_report(batch: Batch) -> str:
     return "\n".join(lines)
 
 
+def cascade_text(batch: Batch) -> str:
+    """The batch's tiers as submitted, `openai/gpt-oss-20b -> openai/gpt-oss-120b` (a tier named
+    `provider:model` stays so)."""
+    names = [model_name(str(tier.get("model")), tier.get("provider")) for tier in batch.cascade]
+    return " -> ".join(names) or batch.model
+
+
+def retry_text(batch: Batch) -> str:
+    """What a retry just did: `Retrying 12 failed items of lb_... as pass 4 on openai/gpt-oss-120b.`"""
+    latest = max(batch.passes, key=lambda p: p.number)
+    where = model_name(latest.model, latest.provider)
+    return f"Retrying {latest.items} failed items of {batch.id} as pass {latest.number} on {where}."
+
+
 def progress_line(batch: Batch) -> str:
     """lb_01...  running  228/300 done: 228 succeeded, 0 failed, 72 retrying, 0 pending  pass 2 cascade on ...  $0.01"""
     counts = batch.counts
     latest = max(batch.passes, key=lambda p: p.number, default=None)
-    where = f"  pass {latest.number} {latest.kind} on {latest.model} {latest.status}" if latest else ""
+    where = (
+        f"  pass {latest.number} {latest.kind} on {model_name(latest.model, latest.provider)} {latest.status}"
+        if latest
+        else ""
+    )
     return (
         f"{batch.id}  {batch.status}  {counts.done}/{counts.total} done: {counts.succeeded} succeeded,"
         f" {counts.failed} failed, {counts.retrying} retrying, {counts.pending} pending{where}  {usd(batch.cost.usd)}"
@@ -123,7 +202,7 @@ def estimate_report(estimate: Estimate) -> str:
     rows = [
         [
             str(t.tier),
-            t.model,
+            model_name(t.model, t.provider),
             f"{t.items:,.1f}",
             count(t.input_tokens),
             count(t.output_tokens),

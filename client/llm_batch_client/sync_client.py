@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from llm_batch_client import binding
-from llm_batch_client.effects import Answer, Close, Each, Effect, Emit, NoAnswer, Op, ReadLine, Send, Sleep
+from llm_batch_client.effects import Answer, Close, Each, Effect, Emit, NoAnswer, Op, ReadLines, Send, Sleep
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ class _Driver(binding.ClientBase[httpx.Client]):
         try:
             while (effect := steps.advance(reply)) is not None:
                 if isinstance(effect, Emit):
-                    yield effect.value
+                    yield from effect.values
                     reply = None
                 else:
                     reply = self._perform(effect, opened)
@@ -58,11 +58,11 @@ class _Driver(binding.ClientBase[httpx.Client]):
             return self._send(effect, opened)
         if isinstance(effect, Sleep):
             return self._sleep(effect)
-        if isinstance(effect, ReadLine):
+        if isinstance(effect, ReadLines):
             try:
-                return next(effect.handle.lines, None)
+                return self._read_lines(effect.handle)
             except httpx.TransportError as error:
-                return NoAnswer(error)
+                return binding.no_answer(error)
         assert isinstance(effect, Close)
         effect.handle.response.close()
         return None
@@ -75,16 +75,25 @@ class _Driver(binding.ClientBase[httpx.Client]):
                 self._http.build_request(**binding.request_arguments(call, content)), stream=True
             )
         except httpx.TransportError as error:
-            return NoAnswer(error)
+            return binding.no_answer(error)
         if effect.stream and response.status_code < 400:
             opened.append(response)
-            return binding.answer(response, handle=binding.OpenStream(response, response.iter_lines()))
+            return binding.answer(
+                response, handle=binding.OpenStream(response, response.iter_bytes(), binding.LineSplitter())
+            )
         try:
             return binding.answer(response, response.read())
         except httpx.TransportError as error:
-            return NoAnswer(error)
+            return binding.no_answer(error)
         finally:
             response.close()
+
+    def _read_lines(self, stream: binding.OpenStream) -> list[bytes] | None:
+        for chunk in stream.chunks:
+            lines = stream.lines.feed(chunk)
+            if lines:
+                return lines
+        return stream.lines.end()
 
     def _sleep(self, effect: Sleep) -> bool:
         if effect.wake is None:

@@ -61,6 +61,14 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def model_name(model: str, provider: str | None) -> str:
+    """A model as the user names it in a cascade: `provider:model` when the service says which provider serves
+    it (and the model's own name does not say so already), else the model alone."""
+    if provider is None or model.startswith(f"{provider}:"):
+        return model
+    return f"{provider}:{model}"
+
+
 class ProgressView:
     """On a terminal: the lines are redrawn in place. Otherwise: a line is printed whenever it changes."""
 

@@ -22,6 +22,7 @@ from llm_batch_client.text import usd
 
 from tests.cli.conftest import LiveServiceFactory, write_items, write_params
 from tests.cli.live_server import LiveService
+from tests.client.network import FaultyProxy
 from tests.conftest import fast_emulator_config
 from tests.payloads import pr_batch
 
@@ -278,7 +279,9 @@ def test_an_error_answer_and_no_answer_are_exit_2_with_one_line(
     assert code == EXIT_USAGE and err.startswith("llm-batch: 422 ") and "custom_id" in err
 
     code, _, err = run(capsys, "--url", "http://127.0.0.1:9", "list")
-    assert code == EXIT_USAGE and err.startswith("llm-batch: no answer from http://127.0.0.1:9: GET /batches: ")
+    assert code == EXIT_USAGE and err.startswith("llm-batch: no answer from http://127.0.0.1:9 (--url): ")
+    assert "connection refused (GET /batches, 3 tries over " in err and "Nothing reached the service" in err
+    assert len(err.strip().splitlines()) == 1 and err.count("no answer") == 1 and "dempotency" not in err
 
     assert run(capsys, "status")[0] == EXIT_USAGE, "argparse: a missing ID is a usage error"
     assert run(capsys, "--help")[0] == EXIT_DONE
@@ -344,3 +347,25 @@ def test_console_script_and_python_m_run_as_subprocesses(live_service: LiveServi
     )  # fmt: skip
     assert listed.returncode == EXIT_DONE, listed.stderr
     assert [batch["id"] for batch in json.loads(listed.stdout)] == [summary.id]
+
+
+def test_no_answer_names_the_url_and_its_setting_and_the_key_to_resend_with(
+    live_service: LiveService, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's answers are lost: the message names the URL and LLM_BATCH_URL, and the advice works: the same
+    command with --idempotency-key gets the batch the lost requests made, creating no second one."""
+    items = write_items(tmp_path / "items.jsonl", 3)
+    with FaultyProxy(live_service.server.port) as proxy:
+        monkeypatch.setenv("LLM_BATCH_URL", proxy.url)
+        proxy.lose_answers = 100
+        code, _, err = run(capsys, "submit", str(items), "--params", f"@{write_params(tmp_path / 'p.json')}")
+        assert code == EXIT_USAGE and err.startswith(f"llm-batch: no answer from {proxy.url} (LLM_BATCH_URL): ")
+        key = re.search(r"--idempotency-key (llmb-[\w-]+)", err)
+        assert key and "(POST /batches, 3 tries over " in err and len(err.strip().splitlines()) == 1, err
+        proxy.lose_answers = 0
+        code, out, _ = run(
+            capsys, "submit", str(items), "--params", f"@{tmp_path / 'p.json'}", "--idempotency-key", key[1]
+        )
+        assert code == EXIT_DONE
+    batches = api(live_service, "/batches")["data"]
+    assert [batch["id"] for batch in batches] == [accepted_id(out)], "the lost requests made one batch: this one"

@@ -3,6 +3,7 @@ built-in Groq emulator, behind a bearer token, with signed webhooks allowed to l
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,33 @@ from typing import Any
 import pytest
 from llm_batch_client import AsyncLlmBatchClient, LlmBatchClient
 
+from groq_emulator.config import (
+    DEFAULT_JSON_SCHEMA_MODELS,
+    DEFAULT_STRICT_MODELS,
+    GPT_OSS_20B,
+    GPT_OSS_120B,
+    ModelBehaviour,
+    default_behaviours,
+)
 from tests.cli.live_server import LiveService, start_live_service
-from tests.client.clean_venv import CleanVenv, clean_venv
+from tests.client.clean_venv import (
+    POSTGRES_TARGET,
+    REPO,
+    TARGETS,
+    CleanVenv,
+    PythonMissing,
+    Target,
+    clean_venv,
+)
+from tests.conftest import fast_emulator_config
 from tests.payloads import pr_batch
 from tests.webhooks.helpers import webhook_settings
 
 TOKEN = "monolith-token-for-tests"
+# Tiers named provider:model, as the service is about to take them. Today's service has them as models of their
+# own: start_service(..., **serving_provider_names()) puts them in its catalogue and has the emulator serve them.
+SMALL, LARGE = "groq:openai/gpt-oss-20b", "groq:openai/gpt-oss-120b"
+EXAMPLE_TARGETS = (TARGETS[0], TARGETS[-1])
 PARAMS: dict[str, Any] = pr_batch(1)["params"]
 
 
@@ -52,6 +74,43 @@ def items(count: int, *, start: int = 1, with_pk: bool = True) -> list[dict[str,
     return payload
 
 
+def venv_for(target: Target) -> CleanVenv:
+    try:
+        return clean_venv(target)
+    except PythonMissing as missing:
+        pytest.skip(str(missing))  # even with CI=true: what this machine lacks cannot run here
+
+
+@pytest.fixture(scope="session", params=TARGETS, ids=lambda target: target.name)
+def client_venv(request: pytest.FixtureRequest) -> CleanVenv:
+    """The client's wheel with Django in a clean venv, on each Python the client supports."""
+    target: Target = request.param
+    return venv_for(target)
+
+
 @pytest.fixture(scope="session")
-def client_venv() -> CleanVenv:
-    return clean_venv()
+def postgres_example_venv() -> CleanVenv:
+    """The newest Python and Django with psycopg: examples/django on PostgreSQL."""
+    return venv_for(POSTGRES_TARGET)
+
+
+@pytest.fixture(scope="session", params=EXAMPLE_TARGETS, ids=lambda target: target.name)
+def example_venv(request: pytest.FixtureRequest) -> CleanVenv:
+    """The oldest Python with Django 5.2 LTS, and the newest with Django 6: what examples/django runs on."""
+    target: Target = request.param
+    return venv_for(target)
+
+
+def serving_provider_names(behaviours: dict[str, ModelBehaviour] | None = None) -> dict[str, Any]:
+    """start_service() arguments that serve SMALL and LARGE (as gpt-oss-20b and -120b), with `behaviours` for
+    the other models."""
+    models = json.loads((REPO / "service" / "pipeline" / "catalogue.json").read_text())["models"]
+    config = fast_emulator_config(
+        behaviours={**(behaviours or default_behaviours()), SMALL: GPT_OSS_20B, LARGE: GPT_OSS_120B},
+        json_schema_models=DEFAULT_JSON_SCHEMA_MODELS | {SMALL, LARGE},
+        strict_models=DEFAULT_STRICT_MODELS | {SMALL, LARGE},
+    )
+    return {
+        "emulator_config": config,
+        "model_catalogue": {SMALL: models["openai/gpt-oss-20b"], LARGE: models["openai/gpt-oss-120b"]},
+    }

@@ -66,6 +66,10 @@ async def test_an_async_generator_is_streamed_and_every_answer_matches_the_sync_
     streamed = [row async for row in async_client.iter_results(batch.id, ndjson=True)]
     assert paged == streamed == list(client.iter_results(batch.id))
     assert [row.metadata for row in paged] == [{"pk": n} for n in range(1, 121)]
+    assert {row.batch_id for row in streamed} == {batch.id}
+    first = await async_client.results_page(batch.id, limit=100)
+    rest = await async_client.results_page(batch.id, first.next_cursor, limit=100)
+    assert [*first.rows, *rest.rows] == paged and rest.next_cursor is None
     assert sum(row.cost_usd for row in paged) == done.cost.usd
 
     special = {**items(1)[0], "custom_id": "acme/payments#26313"}
@@ -117,7 +121,8 @@ async def test_async_errors_are_the_same_problems(async_client: AsyncLlmBatchCli
     assert invalid.value.status == 422 and invalid.value.field is not None and "custom_id" in invalid.value.field
     unreachable = AsyncLlmBatchClient(f"http://127.0.0.1:{free_port()}", retry=RetryPolicy(sends=1), timeout=2)
     async with unreachable:
-        with pytest.raises(LlmBatchConnectionError):
+        with pytest.raises(LlmBatchConnectionError) as refused:
             await unreachable.get("lb_any")
+        assert refused.value.reason == "connection refused" and not refused.value.reached
         with pytest.raises(LlmBatchConnectionError):
             [row async for row in unreachable.iter_results("lb_any", ndjson=True)]

@@ -251,12 +251,17 @@ def test_errors_carry_the_problem_details(service: LiveService, client: LlmBatch
 
 
 def test_no_answer_is_a_connection_error_after_the_resends() -> None:
-    with LlmBatchClient(
-        f"http://127.0.0.1:{free_port()}", timeout=2, retry=RetryPolicy(sends=2, backoff_seconds=0.01)
-    ) as c:
+    url = f"http://127.0.0.1:{free_port()}"
+    with LlmBatchClient(url, timeout=2, retry=RetryPolicy(sends=2, backoff_seconds=0.01)) as c:
         with pytest.raises(LlmBatchConnectionError) as unreachable:
             c.get("lb_any")
-        assert unreachable.value.status is None and "GET /batches/lb_any" in unreachable.value.detail
+        error = unreachable.value
+        assert error.status is None and "GET /batches/lb_any" in error.detail
+        assert (error.url, error.reason, error.reached, error.sends) == (url, "connection refused", False, 2)
+        assert str(error) == f"no answer from {url}: connection refused (GET /batches/lb_any, 2 tries over 0 s)"
+        with pytest.raises(LlmBatchConnectionError) as refused:
+            c.submit(items(2), BatchOptions(params=PARAMS))
+        assert refused.value.idempotency_key and "idempotency_key" not in str(refused.value), "nothing reached it"
         with pytest.raises(LlmBatchConnectionError):
             list(c.iter_results("lb_any", ndjson=True))
 
@@ -309,3 +314,46 @@ def test_estimate_says_what_a_submission_would_cost_without_creating_it(client: 
     assert list(client.list()) == []
     streamed = client.estimate(iter(items(40)), BatchOptions(params=PARAMS, budget_usd="5"), fallback=True)
     assert streamed.cost == estimate.cost and streamed.tiers == estimate.tiers
+
+
+def test_result_rows_carry_their_batch_id_and_a_page_cursor_resumes_a_read(
+    service: LiveService, client: LlmBatchClient
+) -> None:
+    batch = client.wait(client.submit(items(25), BatchOptions(params=PARAMS)).id, **FAST)
+    paged = list(client.iter_results(batch.id, page_size=10))
+    streamed = list(client.iter_results(batch.id, ndjson=True))
+    assert {row.batch_id for row in paged} == {batch.id} == {row.batch_id for row in streamed}
+    assert client.item(batch.id, "pr-3").result.batch_id == batch.id
+
+    first = client.results_page(batch.id, limit=10)
+    assert [row.custom_id for row in first.rows] == [f"pr-{n}" for n in range(1, 11)] and first.next_cursor
+    with LlmBatchClient(service.url, token=TOKEN) as another:  # another process, later
+        rest = another.results_page(batch.id, first.next_cursor, limit=100)
+    assert [row.custom_id for row in rest.rows] == [f"pr-{n}" for n in range(11, 26)] and rest.next_cursor is None
+    assert [*first.rows, *rest.rows] == paged and {row.batch_id for row in rest.rows} == {batch.id}
+
+
+def test_a_list_of_20000_items_is_streamed_as_ndjson_while_it_is_read(service: LiveService) -> None:
+    """A list too (the client used to encode it whole, ~200 MB for a backfill): the body reaches the service
+    while the list is still being read."""
+    seen: dict[str, int] = {}
+
+    with FaultyProxy(service.server.port) as proxy, LlmBatchClient(proxy.url, token=TOKEN, timeout=60) as client:
+
+        class Watched(list[dict[str, Any]]):
+            def __iter__(self) -> Any:
+                for n, item in enumerate(super().__iter__()):
+                    if n == 15_000:
+                        deadline = time.monotonic() + 5
+                        while proxy.bytes_from_clients < 1_000_000 and time.monotonic() < deadline:
+                            time.sleep(0.01)
+                        seen["bytes"] = proxy.bytes_from_clients
+                    yield item
+
+        rows = Watched(
+            {"custom_id": f"change-{n}", "body": {"messages": [{"role": "user", "content": f"Change {n}."}]}}
+            for n in range(20_000)
+        )
+        batch = client.submit(rows, BatchOptions(model="openai/gpt-oss-20b"))
+        assert batch.counts.total == 20_000 and seen["bytes"] >= 1_000_000, "sent while the list was read"
+        client.cancel(batch.id)

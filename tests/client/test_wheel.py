@@ -1,4 +1,5 @@
-"""The client's wheel, installed into a clean venv (client_venv), pulls in none of the server's dependencies."""
+"""The client's wheel, installed into a clean venv on each Python the client supports (client_venv), pulls in none
+of the server's dependencies, and its Django app loads on the Django of that Python."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ print(json.dumps({
     "installed": sorted(d.metadata["Name"].lower().replace("_", "-") for d in metadata.distributions()),
     "requires": metadata.requires("llm-batch-client"),
     "requires_python": metadata.metadata("llm-batch-client")["Requires-Python"],
+    "django": metadata.version("django"),
     "scripts": sorted(
         e.name for e in metadata.entry_points(group="console_scripts") if e.dist.name == "llm-batch-client"
     ),
@@ -48,7 +50,10 @@ def test_the_client_wheel_installs_without_any_server_dependency(client_venv: Cl
     assert {"fastapi", "uvicorn", "sqlalchemy", "sqlmodel", "alembic", "asyncpg", "groq", "jinja2"} <= server_only
     assert installed & server_only == set(), f"the client pulled in server dependencies: {installed & server_only}"
     assert {"llm-batch-client", "httpx", "standardwebhooks", "django"} <= installed
-    assert found["requires_python"] == ">=3.10" and found["python"] >= [3, 10]
+    assert found["requires_python"] == ">=3.10"
+    assert found["python"] == [int(part) for part in client_venv.target.python.split(".")], "the Python asked for"
+    wanted = client_venv.target.django.split("~=")[1].rsplit(".", 1)[0]
+    assert found["django"].startswith(wanted + "."), f"Django {found['django']}, not {wanted}"
     versions = [requirement.split(";")[0] for requirement in found["requires"]]  # not the markers' `extra == ...`
     assert versions and all("<" in version and ">=" in version and "==" not in version for version in versions)
     assert found["scripts"] == ["llm-batch"]
@@ -67,3 +72,27 @@ def test_the_client_wheel_installs_without_any_server_dependency(client_venv: Cl
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert "No module named 'service'" in imported.stderr, "the client imports alone; the server is not there"
+
+
+APP_LOADS = """
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["llm_batch_client.django"], LLM_BATCH_URL="http://127.0.0.1:1",
+                   DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+                   USE_TZ=True)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+call_command("makemigrations", "llm_batch", check=True, dry_run=True, verbosity=0)
+from llm_batch_client.django import command, owners, views, running
+print("ok", django.get_version())
+"""
+
+
+def test_the_django_app_migrates_and_has_no_missing_migration(client_venv: CleanVenv, tmp_path: Path) -> None:
+    """On this Python's Django: the app's migrations apply, and its models need none that is not shipped."""
+    done = subprocess.run(
+        [str(client_venv.python), "-c", APP_LOADS], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok ")

@@ -157,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def no_answer_message(error: LlmBatchConnectionError, args: argparse.Namespace) -> str:
+    """One line: the URL and where it came from, what happened, and what to do about it."""
+    source = "--url" if args.url else "LLM_BATCH_URL" if os.environ.get("LLM_BATCH_URL") else "the default of --url"
+    text = f"{PROG}: no answer from {error.url} ({source}): {error.reason} ({error.attempts})."
+    if not error.reached:
+        return text + " Nothing reached the service: is it running there? Else give its address with --url."
+    if error.idempotency_key is not None:
+        return text + (
+            f" It may have acted on it: run the same command with --idempotency-key {error.idempotency_key} to get"
+            " what it did instead of doing it twice."
+        )
+    return text + " Try again once it answers."
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
@@ -174,7 +188,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         io.note(f"{PROG}: {error}")
         return EXIT_USAGE
     except LlmBatchConnectionError as error:
-        io.note(f"{PROG}: no answer from {url}: {error.detail}")
+        io.note(no_answer_message(error, args))
         return EXIT_USAGE
     except LlmBatchError as error:
         where = f" ({error.field})" if error.field else ""

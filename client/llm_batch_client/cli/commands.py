@@ -22,7 +22,7 @@ from llm_batch_client.cli.inputs import (
 from llm_batch_client.cli.output import Progress, dumps, output_file, write_rows
 from llm_batch_client.data import Batch
 from llm_batch_client.errors import BatchWaitTimeout
-from llm_batch_client.report import cost_report, estimate_report, progress_line
+from llm_batch_client.report import cascade_text, cost_report, estimate_report, progress_line, retry_text
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.text import count, format_table, usd
 
@@ -122,8 +122,7 @@ def cmd_submit(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     items, options, total = _submission(args)
     batch = client.submit(items, options, fallback=args.fallback, idempotency_key=args.idempotency_key)
     if not io.as_json:
-        tiers = " -> ".join(str(tier.get("model")) for tier in batch.cascade) or batch.model
-        io.say(f"Accepted: batch {batch.id}, {total} items; cascade {tiers}.")
+        io.say(f"Accepted: batch {batch.id}, {total} items; cascade {cascade_text(batch)}.")
         for warning in batch.warnings:
             io.note(f"{PROG}: warning: {warning}")
     return follow(io, client, batch, args)
@@ -196,9 +195,8 @@ def cmd_retry(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
         custom_ids=args.custom_ids,
         idempotency_key=args.idempotency_key,
     )
-    latest = max(batch.passes, key=lambda p: p.number)
     if not io.as_json:
-        io.say(f"Retrying {latest.items} failed items of {batch.id} as pass {latest.number} on {latest.model}.")
+        io.say(retry_text(batch))
     return follow(io, client, batch, args)
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from llm_batch_client.django.conf import llm_batch_settings, webhook_secret
+from llm_batch_client.django.conf import llm_batch_settings, receipt_days, store_in_webhook, webhook_secret
 
 
 @checks.register("llm_batch")
@@ -16,6 +16,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     messages: list[checks.CheckMessage] = []
     try:
         llm_batch_settings()
+        store_in_webhook()
+        receipt_days()
     except ImproperlyConfigured as error:
         messages.append(checks.Error(str(error), id="llm_batch.E001"))
     if getattr(settings, "LLM_BATCH_WEBHOOK_SECRET", None):

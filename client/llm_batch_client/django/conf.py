@@ -1,8 +1,11 @@
 """The settings contract, read when used: LLM_BATCH_URL (required), LLM_BATCH_TOKEN, LLM_BATCH_WEBHOOK_SECRET
 (for the webhook view), LLM_BATCH_CALLBACK_URL (given to the service as each batch's callback_url),
-LLM_BATCH_TIMEOUT (seconds per HTTP request, default 60), LLM_BATCH_WEBHOOK_RECEIPT_DAYS (how long webhook-ids
-are remembered to drop redeliveries, default 30). A missing or malformed setting raises ImproperlyConfigured
-saying what to write; `manage.py check` reports the same. Secrets are never shown."""
+LLM_BATCH_TIMEOUT (seconds per HTTP request, default 60), LLM_BATCH_POLL_SECONDS (seconds between polls while
+`--poll` waits for a batch without a webhook, default 5), LLM_BATCH_WEBHOOK_POLL_SECONDS (the same with a
+webhook, which wakes the wait: polls are a backstop, default 60), LLM_BATCH_STORE_IN_WEBHOOK (whether the
+webhook view stores a command's results before it answers, default True), LLM_BATCH_WEBHOOK_RECEIPT_DAYS (how long
+webhook-ids are remembered to drop redeliveries, default 30). A missing or malformed setting raises
+ImproperlyConfigured saying what to write; `manage.py check` reports the same. Secrets are never shown."""
 
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ class LlmBatchSettings:
     token: str | None
     callback_url: str | None
     timeout: float
+    poll_seconds: float | None  # None: the command's own poll_interval
+    webhook_poll_seconds: float | None  # None: the command's own webhook_poll_interval
 
 
 def _optional_text(name: str) -> str | None:
@@ -41,6 +46,10 @@ def _number(name: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ImproperlyConfigured(f"{name} must be a number above 0 (got {value!r})")
     return float(value)
+
+
+def _optional_number(name: str) -> float | None:
+    return None if getattr(settings, name, None) is None else _number(name, 0)
 
 
 def _url(name: str, example: str) -> str | None:
@@ -62,7 +71,18 @@ def llm_batch_settings() -> LlmBatchSettings:
         token=_optional_text("LLM_BATCH_TOKEN"),
         callback_url=_url("LLM_BATCH_CALLBACK_URL", '"https://django.internal/hooks/llm-batch/webhook/"'),
         timeout=_number("LLM_BATCH_TIMEOUT", 60.0),
+        poll_seconds=_optional_number("LLM_BATCH_POLL_SECONDS"),
+        webhook_poll_seconds=_optional_number("LLM_BATCH_WEBHOOK_POLL_SECONDS"),
     )
+
+
+def store_in_webhook() -> bool:
+    """LLM_BATCH_STORE_IN_WEBHOOK (default True): the webhook view stores a command's batch results before it
+    answers. False: it only records the event and sends webhook_received, for a task to store them."""
+    value: Any = getattr(settings, "LLM_BATCH_STORE_IN_WEBHOOK", True)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"LLM_BATCH_STORE_IN_WEBHOOK must be True or False (got {value!r})")
+    return value
 
 
 def receipt_days() -> int:

@@ -1,14 +1,15 @@
-"""The webhook's receiver: when a batch of run_llm_batch finishes, store what its latest run changed."""
+"""What the monolith does once a batch's results are stored (by the webhook or by --poll): note it."""
 
 from typing import Any
 
 from django.dispatch import receiver
-from llm_batch_client import WebhookEvent
+from llm_batch_client import Batch
+from llm_batch_client.django.command import ImportTally
 from llm_batch_client.django.signals import batch_finished
 
-from reviews.management.commands.run_llm_batch import Command
+from reviews.models import BatchNotice
 
 
 @receiver(batch_finished)
-def store_pull_request_analyses(sender: Any, event: WebhookEvent, **kwargs: Any) -> None:
-    Command().handle_webhook(event)  # None when the batch is another command's
+def note_finished_batch(sender: Any, batch: Batch, tally: ImportTally, via: str, **kwargs: Any) -> None:
+    BatchNotice.objects.create(batch_id=batch.id, via=via, stored=tally.stored, failed=tally.failed)

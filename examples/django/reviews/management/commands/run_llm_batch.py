@@ -1,10 +1,11 @@
 """manage.py run_llm_batch [--limit N] [--with-fallback] [--poll] | --retry-batch ID [--poll]: the pull
-requests without an analysis, analysed through llm-batch; the base command does the rest."""
+requests without an analysis, analysed through llm-batch; the base command does the rest (rows in flight are
+not sent again; each result is stored once, by the webhook or by --poll)."""
 
 from typing import Any
 
 from django.db.models import QuerySet
-from llm_batch_client import BatchOptions, ResultRow
+from llm_batch_client import Batch, BatchOptions, ResultRow
 from llm_batch_client.django.command import LlmBatchCommand
 
 from reviews.analysis import PARAMS, review_messages
@@ -16,13 +17,16 @@ class Command(LlmBatchCommand[PullRequest]):
     batch_options = BatchOptions(params=PARAMS, metadata={"source": "reviews"})
 
     def get_queryset(self) -> QuerySet[PullRequest]:
-        return PullRequest.objects.filter(summary="").order_by("pk")
+        return PullRequest.objects.filter(summary="", failure_code="").order_by("pk")  # failures: --retry-batch
 
     def to_item(self, pr: PullRequest) -> dict[str, Any]:
         return {
             "custom_id": f"{pr.repo}#{pr.number}",  # such as acme/payments#26313
             "body": {"messages": review_messages(pr.title, pr.body, pr.diff), "max_completion_tokens": 2048},
         }
+
+    def rows_sent(self, batch: Batch, rows: QuerySet[PullRequest]) -> None:
+        rows.update(sent_in_batch=batch.id)
 
     def store_result(self, pr: PullRequest, result: ResultRow) -> None:
         analysis = result.output
@@ -41,4 +45,6 @@ class Command(LlmBatchCommand[PullRequest]):
     def _store(self, pr: PullRequest, result: ResultRow) -> None:
         pr.analysed_by = result.model or ""
         pr.analysis_cost_usd = result.cost_usd  # exact: the rows add up to the batch's cost
+        pr.analysed_in_batch = result.batch_id or ""
+        pr.times_stored += 1  # a counter, as a team's `cost +=` or notification would: once per run
         pr.save()

@@ -23,7 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = []
-        for n in range(options["count"]):
+        first = PullRequest.objects.count()  # numbered after those made before
+        for n in range(first, first + options["count"]):
             title, diff = CHANGES[n % len(CHANGES)]
             rows.append(
                 PullRequest(
