@@ -19,6 +19,7 @@ PROVIDER_ERROR: Final = "provider_error"
 MALFORMED_RESULT: Final = "malformed_result"
 PROVIDER_SERVER_ERROR: Final = "provider_server_error"
 BUDGET_EXCEEDED: Final = "budget_exceeded"
+REFUSED: Final = "refused"
 
 # Provider codes that classification and routing look at.
 JSON_VALIDATE_FAILED: Final = "json_validate_failed"
@@ -42,6 +43,10 @@ CODE_DESCRIPTIONS: Final[dict[str, str]] = {
     MALFORMED_RESULT: "The provider's result line could not be parsed or lacks the expected shape.",
     PROVIDER_SERVER_ERROR: "The provider answered this request with a 5xx error (it did not run; sent again).",
     BUDGET_EXCEEDED: "Sending it would have let the batch's bill exceed its budget_usd.",
+    REFUSED: (
+        "The model refused to answer (OpenAI's `refusal` or `content_filter`, Anthropic's `stop_reason: refusal`); "
+        "the cascade's next tier takes it."
+    ),
     MODEL_DECOMMISSIONED: "Groq no longer serves the model (decommissioned); the cascade's next tier takes it.",
     MODEL_NOT_FOUND: "The model does not exist or the account cannot use it; the cascade's next tier takes it.",
     JSON_VALIDATE_FAILED: "Groq could not produce JSON (or JSON matching the schema) for this request.",
