@@ -13,14 +13,24 @@ PICO_PER_USD_PER_MILLION = PICO_PER_USD // 10**6
 
 class Usage(NamedTuple):
     """A NamedTuple: an ingest makes one per result line, and a tuple is made several times faster than a
-    frozen dataclass. `+` adds the counts (it does not concatenate)."""
+    frozen dataclass. `+` adds the counts (it does not concatenate).
+
+    `input_tokens` is every prompt token the provider billed, whatever its price; `cached_input_tokens` and
+    `cache_write_tokens` are the part of them read from and written to the prompt cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: tuple[int, ...]) -> Usage:  # type: ignore[override]
         assert isinstance(other, Usage)
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
 
     @property
     def total(self) -> int:

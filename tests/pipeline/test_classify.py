@@ -1,8 +1,13 @@
+import random
 from typing import Any
 
 import orjson
 import pytest
 
+from openai_emulator.bodies import REFUSAL_TEXT, Answer, chat_body
+from openai_emulator.config import CHAT
+from openai_emulator.config import EmulatorConfig as OpenAIEmulatorConfig
+from openai_emulator.params import parse
 from service.pipeline import failure_codes as codes
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
 from service.pipeline.cost import Usage
@@ -290,6 +295,65 @@ def test_request_id_falls_back_to_x_groq_id() -> None:
     del line["response"]["request_id"]
     line["response"]["body"]["x_groq"]["id"] = "req_from_x_groq"
     assert classify_result(line, NO_JSON).provider_request_id == "req_from_x_groq"
+
+
+@pytest.mark.parametrize("expectation", [NO_JSON, WITH_SCHEMA])
+def test_a_refusal_is_refused_before_the_json_checks(expectation: OutputExpectation) -> None:
+    line = completion_line(None)
+    line["response"]["body"]["choices"][0]["message"]["refusal"] = "I'm sorry, but I can't help with that."
+    outcome = classify_result(line, expectation)
+    assert (outcome.succeeded, outcome.error_code) == (False, codes.REFUSED)
+    assert outcome.error_message == "I'm sorry, but I can't help with that."
+    assert (outcome.content, outcome.finish_reason, outcome.usage) == (None, "stop", Usage(1200, 300))
+
+
+@pytest.mark.parametrize("refusal", [None, ""])
+def test_an_empty_refusal_is_no_refusal(refusal: str | None) -> None:
+    line = completion_line(orjson.dumps(VALID_OUTPUT).decode())
+    line["response"]["body"]["choices"][0]["message"]["refusal"] = refusal
+    assert classify_result(line, WITH_SCHEMA).succeeded
+
+
+def test_the_content_filter_is_a_refusal() -> None:
+    outcome = classify_result(completion_line("The answer is", finish_reason="content_filter"), NO_JSON)
+    assert (outcome.error_code, outcome.content, outcome.finish_reason) == (
+        codes.REFUSED,
+        "The answer is",
+        "content_filter",
+    )
+
+
+def test_a_refusal_line_from_the_openai_emulator() -> None:
+    body = {
+        "model": "gpt-5-mini",
+        "messages": [{"role": "user", "content": "Review it."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "review", "schema": PR_SCHEMA}},
+    }
+    call = parse(body, CHAT, OpenAIEmulatorConfig())
+    answer = Answer(None, REFUSAL_TEXT, prompt=40, cached=0, visible=9, reasoning=0, truncated=False)
+    response = {"status_code": 200, "request_id": "req_1", "body": chat_body(call, answer, random.Random(0), 0.0)}
+    outcome = classify_result({"custom_id": "it-1", "response": response, "error": None}, WITH_SCHEMA)
+    assert (outcome.error_code, outcome.error_message) == (codes.REFUSED, REFUSAL_TEXT)
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ({"cached_tokens": 1024, "cache_write_tokens": 128, "audio_tokens": 0}, Usage(1200, 300, 1024, 128)),
+        ({"cached_tokens": 1024}, Usage(1200, 300, 1024, 0)),
+        ({"cached_tokens": None}, Usage(1200, 300)),
+        (None, Usage(1200, 300)),
+    ],
+)
+def test_cached_prompt_tokens_are_part_of_the_input(details: dict[str, Any] | None, expected: Usage) -> None:
+    usage = {"prompt_tokens": 1200, "completion_tokens": 300, "prompt_tokens_details": details}
+    assert classify_result(completion_line("hi", usage=usage), NO_JSON).usage == expected
+
+
+def test_usage_with_cache_counts_adds_field_by_field() -> None:
+    total = Usage(10, 3, 4, 1) + Usage(5, 7, 2, 0)
+    assert total == Usage(input_tokens=15, output_tokens=10, cached_input_tokens=6, cache_write_tokens=1)
+    assert total.total == 25
 
 
 # --- rule 2: status != 200 -------------------------------------------------------------------
