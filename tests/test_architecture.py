@@ -4,12 +4,14 @@ a module that breaks them."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import grimp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -87,6 +89,16 @@ def _import_cycles(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
 
 def test_no_module_of_the_service_imports_itself_back() -> None:
     assert _import_cycles(grimp.build_graph("service")) == set()
+
+
+def test_no_module_of_the_client_imports_itself_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llm_batch_client is its own distribution, under client/ (installed editable in .venv; put on sys.path
+    here all the same, so that the graph is of this checkout's client whichever way it was installed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "client"))
+    spec = importlib.util.find_spec("llm_batch_client")
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).is_relative_to(ROOT / "client"), spec.origin
+    assert _import_cycles(grimp.build_graph("llm_batch_client")) == set()
 
 
 def test_no_bench_script_imports_itself_back() -> None:

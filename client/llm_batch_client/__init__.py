@@ -26,7 +26,6 @@ from llm_batch_client.data import (
     WebhookDelivery,
 )
 from llm_batch_client.errors import (
-    BatchWaitTimeout,
     FieldError,
     LlmBatchConnectionError,
     LlmBatchError,
@@ -36,6 +35,7 @@ from llm_batch_client.errors import (
 from llm_batch_client.report import cost_report, estimate_report, progress_line
 from llm_batch_client.retrying import RetryPolicy
 from llm_batch_client.sync_client import LlmBatchClient
+from llm_batch_client.waiting import BatchWaitTimeout
 from llm_batch_client.webhooks import WebhookEvent, verify_webhook
 
 __version__ = "0.3.0"

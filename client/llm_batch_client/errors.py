@@ -1,19 +1,16 @@
-"""What the client raises: the service's RFC 9457 problems, no answer at all, a wait that ran out of time."""
+"""What the client raises: the service's RFC 9457 problems, no answer at all. (A wait that runs out of time
+raises BatchWaitTimeout, in waiting.py: it carries the last Batch seen, and this module knows no Batch.)"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from standardwebhooks.webhooks import WebhookVerificationError
 
-if TYPE_CHECKING:
-    from llm_batch_client.data import Batch
-
 __all__ = [
-    "BatchWaitTimeout",
     "FieldError",
     "LlmBatchConnectionError",
     "LlmBatchError",
@@ -108,17 +105,6 @@ class UnexpectedAnswer(LlmBatchError):
 
     def __init__(self, detail: str, status: int | None = None) -> None:
         super().__init__(status, UNEXPECTED_ANSWER, "Unexpected answer", detail)
-
-
-class BatchWaitTimeout(TimeoutError):
-    """wait() gave up: the batch had not finished after `timeout` seconds. `batch` is the last one seen."""
-
-    def __init__(self, batch_id: str, timeout: float, batch: Batch | None) -> None:
-        status = batch.status if batch is not None else "unknown"
-        super().__init__(f"batch {batch_id} still {status} after {timeout:g}s")
-        self.batch_id = batch_id
-        self.timeout = timeout
-        self.batch = batch
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,5 +1,6 @@
 """Waiting for a batch to finish: polling with a growing interval, or waiting for a signal (the webhook
-receiver sets it) and polling slowly meanwhile, in case the webhook never comes."""
+receiver sets it) and polling slowly meanwhile, in case the webhook never comes; BatchWaitTimeout when it does
+not finish in time."""
 
 from __future__ import annotations
 
@@ -11,13 +12,24 @@ from typing import Any
 from llm_batch_client.calls import Call, segment
 from llm_batch_client.data import Batch
 from llm_batch_client.effects import Context, Program, Sleep, json_program
-from llm_batch_client.errors import BatchWaitTimeout, LlmBatchConnectionError, LlmBatchError
+from llm_batch_client.errors import LlmBatchConnectionError, LlmBatchError
 
 DEFAULT_WAIT_SECONDS = 24 * 3600.0
 # Answers a wait polls through (the service restarting, a proxy in between): it ends at its deadline only.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 Progress = Callable[[Batch], None]
+
+
+class BatchWaitTimeout(TimeoutError):
+    """wait() gave up: the batch had not finished after `timeout` seconds. `batch` is the last one seen."""
+
+    def __init__(self, batch_id: str, timeout: float, batch: Batch | None) -> None:
+        status = batch.status if batch is not None else "unknown"
+        super().__init__(f"batch {batch_id} still {status} after {timeout:g}s")
+        self.batch_id = batch_id
+        self.timeout = timeout
+        self.batch = batch
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from llm_batch_client.cli.inputs import (
 )
 from llm_batch_client.cli.output import Progress, dumps, output_file, write_rows
 from llm_batch_client.data import Batch
-from llm_batch_client.errors import BatchWaitTimeout
 from llm_batch_client.report import cascade_text, cost_report, estimate_report, progress_line, retry_text
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.text import count, format_table, usd
+from llm_batch_client.waiting import BatchWaitTimeout
 
 PROG = "llm-batch"
 EXIT_DONE, EXIT_FAILURES, EXIT_USAGE, EXIT_NOT_FINISHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -50,10 +50,13 @@ from llm_batch_client.calls import BatchOptions
 from llm_batch_client.data import Batch, ResultRow
 from llm_batch_client.django import running
 from llm_batch_client.django.conf import client, llm_batch_settings
-from llm_batch_client.django.importing import ImportTally, Stored, store_again, store_batch, tracked_batch
-from llm_batch_client.errors import BatchWaitTimeout, LlmBatchConnectionError, LlmBatchError
+from llm_batch_client.django.hooks import ImportTally, Stored
+from llm_batch_client.django.importing import store_again, store_batch
+from llm_batch_client.django.models import TrackedBatch
+from llm_batch_client.errors import LlmBatchConnectionError, LlmBatchError
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.text import parse_usd
+from llm_batch_client.waiting import BatchWaitTimeout
 from llm_batch_client.webhooks import WebhookEvent
 
 __all__ = ["ImportTally", "LlmBatchCommand"]
@@ -148,8 +151,10 @@ class LlmBatchCommand(BaseCommand, Generic[RowT]):
         if since_pass is not None and not again:
             message = "import_batch(since_pass=N) stores what is not stored yet; to store again, pass again=True"
             warnings.warn(message, DeprecationWarning, stacklevel=3)
-        if again and not store_again(tracked_batch(self, batch_id), since_pass or 0):
-            raise CommandError(f"an import of {batch_id} is under way; run this again once it is done")
+        if again:
+            tracked = TrackedBatch.of(batch_id, self.command_name(), self.model_label())
+            if not store_again(tracked, since_pass or 0):
+                raise CommandError(f"an import of {batch_id} is under way; run this again once it is done")
         batch = llm_batch.get(batch_id)
         if not batch.finished:
             raise CommandError(f"batch {batch_id} is still {batch.status}: its results are not final yet")

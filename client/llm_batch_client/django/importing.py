@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from llm_batch_client.data import Batch, ResultPage, ResultRow
+from llm_batch_client.django.hooks import CommandHooks, ImportTally, Stored
 from llm_batch_client.django.models import RowInFlight, TrackedBatch
 from llm_batch_client.django.signals import batch_finished
 from llm_batch_client.sync_client import LlmBatchClient
 from llm_batch_client.webhooks import WebhookEvent
-
-if TYPE_CHECKING:
-    from llm_batch_client.django.command import LlmBatchCommand
 
 logger = logging.getLogger(__name__)
 
@@ -39,40 +36,12 @@ DECIDED = ("succeeded", "failed")
 LAST_PAGE = "-"  # the cursor of an import whose last page is being stored
 
 
-@dataclass(frozen=True)
-class ImportTally:
-    stored: int = 0  # succeeded rows given to store_result
-    failed: int = 0  # failed rows given to store_failure
-    unmatched: int = 0  # result rows whose metadata pk names no row (deleted since)
-
-    def __str__(self) -> str:
-        text = f"stored {self.stored} results and {self.failed} failures"
-        return text + (f"; {self.unmatched} rows no longer exist" if self.unmatched else "")
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What store_batch found or did: the tally of the batch's latest import, how its results came, and
-    whether this call stored them (False: another path had, or was doing it and finished first)."""
-
-    tally: ImportTally
-    via: str
-    here: bool
-
-
 def last_pass(batch: Batch) -> int:
     return max((p.number for p in batch.passes), default=0)
 
 
-def tracked_batch(command: LlmBatchCommand[Any], batch_id: str) -> TrackedBatch:
-    found, _ = TrackedBatch.objects.get_or_create(
-        batch_id=batch_id, defaults={"command": command.command_name(), "model_label": command.model_label()}
-    )
-    return found
-
-
 def store_batch(
-    command: LlmBatchCommand[Any],
+    command: CommandHooks,
     llm_batch: LlmBatchClient,
     batch: Batch,
     *,
@@ -81,7 +50,7 @@ def store_batch(
 ) -> Stored:
     """Store the results of the finished `batch` that are not stored yet, page by page, alongside any other
     path doing the same; then send batch_finished (in the last page's transaction)."""
-    tracked = tracked_batch(command, batch.id)
+    tracked = TrackedBatch.of(batch.id, command.command_name(), command.model_label())
     here = False
     while True:
         tracked.refresh_from_db()
@@ -124,7 +93,7 @@ def _begin(tracked: TrackedBatch, through: int) -> None:
 
 
 def _store_page(
-    command: LlmBatchCommand[Any],
+    command: CommandHooks,
     tracked: TrackedBatch,
     page: ResultPage,
     batch: Batch,
@@ -152,7 +121,7 @@ def _store_page(
     return True
 
 
-def _give_rows(command: LlmBatchCommand[Any], tracked: TrackedBatch, rows: Sequence[ResultRow]) -> ImportTally:
+def _give_rows(command: CommandHooks, tracked: TrackedBatch, rows: Sequence[ResultRow]) -> ImportTally:
     model = command.row_model()
     keys = [row_key(model, row) for row in rows]
     found = model._default_manager.in_bulk([key for key in keys if key is not None])
@@ -175,7 +144,7 @@ def _give_rows(command: LlmBatchCommand[Any], tracked: TrackedBatch, rows: Seque
 
 
 def _finish(
-    command: LlmBatchCommand[Any],
+    command: CommandHooks,
     tracked: TrackedBatch,
     through: int,
     batch: Batch,

@@ -79,6 +79,14 @@ class TrackedBatch(models.Model):
     def __str__(self) -> str:
         return f"{self.batch_id} ({self.command})"
 
+    @classmethod
+    def of(cls, batch_id: str, command: str, model_label: str) -> TrackedBatch:
+        """The batch's row; a new one for `command` (its name) over `model_label` if it has none yet."""
+        found, _ = cls.objects.get_or_create(
+            batch_id=batch_id, defaults={"command": command, "model_label": model_label}
+        )
+        return found
+
 
 class RowInFlight(models.Model):
     batch: models.ForeignKey[TrackedBatch, TrackedBatch] = models.ForeignKey(

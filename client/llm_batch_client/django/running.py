@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.management.base import CommandError
 from django.db.models import Q
@@ -14,20 +14,18 @@ from django.utils import timezone
 
 from llm_batch_client.data import Batch
 from llm_batch_client.django.conf import llm_batch_settings
-from llm_batch_client.django.importing import Stored, forget_batch, last_pass, row_key, tracked_batch
+from llm_batch_client.django.hooks import CommandHooks, Stored
+from llm_batch_client.django.importing import forget_batch, last_pass, row_key
 from llm_batch_client.django.models import TrackedBatch, WebhookReceipt
 from llm_batch_client.django.sending import RowsToSend, item_with_key, record_sent, rows_in_flight
 from llm_batch_client.errors import LlmBatchConnectionError, LlmBatchError
 from llm_batch_client.report import cascade_text, cost_report, progress_line, retry_text
 from llm_batch_client.sync_client import LlmBatchClient
 
-if TYPE_CHECKING:
-    from llm_batch_client.django.command import LlmBatchCommand
-
 BATCH_ID = re.compile(r"lb_\w+")
 
 
-def run(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dict[str, Any]) -> None:
+def run(command: CommandHooks, llm_batch: LlmBatchClient, options: dict[str, Any]) -> None:
     started = timezone.now()  # a webhook received from now on is this run's
     if options["import_batch"]:
         stored = command.import_stored(
@@ -49,7 +47,7 @@ def run(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dict[
         command.stdout.write("Its results are stored when it finishes: by the webhook, or by --poll or the next run.")
 
 
-def catch_up(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient) -> None:
+def catch_up(command: CommandHooks, llm_batch: LlmBatchClient) -> None:
     """Store the results of this command's batches that finished without them being stored (a webhook lost,
     nobody polling): a scheduled run heals what the previous ones left."""
     mine = TrackedBatch.objects.filter(command=command.command_name(), model_label=command.model_label())
@@ -70,7 +68,7 @@ def catch_up(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient) -> None:
                 command.stdout.write(f"Batch {batch.id} had finished: {stored.tally}.")
 
 
-def submit(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dict[str, Any]) -> Batch | None:
+def submit(command: CommandHooks, llm_batch: LlmBatchClient, options: dict[str, Any]) -> Batch | None:
     rows = RowsToSend(
         command.get_queryset(),
         lambda row: item_with_key(command.to_item(row), row.pk),
@@ -95,7 +93,7 @@ def submit(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: di
     return batch
 
 
-def retry(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dict[str, Any]) -> Batch:
+def retry(command: CommandHooks, llm_batch: LlmBatchClient, options: dict[str, Any]) -> Batch:
     batch_id = options["retry_batch"]
     if not BATCH_ID.fullmatch(batch_id):
         known = TrackedBatch.objects.filter(command=command.command_name()).order_by("-created_at")[:5]
@@ -109,9 +107,11 @@ def retry(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dic
         command.stderr.write("warning: --model is deprecated, use --retry-model (the retry's model)")
         model = model or options["old_model"]
     batch = llm_batch.get(batch_id)
-    if batch.finished and tracked_batch(command, batch_id).stored_through_pass < last_pass(batch):
-        stored = command.store_batch(llm_batch, batch, via="poll")
-        command.stdout.write(f"Batch {batch.id} had finished: {stored.tally}.")
+    if batch.finished:
+        tracked = TrackedBatch.of(batch_id, command.command_name(), command.model_label())
+        if tracked.stored_through_pass < last_pass(batch):
+            stored = command.store_batch(llm_batch, batch, via="poll")
+            command.stdout.write(f"Batch {batch.id} had finished: {stored.tally}.")
     model_class = command.row_model()
     failed = [row_key(model_class, row) for row in llm_batch.iter_results(batch_id, status="failed")]
     retried = llm_batch.retry(batch_id, model=model, idempotency_key=options["idempotency_key"])
@@ -121,7 +121,7 @@ def retry(command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, options: dic
 
 
 def finish(
-    command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, batch: Batch, started: datetime, interval: float | None
+    command: CommandHooks, llm_batch: LlmBatchClient, batch: Batch, started: datetime, interval: float | None
 ) -> Batch:
     """Wait for the batch, store what its latest run changed (unless another path did), print the cost report."""
     done = wait(command, llm_batch, batch, started, interval)
@@ -140,7 +140,7 @@ def outcome_text(batch_id: str, stored: Stored) -> str:
 
 
 def wait(
-    command: LlmBatchCommand[Any], llm_batch: LlmBatchClient, batch: Batch, started: datetime, interval: float | None
+    command: CommandHooks, llm_batch: LlmBatchClient, batch: Batch, started: datetime, interval: float | None
 ) -> Batch:
     """Until the batch finishes: woken by its webhook (a WebhookReceipt row for it since `started`, written
     by the webhook view in whichever process got it) when the batch has a callback_url, polling meanwhile."""

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.db.models.functions import Cast
 
 from llm_batch_client.data import Batch
-from llm_batch_client.django.importing import tracked_batch
+from llm_batch_client.django.hooks import CommandHooks
 from llm_batch_client.django.models import RowInFlight, TrackedBatch
-
-if TYPE_CHECKING:
-    from llm_batch_client.django.command import LlmBatchCommand
 
 READ_ROWS = 500  # rows read from the database at a time
 
@@ -88,7 +85,7 @@ def rows_in_flight(model_label: str) -> set[str]:
     return set(RowInFlight.objects.filter(model_label=model_label).values_list("object_pk", flat=True))
 
 
-def record_sent(command: LlmBatchCommand[Any], batch: Batch, keys: Sequence[Any], after_pass: int) -> None:
+def record_sent(command: CommandHooks, batch: Batch, keys: Sequence[Any], after_pass: int) -> None:
     """Record that the rows with primary keys `keys` went out in `batch` (their results come after pass
     `after_pass`) and tell the command's rows_sent, in one transaction. If rows_sent raises, the batch and its
     rows in flight are recorded all the same (its results will be stored; its rows are not sent again) and the
@@ -103,9 +100,9 @@ def record_sent(command: LlmBatchCommand[Any], batch: Batch, keys: Sequence[Any]
         raise
 
 
-def _record(command: LlmBatchCommand[Any], batch: Batch, keys: Sequence[Any], after_pass: int) -> TrackedBatch:
-    tracked = tracked_batch(command, batch.id)
+def _record(command: CommandHooks, batch: Batch, keys: Sequence[Any], after_pass: int) -> TrackedBatch:
     label = command.model_label()
+    tracked = TrackedBatch.of(batch.id, command.command_name(), label)
     RowInFlight.objects.bulk_create(
         [RowInFlight(batch=tracked, model_label=label, object_pk=str(key), after_pass=after_pass) for key in keys],
         batch_size=READ_ROWS,
