@@ -38,7 +38,8 @@ def _emulator(request: Request) -> Emulator:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """Where this app is served, its mount path included (a `results_url` must lead back here)."""
+    return str(request.base_url).rstrip("/") + str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _authorise(request: Request, emulator: Emulator) -> None:

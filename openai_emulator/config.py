@@ -92,6 +92,10 @@ def default_models() -> dict[str, ModelSpec]:
             snapshot="gpt-4.1-mini-2025-04-14", created=1_744_318_173, context_window=1_047_576,
             max_output_tokens=32_768, refusal=0.001, length=0.004, schema_break=0.01,
         ),
+        "gpt-4.1-nano": ModelSpec(
+            snapshot="gpt-4.1-nano-2025-04-14", created=1_744_318_173, context_window=1_047_576,
+            max_output_tokens=32_768, refusal=0.002, length=0.006, schema_break=0.03,
+        ),
     }  # fmt: skip
 
 

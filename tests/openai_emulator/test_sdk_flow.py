@@ -228,7 +228,7 @@ async def test_batches_list_newest_first_with_cursor(openai_emulator: AsgiOpenAI
 async def test_models_list_what_the_account_has(openai_emulator: AsgiOpenAI) -> None:
     client, emulator = openai_emulator.client, openai_emulator.emulator
     listed = {m.id: m for m in (await client.models.list()).data}
-    assert set(listed) == {"gpt-5-mini", "gpt-5-nano", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-4.1-mini"}
+    assert set(listed) == {"gpt-5-mini", "gpt-5-nano", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-4.1-mini", "gpt-4.1-nano"}
     assert listed["gpt-5-mini"].owned_by == "system" and listed["gpt-5-mini"].shutdown_date is None
     assert (await client.models.retrieve("gpt-4.1-mini")).created == 1_744_318_173
     with pytest.raises(NotFoundError) as retired:
