@@ -106,6 +106,26 @@ def tiers_table(batch: Batch) -> list[str]:
     return format_table(_TIER_HEADERS, [line.cells() for line in [*lines, total]], _TIER_RIGHT)
 
 
+_PROVIDER_HEADERS = ["provider", "passes", "items", "succeeded", "failed", "input tok", "output tok", "cost USD"]
+_PROVIDER_RIGHT = [False, True, True, True, True, True, True, True]
+
+
+def providers_table(batch: Batch) -> list[str]:
+    """A row per provider the batch's passes ran on (a cascade may cross providers), and their total: the
+    batch's."""
+    grouped: dict[str, list[Pass]] = {}
+    for p in sorted(batch.passes, key=lambda p: p.number):
+        grouped.setdefault(p.provider or "-", []).append(p)
+    rows = [(name, passes, _cost_sum(p.cost for p in passes)) for name, passes in grouped.items()]
+    rows.append(("total", list(batch.passes), _cost_sum(p.cost for p in batch.passes)))
+    cells = [
+        [name, count(len(passes)), count(sum(p.items for p in passes)), count(sum(p.succeeded for p in passes)),
+         count(sum(p.failed for p in passes)), *_cost_cells(cost)]
+        for name, passes, cost in rows
+    ]  # fmt: skip
+    return format_table(_PROVIDER_HEADERS, cells, _PROVIDER_RIGHT)
+
+
 def _outside_cascade(passes: Iterable[Pass]) -> dict[str, list[Pass]]:
     """The passes of retries on a model outside the cascade (tier None), by model, in pass order."""
     grouped: dict[str, list[Pass]] = {}
@@ -157,6 +177,8 @@ def cost_report(batch: Batch) -> str:
     lines += passes_table(batch)
     if batch.tiers or batch.passes:
         lines += ["", *tiers_table(batch)]
+    if any(p.provider is not None for p in batch.passes):
+        lines += ["", *providers_table(batch)]
     lines += ["", f"Total: {usd(batch.cost.usd)}"]
     lines.append(f"Saved by reuse: {usd(batch.saved_usd)}")
     if batch.budget is not None:

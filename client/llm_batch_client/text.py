@@ -44,7 +44,9 @@ def parse_usd(text: str) -> Decimal:
 
 
 def usd(amount: Decimal) -> str:
-    """An exact amount as written, at least to the cent: $0.0028719, $12.50, $1,234.00. Never rounded."""
+    """An exact amount, at least to the cent: $0.0028719, $12.50, $1,234.00. Never rounded; trailing zeros
+    past the cent dropped (a sum of amounts says the same as the service's own total)."""
+    amount = amount.quantize(CENT) if amount == amount.to_integral_value() else amount.normalize()
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:
         amount = amount.quantize(CENT)

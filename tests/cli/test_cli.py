@@ -164,7 +164,7 @@ def test_status_results_retry_list_and_models_follow_a_batch_with_failures(
     code, out, err = run(capsys, *url, "retry", batch_id, "--model", SECOND, "--wait", *FAST_POLL)
     after = batch_of(live_service, batch_id)
     retry_pass = after.passes[-1]
-    assert f"Retrying {len(failed)} failed items of {batch_id} as pass {retry_pass.number} on {SECOND}." in out
+    assert f"Retrying {len(failed)} failed items of {batch_id} as pass {retry_pass.number} on groq:{SECOND}." in out
     assert retry_pass.kind == "retry" and retry_pass.items == len(failed) and code == expected_code(after)
     code, out, _ = run(capsys, *url, "results", batch_id, "--since-pass", str(retry_pass.number - 1))
     assert [json.loads(line)["custom_id"] for line in out.splitlines()] == [row["custom_id"] for row in failed]

@@ -3,7 +3,6 @@ built-in Groq emulator, behind a bearer token, with signed webhooks allowed to l
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,17 +11,12 @@ import pytest
 from llm_batch_client import AsyncLlmBatchClient, LlmBatchClient
 
 from groq_emulator.config import (
-    DEFAULT_JSON_SCHEMA_MODELS,
-    DEFAULT_STRICT_MODELS,
-    GPT_OSS_20B,
-    GPT_OSS_120B,
     ModelBehaviour,
     default_behaviours,
 )
 from tests.cli.live_server import LiveService, start_live_service
 from tests.client.clean_venv import (
     POSTGRES_TARGET,
-    REPO,
     TARGETS,
     CleanVenv,
     PythonMissing,
@@ -34,9 +28,9 @@ from tests.payloads import pr_batch
 from tests.webhooks.helpers import webhook_settings
 
 TOKEN = "monolith-token-for-tests"
-# Tiers named provider:model, as the service is about to take them. Today's service has them as models of their
-# own: start_service(..., **serving_provider_names()) puts them in its catalogue and has the emulator serve them.
+# Tiers named provider:model; the service names a Groq model back bare, as it always did.
 SMALL, LARGE = "groq:openai/gpt-oss-20b", "groq:openai/gpt-oss-120b"
+SMALL_BARE, LARGE_BARE = "openai/gpt-oss-20b", "openai/gpt-oss-120b"
 EXAMPLE_TARGETS = (TARGETS[0], TARGETS[-1])
 PARAMS: dict[str, Any] = pr_batch(1)["params"]
 
@@ -102,15 +96,6 @@ def example_venv(request: pytest.FixtureRequest) -> CleanVenv:
 
 
 def serving_provider_names(behaviours: dict[str, ModelBehaviour] | None = None) -> dict[str, Any]:
-    """start_service() arguments that serve SMALL and LARGE (as gpt-oss-20b and -120b), with `behaviours` for
-    the other models."""
-    models = json.loads((REPO / "service" / "pipeline" / "catalogue.json").read_text())["models"]
-    config = fast_emulator_config(
-        behaviours={**(behaviours or default_behaviours()), SMALL: GPT_OSS_20B, LARGE: GPT_OSS_120B},
-        json_schema_models=DEFAULT_JSON_SCHEMA_MODELS | {SMALL, LARGE},
-        strict_models=DEFAULT_STRICT_MODELS | {SMALL, LARGE},
-    )
-    return {
-        "emulator_config": config,
-        "model_catalogue": {SMALL: models["openai/gpt-oss-20b"], LARGE: models["openai/gpt-oss-120b"]},
-    }
+    """start_service() arguments: the Groq emulator with `behaviours` for its models. The service reads SMALL and
+    LARGE (`groq:...`) as the Groq models they name."""
+    return {"emulator_config": fast_emulator_config(behaviours=behaviours or default_behaviours())}

@@ -36,7 +36,15 @@ from groq_emulator.config import (
 )
 from tests.cli.live_server import LiveService
 from tests.client.clean_venv import REPO, CleanVenv
-from tests.client.conftest import LARGE, SMALL, TOKEN, serving_provider_names, start_service
+from tests.client.conftest import (
+    LARGE,
+    LARGE_BARE,
+    SMALL,
+    SMALL_BARE,
+    TOKEN,
+    serving_provider_names,
+    start_service,
+)
 from tests.loopback import free_port
 from tests.webhooks.helpers import SECRET
 
@@ -480,10 +488,12 @@ def test_the_command_hands_provider_model_tiers_on(monolith: Monolith, service: 
     run = monolith.run("--cascade", f"{SMALL},{LARGE}", "--with-fallback", "--no-strict", "--poll",
                        LLM_BATCH_CALLBACK_URL="", LLM_BATCH_POLL_SECONDS="0.2")  # fmt: skip
     batch_id = submitted(run, 6)
-    assert f"cascade {SMALL} -> {LARGE}." in run.stdout
+    assert f"cascade {SMALL_BARE} -> {LARGE_BARE}." in run.stdout, "the service names Groq models bare"
     assert re.search(rf"^1 +primary +0 +{re.escape(SMALL)} ", run.stdout, re.MULTILINE), run.stdout
     with LlmBatchClient(service.url, token=TOKEN) as client:
-        assert [tier["model"] for tier in client.get(batch_id).cascade] == [SMALL, LARGE]
+        batch = client.get(batch_id)
+        assert [tier["model"] for tier in batch.cascade] == [SMALL_BARE, LARGE_BARE]
+        assert {tier.provider for tier in batch.tiers} == {"groq"}
     assert {row[3] for row in monolith.state()["rows"]} == {1}
 
 

@@ -1,9 +1,6 @@
 """Tiers named `provider:model` (`groq:openai/gpt-oss-20b`, `openai:gpt-5-mini`), and the `provider` the service
-is about to put beside `model` on result rows, lineage steps, passes and tiers.
-
-The service does not split those names yet: here it has them in its catalogue (MODEL_CATALOGUE) and the emulator
-serves them, so a run shows the client, the CLI and their reports handing them on exactly as named. The
-`provider` fields are read from the service's own answers with the field added where the service will add it."""
+puts beside `model` on result rows, lineage steps, passes and tiers: the client, the CLI and their reports hand the
+names on as they are and show the provider where they show the model; an answer without `provider` reads None."""
 
 from __future__ import annotations
 
@@ -23,7 +20,17 @@ from llm_batch_client.cli.output import write_rows
 
 from tests.cli.conftest import write_items, write_params
 from tests.cli.live_server import LiveService
-from tests.client.conftest import LARGE, PARAMS, SMALL, TOKEN, items, serving_provider_names, start_service
+from tests.client.conftest import (
+    LARGE,
+    LARGE_BARE,
+    PARAMS,
+    SMALL,
+    SMALL_BARE,
+    TOKEN,
+    items,
+    serving_provider_names,
+    start_service,
+)
 
 FAST: dict[str, Any] = {"timeout": 60, "poll_interval": 0.05, "max_poll_interval": 0.2}
 
@@ -39,19 +46,23 @@ def test_provider_model_tiers_reach_the_service_as_they_are_named(named_service:
     with LlmBatchClient(named_service.url, token=TOKEN) as client:
         options = BatchOptions(cascade=[SMALL, TierSpec(LARGE, {"max_completion_tokens": 4096})], params=PARAMS)
         batch = client.wait(client.submit(items(40), dataclasses.replace(options, strict=False)).id, **FAST)
-        assert [tier["model"] for tier in batch.cascade] == [SMALL, LARGE]
-        assert {p.model for p in batch.passes} == {SMALL, LARGE}, "the cheap tier's failures moved on"
-        assert [t.model for t in batch.tiers] == [SMALL, LARGE]
+        assert [tier["model"] for tier in batch.cascade] == [SMALL_BARE, LARGE_BARE], "Groq's named bare"
+        assert {(p.provider, p.model) for p in batch.passes} == {("groq", SMALL_BARE), ("groq", LARGE_BARE)}
+        assert [(t.provider, t.model) for t in batch.tiers] == [("groq", SMALL_BARE), ("groq", LARGE_BARE)]
         rows = list(client.iter_results(batch.id, ndjson=True))
-        assert {row.model for row in rows} <= {SMALL, LARGE}
-        assert {step.model for row in rows for step in row.lineage} == {SMALL, LARGE}
-        assert all(row.provider is None for row in rows), "the service says no provider yet: none is made up"
-        assert re.search(rf"^1 +primary +0 +{re.escape(SMALL)} ", cost_report(batch), re.MULTILINE)
+        assert {row.provider for row in rows} == {"groq"} and {row.model for row in rows} <= {SMALL_BARE, LARGE_BARE}
+        assert {step.provider for row in rows for step in row.lineage} == {"groq"}
+        report = cost_report(batch)
+        assert re.search(rf"^1 +primary +0 +{re.escape(SMALL)} ", report, re.MULTILINE), report
+        assert "groq:groq:" not in report, "a name that says its provider is shown as it is"
+        assert re.search(r"^groq +\d", report, re.MULTILINE), "a row per provider"
 
-        said = Batch.from_json(with_provider(dict(batch.raw)))  # once the service says groq beside the name
-        assert {p.provider for p in said.passes} == {"groq"}
-        assert re.search(rf"^1 +primary +0 +{re.escape(SMALL)} ", cost_report(said), re.MULTILINE)
-        assert "groq:groq:" not in cost_report(said), "a name that says its provider is shown as it is"
+        elsewhere = client.wait(
+            client.submit(items(5), BatchOptions(cascade=["openai:gpt-5-mini"], params=PARAMS)).id, **FAST
+        )
+        assert elsewhere.cascade[0]["model"] == "openai:gpt-5-mini"
+        assert {(p.provider, p.model) for p in elsewhere.passes} == {("openai", "gpt-5-mini")}
+        assert "openai:gpt-5-mini" in cost_report(elsewhere) and "on openai:gpt-5-mini" in progress_line(elsewhere)
 
 
 def test_the_cli_hands_provider_model_tiers_on(
@@ -64,7 +75,7 @@ def test_the_cli_hands_provider_model_tiers_on(
          "--cascade", f"{SMALL},{LARGE}", "--with-fallback", "--wait", "--poll-interval", "0.05"]
     )  # fmt: skip
     out = capsys.readouterr().out
-    assert code in (0, 1) and f"cascade {SMALL} -> {LARGE}." in out
+    assert code in (0, 1) and f"cascade {SMALL_BARE} -> {LARGE_BARE}." in out
     assert re.search(rf"^1 +primary +0 +{re.escape(SMALL)} ", out, re.MULTILINE), out
     code = main(
         [
@@ -75,28 +86,27 @@ def test_the_cli_hands_provider_model_tiers_on(
             "estimate",
             str(path),
             "--cascade",
-            f"anthropic:claude-haiku-4-5,{SMALL}",
+            f"anthropic:claude-opus-9,{SMALL}",
         ]
     )
     err = capsys.readouterr().err
-    assert code == EXIT_USAGE and "model 'anthropic:claude-haiku-4-5' is not in the catalogue" in err, err
+    assert code == EXIT_USAGE and "model 'anthropic:claude-opus-9' is not in the catalogue" in err, err
 
 
-def with_provider(document: Any, provider: str = "groq") -> Any:
-    """The service's JSON with `provider` beside each `model` of passes, tiers, rows and lineage steps."""
+def without_provider(document: Any) -> Any:
+    """The service's JSON without `provider` anywhere (an older service's answer)."""
     document = copy.deepcopy(document)
 
-    def mark(node: Any) -> None:
+    def strip(node: Any) -> None:
         if isinstance(node, dict):
-            if "model" in node and isinstance(node["model"], str) and "provider" not in node:
-                node["provider"] = provider
+            node.pop("provider", None)
             for value in node.values():
-                mark(value)
+                strip(value)
         elif isinstance(node, list):
             for value in node:
-                mark(value)
+                strip(value)
 
-    mark(document)
+    strip(document)
     return document
 
 
@@ -105,23 +115,22 @@ def test_a_provider_is_read_where_the_service_gives_it_and_shown_beside_the_mode
 ) -> None:
     batch = client.wait(client.submit(items(30), BatchOptions(params=PARAMS, strict=False), fallback=True).id, **FAST)
     row = next(iter(client.iter_results(batch.id, ndjson=True)))
-    assert batch.passes[0].provider is None and batch.tiers[0].provider is None and row.provider is None
-    assert row.lineage[0].provider is None, "absent: None, not a guess"
-
-    marked = Batch.from_json(with_provider(dict(batch.raw)))
-    assert {p.provider for p in marked.passes} == {"groq"} == {t.provider for t in marked.tiers}
-    report = cost_report(marked)
+    assert {p.provider for p in batch.passes} == {"groq"} == {t.provider for t in batch.tiers}
+    report = cost_report(batch)
     assert "groq:openai/gpt-oss-20b" in report and "groq:openai/gpt-oss-120b" in report
     assert " openai/gpt-oss-20b " not in report, "every model shown with its provider"
-    assert "on groq:openai/gpt-oss-" in progress_line(marked)
+    assert "on groq:openai/gpt-oss-" in progress_line(batch)
+    assert row.provider == "groq" and [step.provider for step in row.lineage] == ["groq"] * len(row.lineage)
 
-    marked_row = ResultRow.from_json(with_provider(dict(row.raw)))
-    assert marked_row.provider == "groq"
-    assert [step.provider for step in marked_row.lineage] == ["groq"] * len(row.lineage)
-    assert marked_row == dataclasses.replace(row, provider="groq", batch_id=None), "everything else as it was"
+    older = Batch.from_json(without_provider(dict(batch.raw)))
+    old_row = ResultRow.from_json(without_provider(dict(row.raw)))
+    assert older.passes[0].provider is None and older.tiers[0].provider is None and old_row.provider is None
+    assert old_row.lineage[0].provider is None, "absent: None, not a guess"
+    same = ("custom_id", "status", "model", "output", "cost_usd", "attempts")
+    assert [getattr(old_row, name) for name in same] == [getattr(row, name) for name in same], "the rest as it was"
 
     written = io.StringIO()
-    write_rows(written, [marked_row, row], "csv")
+    write_rows(written, [row, old_row], "csv")
     records = list(csv.DictReader(io.StringIO(written.getvalue())))
     assert [record["provider"] for record in records] == ["groq", ""]
     assert [record["model"] for record in records] == [row.model, row.model], "the model as the service named it"

@@ -49,12 +49,13 @@ def test_each_table_sums_to_the_total_with_a_retry_outside_the_cascade(client: L
     assert outside and outside[0].cost.usd > 0, "the retry ran outside the cascade, and cost something"
 
     report = cost_report(batch)
-    passes, tiers = tables(report)
+    passes, tiers, providers = tables(report)
     assert f"Total: ${batch.cost.usd}" in report
-    for table in (passes, tiers):
+    for table in (passes, tiers, providers):
         *rows, total = table
         assert total[0] == "total" and money(total[-1]) == batch.cost.usd
         assert sum(money(row[-1]) for row in rows) == batch.cost.usd, table
         assert sum(count(row[-3]) for row in rows) == count(total[-3]) == batch.cost.input_tokens
         assert sum(count(row[-2]) for row in rows) == count(total[-2]) == batch.cost.output_tokens
-    assert ["- (retry)", "openai/gpt-oss-120b", "1", str(outside[0].items)] == tiers[-2][:4]
+    assert ["- (retry)", "groq:openai/gpt-oss-120b", "1", str(outside[0].items)] == tiers[-2][:4]
+    assert [row[0] for row in providers] == ["groq", "total"]
