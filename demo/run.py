@@ -8,12 +8,16 @@ client (`llm_batch_client`):
    drawing its progress, then prints the cost report and the estimate's error;
 3. compares the bill with the floor (every item once on the cheapest tier) and with the strong model alone
    (run on the emulator; estimated when talking to Groq, where it would be billed);
-4. runs the same items again with reuse: nothing is sent, nothing is billed.
+4. runs the same items again with reuse: nothing is sent, nothing is billed;
+5. runs them through a cascade across three providers, ``groq:openai/gpt-oss-20b -> openai:gpt-5-mini ->
+   anthropic:claude-haiku-4-5``, best effort (so the 20B's invalid answers move on) and with a tight output budget
+   on the OpenAI tier (so some of its answers run out of tokens twice and move on too): every tier has work, and the
+   report shows what each provider cost.
 
-Without ``GROQ_API_KEY`` the app runs against its built-in Groq emulator, with emulated time 20x faster than
-real time, so the demo takes seconds; Ctrl-C cancels the batch, since the emulator's state ends with the
-process. With a key it sends real batches to Groq, which may take minutes to hours; Ctrl-C then leaves the
-batch to the service's next start.
+Without any provider key the app runs against its built-in emulators, with emulated time 20x faster than real
+time, so the demo takes seconds; Ctrl-C cancels the batch, since the emulators' state ends with the process. With
+keys it sends real batches, which may take minutes to hours; Ctrl-C then leaves the batch to the service's next
+start. Step 5 runs when every provider it names can (all emulated, or a key for each).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from llm_batch_client import (
     BatchWaitTimeout,
     LlmBatchClient,
     LlmBatchError,
+    TierSpec,
     cost_report,
     estimate_report,
     progress_line,
@@ -58,6 +63,8 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 DEFAULT_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_TIMEOUT_SECONDS = 40.0
 CANCEL_WAIT_SECONDS = 10.0
+ACROSS_PROVIDERS = ("groq:openai/gpt-oss-20b", "openai:gpt-5-mini", "anthropic:claude-haiku-4-5")
+OPENAI_TIGHT_BUDGET = 150  # max_completion_tokens of the OpenAI tier in step 5 (gpt-5-mini reasons first)
 
 
 # -- the comparison (pure) ----------------------------------------------------------------------------
@@ -283,8 +290,28 @@ def run(url: str, settings: Settings, payload: dict[str, Any], timeout: float, o
             f" saved {usd(again.saved_usd)}; provider batches created: {sent}.",
             file=out,
         )
+        across = across_providers(client, payload, settings, timeout, out)
     print(f"\nBatch {finished.id} {finished.status}.", file=out)
-    return 0 if finished.status == "completed" else 1
+    return 0 if finished.status == "completed" and across in (None, "completed") else 1
+
+
+def across_providers(
+    client: LlmBatchClient, payload: dict[str, Any], settings: Settings, timeout: float, out: TextIO
+) -> str | None:
+    """Step 5: the same items through a cascade across three providers; the batch's status (None: skipped)."""
+    missing = sorted(
+        {variable for name, variable in settings.missing_keys().items() if name in ("openai", "anthropic")}
+    )
+    if missing:
+        print(f"\n5. Skipped: the cascade across providers needs {' and '.join(missing)}.", file=out)
+        return None
+    tiers = [ACROSS_PROVIDERS[0], TierSpec(ACROSS_PROVIDERS[1], {"max_completion_tokens": OPENAI_TIGHT_BUDGET}),
+             ACROSS_PROVIDERS[2]]  # fmt: skip
+    print(f"\n5. Across three providers ({' -> '.join(ACROSS_PROVIDERS)}), best effort:\n", file=out)
+    options = options_of(payload, cascade=tiers, strict=False, reuse=False)
+    finished = watch(client, client.submit(payload["items"], options), timeout, out)
+    print("\n" + cost_report(finished), file=out)
+    return finished.status
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -320,12 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.uses_emulator:
         speed = 1 / settings.emulator_time_scale if settings.emulator_time_scale > 0 else 0
         print(
-            "  provider: built-in Groq emulator (GROQ_API_KEY is not set); emulated time runs"
-            f" {speed:g}x faster (EMULATOR_TIME_SCALE={settings.emulator_time_scale:g})",
+            "  providers: the built-in emulators of Groq, OpenAI and Anthropic (no provider key is set); emulated"
+            f" time runs {speed:g}x faster (EMULATOR_TIME_SCALE={settings.emulator_time_scale:g})",
             file=out,
         )
     else:
-        print(f"  provider: Groq Batch API at {settings.groq_base_url or 'https://api.groq.com'}", file=out)
+        states = ", ".join(f"{name} {state}" for name, state in settings.provider_states().items())
+        print(f"  providers: {states}", file=out)
     if applied:
         print("  demo defaults: " + ", ".join(f"{k}={v}" for k, v in applied.items()), file=out)
 

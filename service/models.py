@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from service.kit.clock import utcnow
@@ -82,6 +82,11 @@ def _money(nullable: bool = False) -> Any:
 
 def _count() -> Any:
     return Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+def _provider() -> Any:
+    """The provider a row runs on; rows from before providers were named are Groq's."""
+    return Field(default="groq", sa_column=Column(String(40), nullable=False, server_default="groq"))
 
 
 def _timestamp(nullable: bool = True) -> Any:
@@ -193,7 +198,8 @@ class Pass(SQLModel, table=True):
     number: int
     kind: str = Field(max_length=16)
     tier: int | None = None  # the cascade tier; None for a retry on a model outside the cascade
-    model: str = Field(max_length=200)
+    provider: str = _provider()
+    model: str = Field(max_length=200)  # the provider's own model id
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict))
     # For a retry limited to some items; None means every currently failed item.
     selected_custom_ids: list[str] | None = _json_column(nullable=True)
@@ -237,6 +243,7 @@ class Chunk(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     batch_id: str = Field(foreign_key="batches.id", max_length=40, index=True)
     pass_id: int = Field(foreign_key="passes.id")
+    provider: str = _provider()  # its pass's: claims pass over the chunks of a provider that is paused
     chunk_index: int
     line_count: int = 0
     byte_count: int = _count()
@@ -269,6 +276,8 @@ class Chunk(SQLModel, table=True):
     files_deleted_at: datetime | None = _timestamp()
     # When the provider was asked to cancel the chunk's batch (its batch was cancelled).
     cancel_sent_at: datetime | None = _timestamp()
+    # When a create was first asked for the chunk: before it, no provider batch of the chunk can exist.
+    create_sent_at: datetime | None = _timestamp()
 
 
 class Attempt(SQLModel, table=True):
@@ -300,8 +309,11 @@ class Attempt(SQLModel, table=True):
     content: str | None = _text()
     output_json: str | None = _text()
     finish_reason: str | None = Field(default=None, max_length=32)
-    input_tokens: int = 0
+    input_tokens: int = 0  # every prompt token billed
     output_tokens: int = 0
+    # Of the prompt tokens: those read from the provider's cache, and those written to it (priced apart).
+    cached_input_tokens: int = _count()
+    cache_write_tokens: int = _count()
     cost_pico: int = _money()
     provider_request_id: str | None = Field(default=None, max_length=80)
     created_at: datetime = _timestamp(nullable=False)
@@ -421,3 +433,5 @@ class ProviderHealthRecord(SQLModel, table=True):
     last_error_at: datetime | None = _timestamp()
     last_success_at: datetime | None = _timestamp()
     backoff_until: datetime | None = _timestamp()
+    # A provider whose batches carry no tag of ours (Anthropic) has one chunk at a time whose create is unresolved.
+    sending_chunk_id: int | None = None

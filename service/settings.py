@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.kit.whsec import webhook_key_bytes
 
 DEFAULT_CASCADE = ["openai/gpt-oss-20b", "openai/gpt-oss-120b"]
+BUILT_IN_PROVIDERS = ("groq", "openai", "anthropic")
+KEY_VARIABLES = {"groq": "GROQ_API_KEY", "openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 DEFAULT_TENANT = "default"
 MIN_TOKEN_LENGTH = 16
 TENANT_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -53,6 +59,42 @@ def parse_tokens(entries: list[str], *, setting: str, admin: bool) -> list[Token
     return grants
 
 
+class EndpointSettings(BaseModel):
+    """A named OpenAI-compatible batch endpoint the operator runs tiers on (PROVIDERS): Azure OpenAI, DeepInfra, a
+    self-hosted SGLang... Its models and their batch prices are its catalogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key_env: str  # the variable holding its key (never the key itself)
+    models: dict[str, dict[str, Any]] = Field(min_length=1)
+    max_lines_per_batch: int = Field(default=50_000, gt=0)
+    max_bytes_per_batch: int = Field(default=100 * 1024 * 1024, gt=0)
+    completion_window: str = "24h"
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http(s) URL, e.g. https://api.deepinfra.com/v1/openai")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable(cls, value: str) -> str:
+        if not VARIABLE_NAME.match(value):
+            raise ValueError("api_key_env is the name of an environment variable, e.g. DEEPINFRA_API_KEY")
+        return value
+
+
+@dataclass(frozen=True)
+class ChunkLimits:
+    """How large one provider batch of a provider may be."""
+
+    max_lines: int
+    max_bytes: int
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a refused value (a mistyped WEBHOOK_SECRET, a DATABASE_URL with a password) never
     # reaches the start-up error or the log.
@@ -63,6 +105,17 @@ class Settings(BaseSettings):
     groq_base_url: str | None = None
     groq_timeout_seconds: float = 60.0
     groq_max_retries: int = 2
+    # OpenAI and Anthropic, by the official SDKs' own variables; a bare model name stays a Groq model.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    provider_timeout_seconds: float = Field(default=60.0, gt=0)  # OpenAI, Anthropic and PROVIDERS endpoints
+    provider_max_retries: int = Field(default=2, ge=0)  # SDK retries of reads and uploads, never of a create
+    # Named OpenAI-compatible endpoints: {"name": {"base_url", "api_key_env", "models": {...}, ...}}, as JSON in
+    # PROVIDERS or in the file PROVIDERS_FILE.
+    providers: dict[str, EndpointSettings] = Field(default_factory=dict)
+    providers_file: str | None = None
 
     # `name:token` or a bare token (tenant `default`); ADMIN_TOKENS see every tenant.
     api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -124,8 +177,14 @@ class Settings(BaseSettings):
     # uploads). Groq keeps them 30 days otherwise.
     provider_file_cleanup: bool = True
 
-    max_lines_per_provider_batch: int = 50_000
-    max_bytes_per_provider_batch: int = 100 * 1024 * 1024
+    max_lines_per_provider_batch: int = 50_000  # Groq's
+    max_bytes_per_provider_batch: int = 100 * 1024 * 1024  # Groq's
+    openai_max_lines_per_batch: int = Field(default=50_000, gt=0)
+    openai_max_bytes_per_batch: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Anthropic takes up to 100,000 requests or 256 MB a batch, inline: the SDK holds the whole body in memory,
+    # so the default keeps a batch's body far smaller.
+    anthropic_max_requests_per_batch: int = Field(default=100_000, gt=0)
+    anthropic_max_bytes_per_batch: int = Field(default=32 * 1024 * 1024, gt=0)
     completion_window: str = "24h"
     spool_dir: str = "./data/spool"
 
@@ -173,6 +232,74 @@ class Settings(BaseSettings):
         self.token_grants()
         return self
 
+    @model_validator(mode="after")
+    def _endpoints(self) -> Settings:
+        """PROVIDERS_FILE read at start-up; every endpoint named as a provider may be."""
+        if self.providers_file:
+            loaded = json.loads(Path(self.providers_file).read_text(encoding="utf-8"))
+            for name, raw in loaded.items():
+                self.providers.setdefault(name, EndpointSettings.model_validate(raw))
+        for name in self.providers:
+            if name in BUILT_IN_PROVIDERS or not ENDPOINT_NAME.match(name):
+                raise ValueError(
+                    f"PROVIDERS: {name!r} cannot name an endpoint (lower-case letters, digits, '_' or '-', not "
+                    f"{', '.join(BUILT_IN_PROVIDERS)})"
+                )
+        return self
+
+    def provider_names(self) -> list[str]:
+        return [*BUILT_IN_PROVIDERS, *self.providers]
+
+    def key_variable(self, provider: str) -> str:
+        """The environment variable a provider's key is read from."""
+        return KEY_VARIABLES.get(provider) or self.providers[provider].api_key_env
+
+    def provider_key(self, provider: str) -> str | None:
+        """A provider's key, or None when its variable is unset or empty."""
+        secret = {"groq": self.groq_api_key, "openai": self.openai_api_key, "anthropic": self.anthropic_api_key}
+        if provider in secret:
+            value = secret[provider]
+            return value.get_secret_value() or None if value is not None else None
+        return os.environ.get(self.providers[provider].api_key_env) or None
+
+    def missing_key(self, provider: str) -> str | None:
+        """The variable to set before tiers can run on `provider`, or None when it can (it has a key, or every
+        provider runs on its built-in emulator because no key is set at all)."""
+        if self.uses_emulator or self.provider_key(provider) is not None:
+            return None
+        return self.key_variable(provider)
+
+    def missing_keys(self) -> dict[str, str]:
+        """Provider -> the variable to set before its tiers can run (none while everything is emulated)."""
+        return {name: variable for name in self.provider_names() if (variable := self.missing_key(name)) is not None}
+
+    def provider_states(self) -> dict[str, str]:
+        """Provider -> emulator | configured | the unset variable its tiers wait for."""
+        if self.uses_emulator:
+            return dict.fromkeys(self.provider_names(), "emulator")
+        missing = self.missing_keys()
+        return {
+            name: f"{missing[name]} is not set" if name in missing else "configured" for name in self.provider_names()
+        }
+
+    def chunk_limits(self, provider: str) -> ChunkLimits:
+        if provider == "groq":
+            return ChunkLimits(self.max_lines_per_provider_batch, self.max_bytes_per_provider_batch)
+        if provider == "openai":
+            return ChunkLimits(self.openai_max_lines_per_batch, self.openai_max_bytes_per_batch)
+        if provider == "anthropic":
+            return ChunkLimits(self.anthropic_max_requests_per_batch, self.anthropic_max_bytes_per_batch)
+        endpoint = self.providers[provider]
+        return ChunkLimits(endpoint.max_lines_per_batch, endpoint.max_bytes_per_batch)
+
+    def endpoint_catalogue(self) -> dict[str, Any]:
+        """The models of the PROVIDERS endpoints, as catalogue entries by `provider:model`."""
+        return {
+            f"{name}:{model}": entry
+            for name, endpoint in self.providers.items()
+            for model, entry in endpoint.models.items()
+        }
+
     def token_grants(self) -> list[TokenGrant]:
         return [
             *parse_tokens(self.api_tokens, setting="API_TOKENS", admin=False),
@@ -185,7 +312,8 @@ class Settings(BaseSettings):
 
     @property
     def uses_emulator(self) -> bool:
-        return self.groq_api_key is None or not self.groq_api_key.get_secret_value()
+        """No provider key at all: every provider runs on its built-in emulator (the embedded default)."""
+        return all(self.provider_key(provider) is None for provider in self.provider_names())
 
     def default_cascade(self) -> list[str]:
         tiers = list(self.cascade)

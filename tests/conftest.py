@@ -16,6 +16,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
+import anthropic_emulator
+import openai_emulator
 from groq_emulator import Emulator, EmulatorConfig, create_emulator_app
 from service.app import create_app
 from service.settings import Settings
@@ -84,10 +86,33 @@ def fast_emulator_config(**overrides: Any) -> EmulatorConfig:
     return EmulatorConfig(**values)
 
 
+def fast_openai_config(**overrides: Any) -> openai_emulator.EmulatorConfig:
+    """OpenAI's emulated schedule at the same pace as fast_emulator_config's."""
+    values: dict[str, Any] = {
+        "seed": 7,
+        "time_scale": 1.0,
+        "validating_seconds": 0.05,
+        "processing_seconds": 0.15,
+        "finalizing_seconds": 0.05,
+        "cancel_seconds": 0.1,
+    }
+    values.update(overrides)
+    return openai_emulator.EmulatorConfig(**values)
+
+
+def fast_anthropic_config(**overrides: Any) -> anthropic_emulator.EmulatorConfig:
+    """Anthropic's emulated schedule at the same pace as fast_emulator_config's."""
+    values: dict[str, Any] = {"seed": 7, "time_scale": 1.0, "processing_seconds": 0.25, "cancel_seconds": 0.1}
+    values.update(overrides)
+    return anthropic_emulator.EmulatorConfig(**values)
+
+
 def test_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "groq_api_key": None,
+        "openai_api_key": None,
+        "anthropic_api_key": None,
         "poll_interval_seconds": 0.05,
         "worker_idle_seconds": 0.02,
         "spool_dir": str(tmp_path / "spool"),
@@ -98,16 +123,28 @@ def test_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
 
 
 class Service:
-    """The app with its workers running, an HTTP client on it, and the emulator behind it."""
+    """The app with its workers running, an HTTP client on it, and the emulators behind it (`emulator` is
+    Groq's, as it was the only one)."""
 
     def __init__(
-        self, client: httpx.AsyncClient, emulator: Emulator, settings: Settings, emulator_app: Any, app: Any
+        self,
+        client: httpx.AsyncClient,
+        emulator: Emulator,
+        settings: Settings,
+        emulator_app: Any,
+        app: Any,
+        openai: openai_emulator.Emulator | None = None,
+        anthropic: anthropic_emulator.Emulator | None = None,
+        emulator_apps: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.emulator = emulator
         self.settings = settings
         self.emulator_app = emulator_app
         self.app = app
+        self.openai = openai or openai_emulator.Emulator()
+        self.anthropic = anthropic or anthropic_emulator.Emulator()
+        self.emulator_apps = emulator_apps or {}
 
     async def submit(self, payload: dict[str, Any], *, fallback: bool = False) -> dict[str, Any]:
         response = await self.client.post("/batches", params={"fallback": str(fallback).lower()}, json=payload)
@@ -157,16 +194,30 @@ async def start_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
     """start_service(database_url, settings overrides..., emulator_config=...) -> async context of a Service."""
     stacks: list[Any] = []
 
-    async def start(database_url: str, *, emulator_config: EmulatorConfig | None = None, **overrides: Any) -> Service:
+    async def start(
+        database_url: str,
+        *,
+        emulator_config: EmulatorConfig | None = None,
+        openai_config: openai_emulator.EmulatorConfig | None = None,
+        anthropic_config: anthropic_emulator.EmulatorConfig | None = None,
+        **overrides: Any,
+    ) -> Service:
         emulator = Emulator(emulator_config or fast_emulator_config())
+        openai = openai_emulator.Emulator(openai_config or fast_openai_config())
+        anthropic = anthropic_emulator.Emulator(anthropic_config or fast_anthropic_config())
         settings = test_settings(database_url, tmp_path, **overrides)
         emulator_app = create_emulator_app(emulator=emulator)
-        app = create_app(settings, emulator=emulator_app)
+        apps = {
+            "groq": emulator_app,
+            "openai": openai_emulator.create_emulator_app(emulator=openai),
+            "anthropic": anthropic_emulator.create_emulator_app(emulator=anthropic),
+        }
+        app = create_app(settings, emulator=emulator_app, emulators=apps)
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://llm-batch.test")
         stacks.append((manager, client))
-        return Service(client, emulator, settings, emulator_app, app)
+        return Service(client, emulator, settings, emulator_app, app, openai, anthropic, apps)
 
     yield start
     for manager, client in reversed(stacks):

@@ -16,21 +16,26 @@ from tests.conftest import Service
 
 
 def worker_context(
-    service: Service, provider: BatchProvider, worker_id: str, settings: Settings | None = None
+    service: Service, provider: BatchProvider | Providers, worker_id: str, settings: Settings | None = None
 ) -> tuple[WorkerContext, Any]:
     """A worker on the service's database (with the service's settings unless others are given) and its engine."""
     settings = settings or service.settings
     engine = create_engine(settings.database_url)
-    providers = Providers({provider.name: provider})
+    providers = provider if isinstance(provider, Providers) else Providers({provider.name: provider})
     ctx = WorkerContext.build(settings, session_factory(engine), providers, worker_id=worker_id)
     ctx.lease_seconds = 30.0
     return ctx, engine
 
 
+def real_providers(service: Service) -> Providers:
+    """The production adapters of every provider, talking to the service's emulators."""
+    providers, _label = build_providers(service.settings, service.emulator_app, service.emulator_apps)
+    return providers
+
+
 def real_provider(service: Service) -> GroqBatchProvider:
-    """The production provider adapter, talking to the service's emulator."""
-    providers, _label = build_providers(service.settings, service.emulator_app)
-    provider = providers.get("groq")
+    """The production Groq adapter, talking to the service's Groq emulator."""
+    provider = real_providers(service).get("groq")
     assert isinstance(provider, GroqBatchProvider)
     return provider
 

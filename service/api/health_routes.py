@@ -17,7 +17,12 @@ router = APIRouter(tags=["health"])
 def startup_warnings(state: AppState) -> list[str]:
     warnings = []
     if state.provider_label == "emulator":
-        warnings.append("GROQ_API_KEY is not set: batches run against the built-in Groq emulator, not Groq")
+        warnings.append(
+            "no provider key is set (GROQ_API_KEY, OPENAI_API_KEY, ANTHROPIC_API_KEY): batches run against the "
+            "built-in emulators of Groq, OpenAI and Anthropic, not the providers"
+        )
+    for provider, variable in state.settings.missing_keys().items():
+        warnings.append(f"{variable} is not set: tiers on {provider} are refused")
     if not state.settings.auth_enabled:
         warnings.append("API_TOKENS is empty: authentication is off")
     return warnings
@@ -26,12 +31,13 @@ def startup_warnings(state: AppState) -> list[str]:
 @router.get("/healthz", response_model=Health, summary="Liveness, with the provider in use and unusable models")
 async def healthz(state: StateDep, session: SessionDep) -> Health:
     try:
-        unusable = await unusable_models(session, state.config.catalogue)
+        unusable = await unusable_models(session, state.config.catalogue, state.settings.missing_keys())
     except Exception:  # liveness does not depend on the database; /readyz says when it is down
         unusable = {}
     return Health(
         status="ok",
         provider=state.provider_label,
+        providers=state.settings.provider_states(),
         auth="on" if state.settings.auth_enabled else "off",
         warnings=startup_warnings(state),
         unusable_models=unusable,
@@ -48,7 +54,7 @@ async def readyz(state: StateDep) -> JSONResponse:
     try:
         async with state.sessions() as session:
             # Written by the workers, wherever they run: an API-only replica sees what they see.
-            body = await readiness(session, state.settings.worker_lease_seconds)
+            body = await readiness(session, state.settings.worker_lease_seconds, state.settings.provider_names())
     except Exception as error:  # any failure means not ready; say why
         return JSONResponse(unready(error).model_dump(mode="json"), status_code=503)
     return JSONResponse(body.model_dump(mode="json"), status_code=200)

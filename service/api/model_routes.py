@@ -13,4 +13,5 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 @router.get("", response_model=ModelList, summary="The model catalogue, and which models can be used now")
 async def list_models(session: SessionDep, state: StateDep) -> ModelList:
-    return await model_list(session, state.config.catalogue, state.settings.default_cascade())
+    settings = state.settings
+    return await model_list(session, state.config.catalogue, settings.default_cascade(), settings.missing_keys())

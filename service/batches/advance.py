@@ -57,6 +57,7 @@ async def _next_round(session: Session, config: LifecycleConfig, batch: Batch) -
             session,
             batch.id,
             kind=PassKind.CASCADE,
+            provider=tier.provider,
             model=tier.model,
             tier=tier_index,
             params=tier.params,
@@ -65,7 +66,7 @@ async def _next_round(session: Session, config: LifecycleConfig, batch: Batch) -
         )
         count = await lay_out(session, config, batch, pass_)
         logger.info(
-            "batch %s: pass %d on tier %d (%s) with %d items", batch.id, pass_.number, tier_index, tier.model, count
+            "batch %s: pass %d on tier %d (%s) with %d items", batch.id, pass_.number, tier_index, tier.name, count
         )
     return len(queued)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.pipeline.catalogue import Catalogue, ModelEntry
+from service.pipeline.catalogue import Catalogue, ModelEntry, ModelRef
 from service.pipeline.cost import Usage
-from service.settings import Settings
-
-GROQ = "groq"
+from service.settings import ChunkLimits, Settings
 
 
 @dataclass(frozen=True)
@@ -18,17 +16,21 @@ class LifecycleConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LifecycleConfig:
-        catalogue = Catalogue.build(settings.catalogue_overrides(), settings.model_prices)
+        overrides = {**settings.endpoint_catalogue(), **settings.catalogue_overrides()}
+        catalogue = Catalogue.build(overrides, settings.model_prices, providers=settings.provider_names())
         return cls(settings=settings, catalogue=catalogue)
 
-    def entry(self, model: str) -> ModelEntry:
+    def ref(self, name: str) -> ModelRef:
+        """What a model name means here: `provider:model`, or a bare Groq model."""
+        return self.catalogue.ref(name)
+
+    def entry(self, provider: str, model: str) -> ModelEntry:
         """The catalogue's entry; a model named but unknown is treated as JSON mode only (never chosen: submit
         refuses models without a price)."""
-        return self.catalogue.get(model) or ModelEntry(id=model)
+        return self.catalogue.get(ModelRef(provider, model)) or ModelEntry(id=model, provider=provider)
 
-    def cost_pico(self, model: str, usage: Usage) -> int:
-        return self.catalogue.cost_pico(model, usage)
+    def cost_pico(self, provider: str, model: str, usage: Usage) -> int:
+        return self.catalogue.cost_pico(ModelRef(provider, model), usage)
 
-    def provider_of(self, model: str) -> str:
-        """The provider that runs `model`'s batches (every catalogue model is Groq's today)."""
-        return GROQ
+    def chunk_limits(self, provider: str) -> ChunkLimits:
+        return self.settings.chunk_limits(provider)

@@ -30,7 +30,6 @@ from service.pipeline.tokens import (
     count_input_tokens,
     count_text,
     message_texts,
-    tokenizer_family,
 )
 from service.store import Session
 from service.store import attempts as attempts_store
@@ -71,9 +70,9 @@ async def estimate(
     fingerprint = schema_fingerprint(effective_schema(new.output_schema, new.params))
     workloads = []
     for index, (tier, tally) in enumerate(zip(checked.tiers, counts, strict=True)):
-        entry = config.entry(tier.model)
+        entry = config.entry(tier.provider, tier.model)
         strict = tally.strict_lines * 2 > staged.count  # how most of the tier's lines go out
-        history = await _history(session, tenant, tier.model, strict, fingerprint)
+        history = await _history(session, tenant, tier.provider, tier.model, strict, fingerprint)
         mean_max = tally.max_output_tokens / staged.count if staged.count else 0.0
         workloads.append(
             forecasting.TierWorkload(
@@ -90,19 +89,21 @@ async def estimate(
 
 
 async def _history(
-    session: Session, tenant: str, model: str, strict: bool, fingerprint: str | None
+    session: Session, tenant: str, provider: str, model: str, strict: bool, fingerprint: str | None
 ) -> forecasting.TierHistory:
     """The same schema's history when there is enough of it, else the model's whatever the schema."""
     if fingerprint is not None:
         same_schema = forecasting.tier_history(
             await history_store.outcome_groups(
-                session, tenant=tenant, model=model, strict=strict, schema_fingerprint=fingerprint
+                session, tenant=tenant, provider=provider, model=model, strict=strict, schema_fingerprint=fingerprint
             )
         )
         if same_schema.first_attempts >= forecasting.MIN_HISTORY_ATTEMPTS:
             return same_schema
     return forecasting.tier_history(
-        await history_store.outcome_groups(session, tenant=tenant, model=model, strict=strict, schema_fingerprint=None)
+        await history_store.outcome_groups(
+            session, tenant=tenant, provider=provider, model=model, strict=strict, schema_fingerprint=None
+        )
     )
 
 
@@ -116,17 +117,20 @@ async def _count_lines(
     hashes: list[str] = []
     async for item in each(staged, GROUP):
         body = orjson.loads(item.body_json)
-        known: dict[str, int] = {}  # messages' tokens by tokenizer family: counted once per item
+        known: dict[str, int] = {}  # messages' tokens by vocabulary (or model): counted once per item
         for index, spec in enumerate(checked.specs):
+            entry = spec.entry
             built = spec.build(item.custom_id, body)
-            family = tokenizer_family(spec.model)
+            family = entry.tokenizer or str(entry.ref)
             if family not in known:
                 text = "\n".join(message_texts(built.request))
-                known[family] = count_text(spec.model, text, upper_bound=False).tokens
-            counted = count_input_tokens(spec.model, built.request, upper_bound=False, message_tokens=known[family])
+                known[family] = count_text(entry.tokenizer, text, upper_bound=False).tokens
+            counted = count_input_tokens(
+                entry.tokenizer, built.request, upper_bound=False, message_tokens=known[family]
+            )
             if counted.method not in methods:
                 methods.append(counted.method)
-            cap = config.entry(spec.model).max_completion_tokens
+            cap = entry.max_completion_tokens
             max_tokens = min(built.max_completion_tokens or cap, cap)
             tally = counts[index]
             tally.input_tokens += counted.tokens
@@ -135,7 +139,7 @@ async def _count_lines(
             tally.strict_lines += built.strict
             if index == 0:
                 expectation = spec.expectation_of(body, item.own_format)
-                hashes.append(request_hash(tenant, built.body, expectation))
+                hashes.append(request_hash(tenant, entry.provider, built.body, expectation))
     return counts, methods, hashes
 
 

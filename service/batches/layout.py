@@ -31,7 +31,8 @@ from service.models import AttemptStatus, Batch, Chunk, ItemStatus, Pass, PassKi
 from service.pipeline import routing
 from service.pipeline.catalogue import ModelEntry
 from service.pipeline.chunking import ChunkPlanner
-from service.pipeline.requests import PassRequestSpec, request_hash
+from service.pipeline.lines import PassRequestSpec, line_id
+from service.pipeline.requests import request_hash
 from service.store import Session
 from service.store import attempts as attempts_store
 from service.store import batches as batches_store
@@ -82,7 +83,7 @@ class _Layout:
 
     async def _open(self, index: int) -> _OpenChunk:
         assert self.pass_.id is not None
-        row = Chunk(batch_id=self.batch.id, pass_id=self.pass_.id, chunk_index=index)
+        row = Chunk(batch_id=self.batch.id, pass_id=self.pass_.id, provider=self.pass_.provider, chunk_index=index)
         await chunks_store.insert(self.session, [row])
         path = layout_spool_path(self.spool_dir, self.batch.id, self.pass_.number, index)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,13 +127,14 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     needs sending). Returns the number of items it took."""
     assert pass_.id is not None
     spec = spec_of_pass(config, batch, pass_)
-    entry = config.entry(pass_.model)
+    entry = spec.entry
+    limits = config.chunk_limits(pass_.provider)
     layout = _Layout(
         session,
         batch,
         pass_,
         Path(config.settings.spool_dir),
-        ChunkPlanner(config.settings.max_lines_per_provider_batch, config.settings.max_bytes_per_provider_batch),
+        ChunkPlanner(limits.max_lines, limits.max_bytes),
     )
     reasons: Counter[str] = Counter()
     strict_lines: list[bool] = []
@@ -192,10 +194,10 @@ async def _lay_out_group(
         overrides_json = row.next_overrides_json
         overrides = orjson.loads(overrides_json) if overrides_json else None
         body = orjson.loads(row.body_json)
-        built = spec.build(row.custom_id, body, overrides)
+        built = spec.build(line_id(entry, row.custom_id, row.id), body, overrides)
         if not strict_lines:
             strict_lines.append(built.strict)
-        hashed = request_hash(tenant, built.body, spec.expectation_of(body, row.own_format))
+        hashed = request_hash(tenant, entry.provider, built.body, spec.expectation_of(body, row.own_format))
         built_lines.append((row, built, overrides_json if overrides else None, hashed))
     found: dict[str, attempts_store.Reusable] = {}
     if batch.reuse:

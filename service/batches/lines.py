@@ -10,13 +10,14 @@ import orjson
 from service.batches.config import LifecycleConfig
 from service.models import Batch, Pass
 from service.pipeline.errors import LineTooLarge, OverContextWindow
-from service.pipeline.requests import PassRequestSpec
+from service.pipeline.lines import PassRequestSpec
 from service.pipeline.tokens import message_tokens_above
 
 
 def spec_for(
     config: LifecycleConfig,
     *,
+    provider: str,
     model: str,
     params: Mapping[str, Any],
     pass_params: Mapping[str, Any],
@@ -24,8 +25,7 @@ def spec_for(
     strict: bool,
 ) -> PassRequestSpec:
     return PassRequestSpec(
-        model=model,
-        structured_output=config.entry(model).structured_output,
+        entry=config.entry(provider, model),
         params=params,
         pass_params=pass_params,
         output_schema=output_schema,
@@ -36,6 +36,7 @@ def spec_for(
 def spec_of_pass(config: LifecycleConfig, batch: Batch, pass_: Pass) -> PassRequestSpec:
     return spec_for(
         config,
+        provider=pass_.provider,
         model=pass_.model,
         params=batch.params,
         pass_params=pass_.params,
@@ -49,11 +50,11 @@ def check_fits(
 ) -> None:
     """Refuse an item (position, custom_id, body JSON) whose line could never fit in a provider batch file on
     one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built."""
-    limit = config.settings.max_bytes_per_provider_batch
-    windows = {spec.model: config.entry(spec.model).context_window for spec in specs}
+    limits = [config.chunk_limits(spec.entry.provider).max_bytes for spec in specs]
+    windows = {spec.entry.name: spec.entry.context_window for spec in specs}
     widest = max(windows.values(), default=0)
     for position, custom_id, body_json in items:
-        for spec in specs:
+        for spec, limit in zip(specs, limits, strict=True):
             if spec.size_bound(custom_id, len(body_json)) <= limit:
                 continue
             size = len(spec.build(custom_id, orjson.loads(body_json)).line)
@@ -71,7 +72,8 @@ def _check_context(
     vocabulary is at hand; a tier whose model cannot be counted offline is left to decide for itself)."""
     over = 0
     for spec in specs:
-        counted = message_tokens_above(spec.model, spec.build(custom_id, body).request, windows[spec.model])
+        entry = spec.entry
+        counted = message_tokens_above(entry.tokenizer, spec.build(custom_id, body).request, windows[entry.name])
         if counted is None:
             return
         over = max(over, counted)

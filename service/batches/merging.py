@@ -19,6 +19,7 @@ from service.batches.tiers import routing_tiers
 from service.kit.clock import utcnow
 from service.models import AttemptStatus, Batch, ItemStatus, Pass
 from service.pipeline import failure_codes as codes
+from service.pipeline.catalogue import ModelRef, display_name
 from service.pipeline.classify import Outcome, unprocessed
 from service.pipeline.cost import Usage
 from service.pipeline.routing import FailedAttempt, Send, Stop, route
@@ -73,10 +74,10 @@ async def merge_outcomes(
     `released_pico`: the chunk's budget reservation, returned now that the actual cost is known."""
     assert pass_.id is not None
     gone = {outcome.error_code for _pending, outcome in outcomes} & UNAVAILABLE_MODEL
+    name = display_name(ModelRef(pass_.provider, pass_.model))
     for code in gone:
-        await availability_store.mark_unavailable(session, pass_.model, f"Groq answered {code} for it")
-    unavailable = await availability_store.unavailable(session)
-    tiers = routing_tiers(config, batch, unavailable)
+        await availability_store.mark_unavailable(session, name, f"{pass_.provider} answered {code} for it")
+    tiers = routing_tiers(config, batch, await availability_store.read(session))
     now = utcnow()
     attempt_rows: list[FinishedAttempt] = []
     item_rows: list[MergedItem] = []
@@ -85,7 +86,7 @@ async def merge_outcomes(
     counts: Counter[str] = Counter()
     tokens_in = tokens_out = cost_total = queued = 0
     for pending, outcome in outcomes:
-        cost = config.cost_pico(pass_.model, outcome.usage)
+        cost = config.cost_pico(pass_.provider, pass_.model, outcome.usage)
         cost_total += cost
         tokens_in += outcome.usage.input_tokens
         tokens_out += outcome.usage.output_tokens
@@ -99,6 +100,8 @@ async def merge_outcomes(
                 finish_reason=outcome.finish_reason,
                 input_tokens=outcome.usage.input_tokens,
                 output_tokens=outcome.usage.output_tokens,
+                cached_input_tokens=outcome.usage.cached_input_tokens,
+                cache_write_tokens=outcome.usage.cache_write_tokens,
                 cost_pico=cost,
                 provider_request_id=outcome.provider_request_id,
                 finished_at=now,
@@ -191,8 +194,8 @@ async def fail_unsent(
     *,
     released_pico: int = 0,
 ) -> MergeSummary:
-    """Every attempt of a chunk that never reached Groq fails with `code`, and is routed like any failure (a
-    cancelled or over-budget item stops; one Groq refused to take moves on)."""
+    """Every attempt of a chunk that never reached the provider fails with `code`, and is routed like any failure
+    (a cancelled or over-budget item stops; one the provider refused to take moves on)."""
     pending = await attempts_store.pending_of_chunk(session, chunk_id)
     return await merge_outcomes(
         session,

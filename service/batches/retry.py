@@ -12,6 +12,7 @@ from service.batches.reading import batch_or_404
 from service.batches.tiers import check_model, retry_tier, tiers_of
 from service.kit.problems import conflict, invalid
 from service.models import TERMINAL_BATCH_STATUSES, Batch, PassKind, PassStatus
+from service.pipeline.catalogue import ModelRef
 from service.pipeline.validation import validate_params
 from service.store import Session
 from service.store import availability as availability_store
@@ -29,10 +30,10 @@ class RetryRequest:
     custom_ids: Sequence[str] | None = None
 
 
-def default_retry_model(config: LifecycleConfig, batch: Batch) -> str:
+def default_retry_model(config: LifecycleConfig, batch: Batch) -> ModelRef:
     """The strongest tier: the batch's last, or (a one-tier batch) the default cascade's last."""
     tiers = tiers_of(batch)
-    return tiers[-1].model if len(tiers) > 1 else config.settings.default_cascade()[-1]
+    return tiers[-1].ref if len(tiers) > 1 else config.ref(config.settings.default_cascade()[-1])
 
 
 async def retry(
@@ -53,15 +54,16 @@ async def retry(
         )
     if not failed:
         raise conflict(f"batch {batch_id} has no failed items to retry")
-    model = request.model or default_retry_model(config, batch)
-    warning = check_model(config, model, "model", await availability_store.unavailable(session))
-    tier = retry_tier(batch, model)
+    ref = config.ref(request.model) if request.model else default_retry_model(config, batch)
+    warning = check_model(config, ref, "model", await availability_store.read(session))
+    tier = retry_tier(batch, ref)
     tier_params = tiers_of(batch)[tier].params if tier is not None else {}
     params = request.params if request.params is not None else tier_params
     validate_params(params, "params")
     spec = spec_for(
         config,
-        model=model,
+        provider=ref.provider,
+        model=ref.model,
         params=batch.params,
         pass_params=params,
         output_schema=batch.output_schema,
@@ -80,7 +82,8 @@ async def retry(
             session,
             batch_id,
             kind=PassKind.RETRY,
-            model=model,
+            provider=ref.provider,
+            model=ref.model,
             tier=tier,
             params=params,
             selected_custom_ids=wanted,

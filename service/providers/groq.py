@@ -171,6 +171,7 @@ class GroqBatchProvider:
     """Files + Batches on Groq (the provider protocol). Every method raises only ProviderError subclasses."""
 
     name = NAME
+    tags_batches = True
 
     def __init__(self, client: AsyncGroq, *, completion_window: str = "24h") -> None:
         self._client = client

@@ -216,6 +216,8 @@ class OpenAIBatchProvider:
     """Files + Batches on OpenAI or an OpenAI-compatible endpoint (the provider protocol). Every method raises only
     ProviderError subclasses."""
 
+    tags_batches = True  # its batches carry the chunk key in their metadata
+
     def __init__(
         self,
         client: AsyncOpenAI,

@@ -109,6 +109,9 @@ class BatchProvider(Protocol):
     """One provider's batch API. Every method raises only ProviderError subclasses."""
 
     name: str
+    # Its batches carry the chunk's key (metadata), so `find` names them exactly; False: `find` matches by
+    # creation window and request count, and the lifecycle creates one such chunk at a time.
+    tags_batches: bool
 
     async def upload(self, request: ChunkRequest) -> str | None:
         """Upload the chunk's lines as an input file; its id, or None when the provider takes the requests

@@ -100,6 +100,8 @@ class FinishedAttempt(NamedTuple):
     finish_reason: str | None
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
     cost_pico: int
     provider_request_id: str | None
     finished_at: datetime
@@ -129,6 +131,7 @@ async def of_item(session: AsyncSession, item_id: int) -> list[tuple[Attempt, Pa
 class LineageStep(NamedTuple):
     pass_number: int
     tier: int | None
+    provider: str
     model: str
     sent_because: str
     status: str
@@ -159,6 +162,7 @@ async def lineage_of(session: AsyncSession, item_ids: Sequence[int]) -> dict[int
         col(Attempt.item_id),
         col(Pass.number),
         col(Attempt.tier),
+        col(Pass.provider),
         col(Pass.model),
         col(Attempt.sent_because),
         col(Attempt.status),

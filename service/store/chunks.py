@@ -55,6 +55,16 @@ async def to_cancel(session: AsyncSession, batch_id: str) -> list[tuple[Chunk, P
     return [(chunk, pass_) for chunk, pass_ in result.all()]
 
 
+async def recorded_elsewhere(session: AsyncSession, chunk_id: int, provider_batch_ids: list[str]) -> set[str]:
+    """Which of these provider batches other chunks have recorded as theirs."""
+    rows = await session.execute(
+        select(Chunk.provider_batch_id).where(
+            col(Chunk.provider_batch_id).in_(provider_batch_ids), col(Chunk.id) != chunk_id
+        )
+    )
+    return {str(found) for (found,) in rows}
+
+
 async def log_fields(session: AsyncSession, chunk_id: int) -> dict[str, object]:
     """The batch, pass number and provider batch of a chunk, for the log lines of a step on it."""
     row = (

@@ -20,12 +20,19 @@ RECENT = 20_000
 
 
 async def outcome_groups(
-    session: AsyncSession, *, tenant: str, model: str, strict: bool, schema_fingerprint: str | None
+    session: AsyncSession,
+    *,
+    tenant: str,
+    model: str,
+    strict: bool,
+    schema_fingerprint: str | None,
+    provider: str = "groq",
 ) -> list[OutcomeCount]:
-    """The tenant's recent finished attempts on `model` (strict lines or not), grouped by outcome; only those
-    of batches with `schema_fingerprint` when one is given."""
+    """The tenant's recent finished attempts on `provider`'s `model` (strict lines or not), grouped by outcome;
+    only those of batches with `schema_fingerprint` when one is given."""
     conditions = [
         col(Batch.tenant) == tenant,
+        col(Pass.provider) == provider,
         col(Pass.model) == model,
         col(Pass.strict_mode).is_(strict),
         col(Attempt.status).in_((AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)),

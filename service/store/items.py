@@ -245,10 +245,11 @@ async def bodies(session: AsyncSession, item_ids: Sequence[int]) -> dict[int, st
     return found
 
 
-async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterator[tuple[str, str, str | None]]:
-    """(custom_id, body JSON, the attempt's overrides JSON) of every item in a chunk, in submission order."""
+async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterator[tuple[int, str, str, str | None]]:
+    """(item id, custom_id, body JSON, the attempt's overrides JSON) of every item in a chunk, in submission
+    order."""
     query = (
-        sa_select(col(Item.custom_id), col(ItemBody.body_json), col(Attempt.overrides_json))
+        sa_select(col(Item.id), col(Item.custom_id), col(ItemBody.body_json), col(Attempt.overrides_json))
         .join(Attempt, col(Attempt.item_id) == col(Item.id))
         .join(ItemBody, _ITS_BODY)
         .where(col(Attempt.chunk_id) == chunk_id)
@@ -256,8 +257,9 @@ async def stream_for_chunk(session: AsyncSession, chunk_id: int) -> AsyncIterato
         .execution_options(yield_per=SPOOL_FETCH_ROWS)
     )
     result = await session.stream(query)
-    async for custom_id, body_json, overrides_json in result:
-        yield custom_id, body_json, overrides_json
+    async for item_id, custom_id, body_json, overrides_json in result:
+        assert item_id is not None
+        yield item_id, custom_id, body_json, overrides_json
 
 
 BULK_LOAD_ROWS = 10_000  # a submission or a lay-out this large refreshes the planner's statistics

@@ -59,33 +59,42 @@ async def claim_next_chunk(
     states: Collection[str],
     *,
     files_left: bool = False,
-) -> int | None:
-    """Lease the chunk in one of `states` that has been due longest and that nobody holds; its id, or None.
-    `files_left`: only chunks whose files on Groq are not deleted yet."""
+    skip_providers: Collection[str] = (),
+) -> tuple[int, str] | None:
+    """Lease the chunk in one of `states` that has been due longest and that nobody holds, of a provider not in
+    `skip_providers`; its id and provider, or None. `files_left`: only chunks whose files on their provider are
+    not deleted yet."""
     now = utcnow()
     due = (
         select(Chunk.id)
         .where(
-            _chunks_in(states, files_left),
+            _chunks_in(states, files_left, skip_providers),
             col(Chunk.next_action_at) <= now,
             lease_is_free(Chunk, now),
         )
         .order_by(col(Chunk.next_action_at), col(Chunk.id))
     )
-    row = await lease_first(sessions, Chunk, due, owner=owner, lease_seconds=lease_seconds, returning=[col(Chunk.id)])
-    return None if row is None else int(row[0])
+    returning = [col(Chunk.id), col(Chunk.provider)]
+    row = await lease_first(sessions, Chunk, due, owner=owner, lease_seconds=lease_seconds, returning=returning)
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
-def _chunks_in(states: Collection[str], files_left: bool) -> ColumnElement[bool]:
-    condition = col(Chunk.state).in_(states)
+def _chunks_in(states: Collection[str], files_left: bool, skip_providers: Collection[str] = ()) -> ColumnElement[bool]:
+    condition: ColumnElement[bool] = col(Chunk.state).in_(states)
+    if skip_providers:
+        condition = and_(condition, col(Chunk.provider).not_in(sorted(skip_providers)))
     return and_(condition, col(Chunk.files_deleted_at).is_(None)) if files_left else condition
 
 
 async def next_chunk_due(
-    sessions: async_sessionmaker[AsyncSession], kinds: Sequence[tuple[Collection[str], bool]]
+    sessions: async_sessionmaker[AsyncSession],
+    kinds: Sequence[tuple[Collection[str], bool]],
+    *,
+    skip_providers: Collection[str] = (),
 ) -> datetime | None:
-    """When the first chunk of one of `kinds` ((states, files_left) as `claim_next_chunk` takes them) can be
-    claimed: its next action's time, or its lease's end if someone holds it longer. None: no such chunk."""
+    """When the first chunk of one of `kinds` ((states, files_left) as `claim_next_chunk` takes them) of a
+    provider not in `skip_providers` can be claimed: its next action's time, or its lease's end if someone holds
+    it longer. None: no such chunk."""
     held_longer = and_(
         col(Chunk.lease_owner).is_not(None),
         col(Chunk.lease_expires_at) > col(Chunk.next_action_at),
@@ -93,7 +102,9 @@ async def next_chunk_due(
     claimable_at = case((held_longer, col(Chunk.lease_expires_at)), else_=col(Chunk.next_action_at))
     async with sessions() as session:
         due = await session.scalar(
-            select(func.min(claimable_at)).where(or_(*(_chunks_in(states, files) for states, files in kinds)))
+            select(func.min(claimable_at)).where(
+                or_(*(_chunks_in(states, files, skip_providers) for states, files in kinds))
+            )
         )
     return due if isinstance(due, datetime) else None
 

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from service.kit.clock import utcnow
 from service.models import Batch, Chunk, ChunkState, FailureCount, Pass
+from service.pipeline.catalogue import ModelRef, display_name
 from service.store.passes import FINAL
 
 
@@ -42,9 +43,9 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
         .group_by(col(FailureCount.code))
     )
     cost = await session.execute(
-        sa_select(col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Pass.cost_pico)), 0)).group_by(
-            col(Pass.model), col(Pass.number)
-        )
+        sa_select(
+            col(Pass.provider), col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Pass.cost_pico)), 0)
+        ).group_by(col(Pass.provider), col(Pass.model), col(Pass.number))
     )
     chunks = await session.execute(sa_select(col(Chunk.state), func.count()).group_by(col(Chunk.state)))
     now = utcnow()
@@ -59,7 +60,9 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
     return DatabaseSnapshot(
         batches={status: count for status, count in batches},
         items=items,
-        cost_pico={(model, number): int(pico) for model, number, pico in cost},
+        cost_pico={
+            (display_name(ModelRef(provider, model)), number): int(pico) for provider, model, number, pico in cost
+        },
         chunks={state: count for state, count in chunks},
         oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
     )

@@ -40,6 +40,7 @@ class ResultRecord(NamedTuple):
     updated_at: datetime
     pass_number: int | None
     tier: int | None
+    provider: str | None
     model: str | None
     attempt_status: str | None
     error_code: str | None
@@ -49,6 +50,8 @@ class ResultRecord(NamedTuple):
     finish_reason: str | None
     input_tokens: int | None
     output_tokens: int | None
+    cached_input_tokens: int | None
+    cache_write_tokens: int | None
     sent_because: str | None
     reused_from_attempt_id: int | None
 
@@ -71,6 +74,7 @@ async def page(
         col(Item.updated_at),
         col(Pass.number),
         deciding.tier,
+        col(Pass.provider),
         col(Pass.model),
         deciding.status,
         deciding.error_code,
@@ -80,6 +84,8 @@ async def page(
         deciding.finish_reason,
         deciding.input_tokens,
         deciding.output_tokens,
+        deciding.cached_input_tokens,
+        deciding.cache_write_tokens,
         deciding.sent_because,
         deciding.reused_from_attempt_id,
     ]

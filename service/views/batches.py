@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from service.models import Batch, Chunk, Pass
 from service.pipeline.cost import usd_float, usd_text
+from service.pipeline.tiers import stored_tiers
 from service.store import Session
 from service.store import passes as passes_store
 from service.store.passes import FINAL
@@ -59,6 +60,7 @@ def _pass_out(pass_: Pass, chunks: Sequence[Chunk], failures: Mapping[str, int])
         number=pass_.number,
         kind=pass_.kind,
         tier=pass_.tier,
+        provider=pass_.provider,
         model=pass_.model,
         status=pass_.status,
         strict=pass_.strict_mode,
@@ -79,7 +81,7 @@ def _pass_out(pass_: Pass, chunks: Sequence[Chunk], failures: Mapping[str, int])
 
 def _tiers_out(batch: Batch, passes: Sequence[Pass], failures: Mapping[int, Mapping[str, int]]) -> list[TierOut]:
     tiers = []
-    for index, tier in enumerate(batch.tiers):
+    for index, tier in enumerate(stored_tiers(batch.tiers)):
         own = [p for p in passes if p.tier == index]
         sent: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
@@ -90,8 +92,9 @@ def _tiers_out(batch: Batch, passes: Sequence[Pass], failures: Mapping[int, Mapp
         tiers.append(
             TierOut(
                 tier=index,
-                model=str(tier["model"]),
-                params=dict(tier.get("params") or {}),
+                provider=tier.provider,
+                model=tier.model,
+                params=tier.params,
                 passes=len(own),
                 items=sum(p.items for p in own),
                 succeeded=sum(p.succeeded for p in own),
@@ -122,14 +125,14 @@ async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True
     passes_and_chunks = await passes_store.with_chunks(session, batch.id)
     passes = [pass_ for pass_, _chunks in passes_and_chunks]
     failures = await passes_store.failure_counts(session, batch.id)
-    tiers = batch.tiers
+    tiers = stored_tiers(batch.tiers)
     return BatchOut(
         id=batch.id,
         status=batch.status,
-        model=str(tiers[0]["model"]),
-        fallback_model=str(tiers[1]["model"]) if len(tiers) > 1 else None,
+        model=tiers[0].name,
+        fallback_model=tiers[1].name if len(tiers) > 1 else None,
         fallback=len(tiers) > 1,
-        cascade=[{"model": tier["model"], "params": tier.get("params") or {}} for tier in tiers],
+        cascade=[{"model": tier.name, "params": tier.params} for tier in tiers],
         strict=batch.strict_mode,
         completion_window=batch.completion_window,
         callback_url=batch.callback_url,

@@ -57,7 +57,8 @@ class PassOut(BaseModel):
     number: int
     kind: str = Field(description="primary | cascade (the cascade sent these items on) | fallback | retry")
     tier: int | None = Field(description="The cascade tier; null for a retry on a model outside the cascade.")
-    model: str
+    provider: str = Field(description="The provider it ran on: groq, openai, anthropic or a PROVIDERS endpoint.")
+    model: str = Field(description="The provider's model id.")
     status: str
     strict: bool = Field(description="Its lines asked for strict structured output.")
     items: int = Field(description="Items it holds (known when it is created; laid out soon after).")
@@ -79,7 +80,8 @@ class PassOut(BaseModel):
 
 class TierOut(BaseModel):
     tier: int
-    model: str
+    provider: str
+    model: str = Field(description="The provider's model id.")
     params: dict[str, Any]
     passes: int
     items: int = Field(description="Attempts made on this tier (an item sent twice counts twice).")
@@ -99,10 +101,13 @@ class BudgetOut(BaseModel):
 class BatchOut(BaseModel):
     id: str
     status: str
-    model: str = Field(description="The first tier's model.")
+    model: str = Field(description="The first tier's model, as named: bare for Groq, provider:model otherwise.")
     fallback_model: str | None = Field(description="The second tier's model (null for a one-tier batch).")
     fallback: bool = Field(description="The batch has more than one tier.")
-    cascade: list[dict[str, Any]] = Field(description="The tiers as submitted: [{model, params}], cheapest first.")
+    cascade: list[dict[str, Any]] = Field(
+        description="The tiers: [{model, params}] with the model as named (bare for Groq, provider:model "
+        "otherwise), cheapest first."
+    )
     strict: bool
     completion_window: str
     callback_url: str | None
@@ -156,8 +161,10 @@ class BatchPage(BaseModel):
 
 
 class Usage(BaseModel):
-    input_tokens: int
+    input_tokens: int = Field(description="Every prompt token the provider billed.")
     output_tokens: int
+    cached_input_tokens: int = Field(default=0, description="Of the prompt tokens, those read from its cache.")
+    cache_write_tokens: int = Field(default=0, description="Of the prompt tokens, those written to its cache.")
 
 
 class ErrorOut(BaseModel):
@@ -168,6 +175,7 @@ class ErrorOut(BaseModel):
 class LineageStep(BaseModel):
     pass_: int = Field(alias="pass", serialization_alias="pass")
     tier: int | None
+    provider: str
     model: str
     sent_because: str
     outcome: str = Field(description="succeeded, pending, or the failure code")
@@ -183,7 +191,8 @@ class ResultRow(BaseModel):
     custom_id: str
     status: str = Field(description="succeeded | failed, or pending | retrying while the batch runs")
     metadata: dict[str, Any] | None = Field(description="The item's metadata as submitted.")
-    model: str | None
+    provider: str | None = Field(description="The provider of the attempt that decided the row.")
+    model: str | None = Field(description="That provider's model id.")
     pass_: int | None = Field(alias="pass", serialization_alias="pass")
     tier: int | None
     output: Any | None
@@ -209,6 +218,7 @@ class ResultPage(BaseModel):
 class AttemptOut(BaseModel):
     pass_: int = Field(alias="pass", serialization_alias="pass")
     tier: int | None
+    provider: str
     model: str
     sent_because: str
     status: str
@@ -237,12 +247,16 @@ class ItemOut(BaseModel):
 
 
 class ModelOut(BaseModel):
-    id: str
+    id: str = Field(description="How a tier names it: bare for Groq, provider:model otherwise.")
+    provider: str
+    model: str = Field(description="The provider's model id.")
     usable: bool
     reason: str | None = Field(description="Why it cannot be used (decommissioned, not on the account...).")
     structured_output: str = Field(description="strict | best_effort | json_object")
     input_usd_per_million: str | None
     output_usd_per_million: str | None
+    cached_input_usd_per_million: str | None = Field(description="A prompt token read from the cache (null: input).")
+    cache_write_usd_per_million: str | None = Field(description="A prompt token written to the cache (null: input).")
     max_completion_tokens: int
     context_window: int
     reasoning: bool
@@ -258,7 +272,11 @@ class ModelList(BaseModel):
 
 class Health(BaseModel):
     status: str
-    provider: str
+    provider: str = Field(description="emulator (no provider key at all: every provider is emulated) | providers")
+    providers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each provider: emulator | configured | the variable that is not set (its tiers are refused).",
+    )
     auth: str
     warnings: list[str]
     unusable_models: dict[str, str] = Field(
@@ -266,13 +284,24 @@ class Health(BaseModel):
     )
 
 
+class ProviderState(BaseModel):
+    state: str = Field(description="ok | degraded (recent errors, as any worker saw them)")
+    last_error: str | None
+    backoff_until: UtcDateTime | None = Field(
+        default=None, description="While set, every worker pauses its calls to this provider until then."
+    )
+
+
 class Readiness(BaseModel):
     status: str
     database: str
-    provider: str = Field(description="ok | degraded (recent provider errors, as any worker saw them)")
-    provider_last_error: str | None
+    provider: str = Field(description="ok | degraded: degraded when any provider is")
+    provider_last_error: str | None = Field(description="The last error of a degraded provider.")
     provider_backoff_until: UtcDateTime | None = Field(
-        default=None, description="While set, every worker pauses its calls to Groq until then (an outage)."
+        default=None, description="The latest pause of a provider whose work every worker has paused (an outage)."
+    )
+    providers: dict[str, ProviderState] = Field(
+        default_factory=dict, description="Each provider on its own: an outage of one never pauses another."
     )
     workers: int = Field(default=0, description="Worker processes that sent a heartbeat within one lease.")
 

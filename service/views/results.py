@@ -47,6 +47,7 @@ def _step(step: LineageStep) -> dict[str, Any]:
     return {
         "pass": step.pass_number,
         "tier": step.tier,
+        "provider": step.provider,
         "model": step.model,
         "sent_because": step.sent_because,
         "outcome": outcome,
@@ -88,12 +89,18 @@ def row_dict(record: ResultRecord, lineage: Sequence[LineageStep], *, raw: bool)
         "custom_id": record.custom_id,
         "status": record.status,
         "metadata": metadata_value,
+        "provider": record.provider if decided else None,
         "model": record.model if decided else None,
         "pass": record.pass_number if decided else None,
         "tier": record.tier if decided else None,
         "output": output_value,
         "content": record.content if decided else None,
-        "usage": {"input_tokens": record.input_tokens or 0, "output_tokens": record.output_tokens or 0}
+        "usage": {
+            "input_tokens": record.input_tokens or 0,
+            "output_tokens": record.output_tokens or 0,
+            "cached_input_tokens": record.cached_input_tokens or 0,
+            "cache_write_tokens": record.cache_write_tokens or 0,
+        }
         if decided
         else None,
         "cost_usd": usd_float(record.cost_pico),
@@ -117,10 +124,11 @@ def _only_step(record: ResultRecord) -> LineageStep | None:
         or record.reused_from_attempt_id is not None
     ):
         return None
-    assert record.model is not None and record.sent_because is not None
+    assert record.model is not None and record.provider is not None and record.sent_because is not None
     return LineageStep(
         pass_number=record.pass_number,
         tier=record.tier,
+        provider=record.provider,
         model=record.model,
         sent_because=record.sent_because,
         status=record.attempt_status,
@@ -197,6 +205,7 @@ def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) ->
     return AttemptOut(
         pass_=pass_.number,
         tier=attempt.tier,
+        provider=pass_.provider,
         model=pass_.model,
         sent_because=attempt.sent_because,
         status=attempt.status,
@@ -204,7 +213,12 @@ def attempt_out(attempt: Attempt, pass_: Pass, provider_batch_id: str | None) ->
         finish_reason=attempt.finish_reason,
         output=orjson.loads(attempt.output_json) if attempt.output_json else None,
         content=attempt.content,
-        usage=Usage(input_tokens=attempt.input_tokens, output_tokens=attempt.output_tokens),
+        usage=Usage(
+            input_tokens=attempt.input_tokens,
+            output_tokens=attempt.output_tokens,
+            cached_input_tokens=attempt.cached_input_tokens,
+            cache_write_tokens=attempt.cache_write_tokens,
+        ),
         cost_usd=usd_float(attempt.cost_pico),
         cost_usd_exact=usd_text(attempt.cost_pico),
         error=ErrorOut(code=attempt.error_code or "unknown", message=attempt.error_message)

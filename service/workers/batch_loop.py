@@ -11,22 +11,22 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.batches.chunks.cleanup import clean_up_chunk
-from service.batches.chunks.deferring import defer_chunk
+from service.batches.chunks.deferring import defer_chunk, postpone_chunk
 from service.batches.chunks.ingesting import poll_chunk
 from service.batches.chunks.reading import log_fields
 from service.batches.chunks.sending import send_chunk
 from service.kit.clock import utcnow
-from service.kit.fencing import LeaseLost
+from service.kit.fencing import LeaseLost, TryLater
 from service.models import Chunk, ChunkState
 from service.observability.logging import bind_log_context, log_context
 from service.providers.protocol import ProviderError
 from service.store import leases as leases_store
 from service.workers.batch_steps import advance_held_batch
-from service.workers.circuit import read_circuit, record_failure, record_success
+from service.workers.circuit import read_circuits, record_failure, record_success
 from service.workers.context import WorkerContext
 from service.workers.leasing import run_with_lease
 
@@ -40,29 +40,32 @@ ChunkStep = Callable[[WorkerContext, int], Awaitable[None]]
 
 @dataclass
 class _Sweep:
-    """What one sweep learnt about the provider: whether failures are being counted (a success must reset
-    them), and whether a failure just paused every worker (then this sweep makes no more provider calls)."""
+    """What one sweep learnt about the providers: which are counting failures (a success must reset them), and
+    which a failure just paused (this sweep makes no more calls to them)."""
 
-    counting_failures: bool = False
-    paused: bool = False
+    counting: set[str] = field(default_factory=set)
+    paused: set[str] = field(default_factory=set)
 
 
-async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, chunk_id: int, step: ChunkStep) -> None:
+async def _run_chunk_step(ctx: WorkerContext, sweep: _Sweep, claimed: tuple[int, str], step: ChunkStep) -> None:
     """Run one step on a chunk this worker has just leased, renewing the lease meanwhile; release it after."""
+    chunk_id, provider = claimed
     try:
         bind_log_context(**await log_fields(ctx, chunk_id))
         await run_with_lease(ctx, Chunk, chunk_id, lambda: step(ctx, chunk_id))
-        if sweep.counting_failures:
-            await record_success(ctx)
-            sweep.counting_failures = False
+        if provider in sweep.counting:
+            await record_success(ctx, provider)
+            sweep.counting.discard(provider)
     except LeaseLost:
         logger.warning("lost the lease on chunk %s during %s; its new owner carries on", chunk_id, step.__name__)
+    except TryLater as later:
+        await postpone_chunk(ctx, chunk_id, later)
     except ProviderError as error:
         await defer_chunk(ctx, chunk_id, error)
         # A chunk that keeps failing while no other does is its own trouble, not an outage: it backs off alone.
-        if await record_failure(ctx, error, f"chunk {chunk_id}") is not None:
-            sweep.paused = True
-        sweep.counting_failures = True
+        if await record_failure(ctx, error, f"chunk {chunk_id}", provider) is not None:
+            sweep.paused.add(provider)
+        sweep.counting.add(provider)
     except Exception as error:  # a bug or a database hiccup: keep the loop alive, retry later
         logger.exception("step %s failed for chunk %s", step.__name__, chunk_id)
         await defer_chunk(ctx, chunk_id, error)
@@ -83,8 +86,9 @@ def _chunk_kinds(ctx: WorkerContext) -> list[tuple[tuple[str, ...], ChunkStep, b
 
 async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, batches: bool = True) -> datetime | None:
     """One sweep over every kind of due work (the batches' only if `batches`), each row claimed as it is taken
-    up; no new claim once `stop` is set. While the provider is out (the shared circuit is open), only the
-    database work of batches goes on. Returns when the next chunk step is due (None: no chunk waits for one)."""
+    up; no new claim once `stop` is set. While a provider is out (its shared circuit is open), its chunks wait;
+    the other providers' and the batches' work goes on. Returns when the next chunk step is due (None: no chunk
+    waits for one)."""
 
     def stopping() -> bool:
         return stop is not None and stop.is_set()
@@ -100,16 +104,21 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, bat
                 await advance_held_batch(ctx, batch_id)
             except Exception:  # one broken batch must not stop every other batch's work
                 logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
-    circuit = await read_circuit(ctx)
-    if circuit.backoff_until is not None:
-        return circuit.backoff_until
+    circuits = await read_circuits(ctx)
+    paused = {name for name, health in circuits.items() if health.backoff_until is not None}
+    resume = min((health.backoff_until for health in circuits.values() if health.backoff_until), default=None)
     kinds = _chunk_kinds(ctx)
     claims = [(states, files_left) for states, _step, files_left in kinds]
-    due = await leases_store.next_chunk_due(ctx.sessions, claims)
+    due = await leases_store.next_chunk_due(ctx.sessions, claims, skip_providers=paused)
     if due is None or due > utcnow():
-        return due  # nothing to claim: no write transaction for each kind to find that out
-    await _run_due_chunks(ctx, _Sweep(counting_failures=circuit.consecutive_failures > 0), kinds, stopping)
-    return await leases_store.next_chunk_due(ctx.sessions, claims)
+        return _earliest(due, resume)  # nothing to claim: no write transaction for each kind to find that out
+    counting = {name for name, health in circuits.items() if health.consecutive_failures > 0}
+    await _run_due_chunks(ctx, _Sweep(counting=counting, paused=paused), kinds, stopping)
+    return _earliest(await leases_store.next_chunk_due(ctx.sessions, claims, skip_providers=paused), resume)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 async def _run_due_chunks(
@@ -118,19 +127,24 @@ async def _run_due_chunks(
     kinds: list[tuple[tuple[str, ...], ChunkStep, bool]],
     stopping: Callable[[], bool],
 ) -> None:
-    """Up to CLAIM_BATCH_SIZE due chunks of each kind, each claimed and stepped; none more once stopping or
-    once a failure paused the provider."""
+    """Up to CLAIM_BATCH_SIZE due chunks of each kind, each claimed and stepped; none more once stopping, and
+    none of a provider once a failure paused it (the other providers' work goes on)."""
     for states, step, files_left in kinds:
         for _ in range(CLAIM_BATCH_SIZE):
-            if stopping() or sweep.paused:
+            if stopping():
                 return
-            chunk_id = await leases_store.claim_next_chunk(
-                ctx.sessions, ctx.worker_id, ctx.lease_seconds, states, files_left=files_left
+            claimed = await leases_store.claim_next_chunk(
+                ctx.sessions,
+                ctx.worker_id,
+                ctx.lease_seconds,
+                states,
+                files_left=files_left,
+                skip_providers=sweep.paused,
             )
-            if chunk_id is None:
+            if claimed is None:
                 break
             with log_context():
-                await _run_chunk_step(ctx, sweep, chunk_id, step)
+                await _run_chunk_step(ctx, sweep, claimed, step)
 
 
 async def idle_wait(ctx: WorkerContext, stop: asyncio.Event, seconds: float) -> bool:

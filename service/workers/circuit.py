@@ -1,10 +1,11 @@
-"""The global back-off towards the provider, shared by every worker through the `provider_health` row.
+"""The back-off towards each provider, shared by every worker through the provider's `provider_health` row.
 
 Each chunk already backs off on its own (honouring Retry-After). During an outage that is not enough: every
-due chunk would still try once per back-off step, from every worker. So after a few provider failures in a
-row (any worker's), or on a 429 that says how long to wait (Groq's limits are per account), every worker
-pauses its provider work until `backoff_until`. The first call after the pause is the probe: a success closes
-the circuit, a failure doubles the pause, up to PROVIDER_BACKOFF_MAX_SECONDS.
+due chunk would still try once per back-off step, from every worker. So after a few failures in a row on one
+provider (any worker's), or on a 429 that says how long to wait (limits are per account), every worker pauses
+its work on that provider until `backoff_until`; the other providers' work goes on. The first call after the
+pause is the probe: a success closes the circuit, a failure doubles the pause, up to
+PROVIDER_BACKOFF_MAX_SECONDS.
 """
 
 from __future__ import annotations
@@ -37,33 +38,42 @@ def circuit_pause_seconds(ctx: WorkerContext, failures: int, retry_after: float 
     return pause
 
 
-async def read_circuit(ctx: WorkerContext) -> ProviderHealth:
+async def read_circuit(ctx: WorkerContext, provider: str = fleet_store.PROVIDER) -> ProviderHealth:
     async with ctx.sessions() as session:
-        return await fleet_store.provider_health(session)
+        return await fleet_store.provider_health(session, provider)
 
 
-async def record_failure(ctx: WorkerContext, error: ProviderError, source: str | None = None) -> datetime | None:
-    """Count a provider failure of `source`'s step (a row, or None); returns the time everyone pauses until, if
-    this failure opens the circuit. One row failing again and again (a request the provider chokes on, as much as
-    an outage seen by one chunk) keeps the pause at its first step: the row backs off by itself, and every other
-    row gets its turn within a second or two."""
+async def read_circuits(ctx: WorkerContext) -> dict[str, ProviderHealth]:
+    """The state of every provider this worker runs."""
+    async with ctx.sessions() as session:
+        known = await fleet_store.every_provider_health(session)
+    return {provider.name: known.get(provider.name, ProviderHealth()) for provider in ctx.providers}
+
+
+async def record_failure(
+    ctx: WorkerContext, error: ProviderError, source: str | None = None, provider: str = fleet_store.PROVIDER
+) -> datetime | None:
+    """Count a failure on `provider` of `source`'s step (a row, or None); returns the time everyone pauses work
+    on the provider until, if this failure opens its circuit. One row failing again and again (a request the
+    provider chokes on, as much as an outage seen by one chunk) keeps the pause at its first step: the row backs
+    off by itself, and every other row gets its turn within a second or two."""
     if not isinstance(error, RetryableProviderError):
         return None  # the provider refused a request; it is not out
-    failures, repeated = await fleet_store.count_failure(ctx.sessions, str(error), source)
+    failures, repeated = await fleet_store.count_failure(ctx.sessions, str(error), source, provider)
     counted = min(failures, CIRCUIT_THRESHOLD) if repeated else failures
     pause = circuit_pause_seconds(ctx, counted, error.retry_after)
     if pause <= 0:
         return None
     until = utcnow() + timedelta(seconds=pause)
-    await fleet_store.pause_until(ctx.sessions, until)
+    await fleet_store.pause_until(ctx.sessions, until, provider)
     if failures >= CIRCUIT_THRESHOLD:
-        logger.warning("provider failed %d times in a row; every worker pauses provider work %.1fs", failures, pause)
+        logger.warning("%s failed %d times in a row; every worker pauses work on it %.1fs", provider, failures, pause)
     return until
 
 
-async def record_success(ctx: WorkerContext) -> bool:
-    """Close the circuit after a provider call succeeded; True if it was open or counting failures."""
-    closed = await fleet_store.count_success(ctx.sessions)
+async def record_success(ctx: WorkerContext, provider: str = fleet_store.PROVIDER) -> bool:
+    """Close `provider`'s circuit after a call to it succeeded; True if it was open or counting failures."""
+    closed = await fleet_store.count_success(ctx.sessions, provider)
     if closed:
-        logger.info("provider answers again; provider work resumes")
+        logger.info("%s answers again; work on it resumes", provider)
     return closed

@@ -112,7 +112,8 @@ async def test_item_shows_every_attempt_across_passes(database_url: str, start_s
     assert first["provider_batch_id"] and second["provider_batch_id"]
     assert first["provider_batch_id"] != second["provider_batch_id"]
     for attempt in (first, second):
-        assert set(attempt["usage"]) == {"input_tokens", "output_tokens"}
+        assert set(attempt["usage"]) == {"input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens"}
+        assert attempt["provider"] == "groq"
         assert attempt["usage"]["input_tokens"] >= 0 and attempt["usage"]["output_tokens"] >= 0
         assert attempt["finished_at"] is not None
     assert second["usage"]["input_tokens"] > 0 and second["usage"]["output_tokens"] > 0

@@ -64,10 +64,11 @@ async def test_cleanup_deletes_a_chunks_files_and_releases_its_lease_in_the_same
         kept = set().union(*(_file_ids(chunk) for chunk in chunks))
         assert len(chunks) >= 3 and kept and kept <= set(service.emulator.files)
 
-        row_id = await leases_store.claim_next_chunk(
+        claimed_row = await leases_store.claim_next_chunk(
             cleaner.sessions, cleaner.worker_id, cleaner.lease_seconds, (ChunkState.DONE,), files_left=True
         )
-        assert row_id is not None
+        assert claimed_row is not None
+        row_id = claimed_row[0]
         [claimed] = [chunk for chunk in chunks if chunk.id == row_id]
         async with cleaner.sessions() as session:
             pass_number = (await session.get_one(Pass, claimed.pass_id)).number

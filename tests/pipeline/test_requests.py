@@ -4,17 +4,17 @@ from typing import Any
 import orjson
 import pytest
 
-from service.pipeline.catalogue import StructuredOutput
+from service.pipeline.catalogue import ModelEntry, StructuredOutput
 from service.pipeline.expectations import expectation_for
+from service.pipeline.lines import PassRequestSpec
+from service.pipeline.requests import adapt_to_model as adapt_and_strict
 from service.pipeline.requests import (
-    PassRequestSpec,
     body_bytes,
     jsonl_line,
     merge_request,
     request_hash,
     strict_response_format,
 )
-from service.pipeline.requests import adapt_to_model as adapt_and_strict
 
 BEST_EFFORT, JSON_OBJECT, STRICT = StructuredOutput.BEST_EFFORT, StructuredOutput.JSON_OBJECT, StructuredOutput.STRICT
 
@@ -252,8 +252,15 @@ def test_the_same_request_is_the_same_bytes_and_hash_whatever_its_key_order() ->
     other = {"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m"}
     judged = expectation_for(one, None)
     assert body_bytes(one) == body_bytes(other)
-    assert request_hash("acme", body_bytes(one), judged) == request_hash("acme", body_bytes(other), judged)
-    assert request_hash("acme", body_bytes(one), judged) != request_hash("globex", body_bytes(one), judged)
+    assert request_hash("acme", "groq", body_bytes(one), judged) == request_hash(
+        "acme", "groq", body_bytes(other), judged
+    )
+    assert request_hash("acme", "groq", body_bytes(one), judged) != request_hash(
+        "globex", "groq", body_bytes(one), judged
+    )
+    assert request_hash("acme", "groq", body_bytes(one), judged) != request_hash(
+        "acme", "openai", body_bytes(one), judged
+    )
 
 
 def test_two_schemas_with_the_same_strict_line_hash_apart() -> None:
@@ -264,8 +271,7 @@ def test_two_schemas_with_the_same_strict_line_hash_apart() -> None:
     item = {"messages": [{"role": "user", "content": "x"}]}
     one, other = (
         PassRequestSpec(
-            model="openai/gpt-oss-20b",
-            structured_output=StructuredOutput.STRICT,
+            entry=ModelEntry(id="openai/gpt-oss-20b", structured_output=StructuredOutput.STRICT),
             params={},
             pass_params={},
             output_schema=schema,
@@ -274,8 +280,8 @@ def test_two_schemas_with_the_same_strict_line_hash_apart() -> None:
         for schema in (optional, nullable)
     )
     assert one.build("x", item).body == other.build("x", item).body, "the premise: the same line"
-    assert request_hash("acme", one.build("x", item).body, one.common_expectation) != request_hash(
-        "acme", other.build("x", item).body, other.common_expectation
+    assert request_hash("acme", "groq", one.build("x", item).body, one.common_expectation) != request_hash(
+        "acme", "groq", other.build("x", item).body, other.common_expectation
     )
 
 
@@ -327,7 +333,8 @@ def test_a_schema_strict_mode_cannot_express_stays_best_effort() -> None:
 
 
 def test_a_built_line_knows_its_budget_and_its_expectation() -> None:
-    spec = PassRequestSpec(GPT_OSS, STRICT, {"temperature": 0}, {"max_completion_tokens": 4096}, SCHEMA, strict=True)
+    entry = ModelEntry(id=GPT_OSS, structured_output=STRICT)
+    spec = PassRequestSpec(entry, {"temperature": 0}, {"max_completion_tokens": 4096}, SCHEMA, strict=True)
     built = spec.build("pr-1", {"messages": [USER], "max_completion_tokens": 2048}, {"reasoning_effort": "low"})
     assert built.strict and built.max_completion_tokens == 4096 and built.reasoning_effort == "low"
     assert orjson.loads(built.line)["body"] == orjson.loads(built.body) == built.request

@@ -1,9 +1,13 @@
-"""The Groq emulator as its own process, with a gate that can hold back a response after Groq acted.
+"""The three providers' emulators as one process, with a gate that can hold back a response after a provider
+acted.
 
-`python -m tests.reliability.gated_emulator --port N [emulator timings]`. `POST /_gate {"method": "POST",
-"path": "/openai/v1/batches", "count": 1}` arms the gate: the next matching request is handled for real (the
-batch is created, the file stored) and its response is never sent, so the worker that asked is stuck exactly
-between Groq's side effect and its own commit, where a test SIGKILLs it. `GET /_gate` lists the held requests.
+`python -m tests.reliability.gated_emulator --port N [emulator timings]`: Groq's emulator at the root (its
+`/openai/v1/...`), OpenAI's under `/oa` (OPENAI_BASE_URL `http://host:N/oa/v1`), Anthropic's under `/an`
+(ANTHROPIC_BASE_URL `http://host:N/an`), each with its `/_emulator` control routes under its prefix.
+`POST /_gate {"method": "POST", "path": "/openai/v1/batches", "count": 1}` arms the gate: the next matching
+request is handled for real (the batch is created, the file stored) and its response is never sent, so the worker
+that asked is stuck exactly between the provider's side effect and its own commit, where a test SIGKILLs it.
+`GET /_gate` lists the held requests.
 """
 
 from __future__ import annotations
@@ -15,10 +19,16 @@ from typing import Any
 
 import orjson
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import anthropic_emulator
+import openai_emulator
 from groq_emulator import EmulatorConfig, create_emulator_app
 from tests.loopback import read_body
+
+OPENAI_PREFIX, ANTHROPIC_PREFIX = "/oa", "/an"
 
 
 @dataclass
@@ -83,7 +93,22 @@ def main(argv: list[str] | None = None) -> None:
         finalizing_seconds=args.finalizing_seconds,
         cancel_seconds=0.1,
     )
-    uvicorn.run(Gate(create_emulator_app(config)), host="127.0.0.1", port=args.port, log_level="warning")
+    openai = openai_emulator.EmulatorConfig(
+        seed=args.seed,
+        validating_seconds=args.validating_seconds,
+        processing_seconds=args.processing_seconds,
+        finalizing_seconds=args.finalizing_seconds,
+        cancel_seconds=0.1,
+    )
+    anthropic = anthropic_emulator.EmulatorConfig(seed=args.seed, processing_seconds=args.processing_seconds)
+    app = Starlette(
+        routes=[
+            Mount(OPENAI_PREFIX, openai_emulator.create_emulator_app(openai)),
+            Mount(ANTHROPIC_PREFIX, anthropic_emulator.create_emulator_app(anthropic)),
+            Mount("/", create_emulator_app(config)),
+        ]
+    )
+    uvicorn.run(Gate(app), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

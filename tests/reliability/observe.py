@@ -87,19 +87,21 @@ async def eventually(
 
 
 class EmulatorClient:
-    """The emulator's control and inspection routes, plus its Files API, over HTTP."""
+    """The emulator's control and inspection routes, plus its Files API, over HTTP. `prefix`: where a provider's
+    emulator is mounted in the gated process (tests/reliability/gated_emulator.py), "" for Groq's."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, prefix: str = "") -> None:
         self.client = httpx.AsyncClient(base_url=base_url, timeout=10, headers={"Authorization": "Bearer any"})
+        self.prefix = prefix
 
     async def close(self) -> None:
         await self.client.aclose()
 
     async def set_faults(self, **faults: float) -> None:
-        (await self.client.post("/_emulator/faults", json=faults)).raise_for_status()
+        (await self.client.post(f"{self.prefix}/_emulator/faults", json=faults)).raise_for_status()
 
     async def batches(self) -> list[dict[str, Any]]:
-        response = await self.client.get("/_emulator/batches")
+        response = await self.client.get(f"{self.prefix}/_emulator/batches")
         response.raise_for_status()
         data: list[dict[str, Any]] = response.json()["data"]
         return data
@@ -114,7 +116,7 @@ class EmulatorClient:
         return data
 
     async def requests_made(self) -> int:
-        response = await self.client.get("/_emulator/requests")
+        response = await self.client.get(f"{self.prefix}/_emulator/requests")
         response.raise_for_status()
         return len(response.json()["data"])
 

@@ -59,7 +59,8 @@ async def _claim(ctx: WorkerContext) -> bool:
 
 
 async def claim_next_chunk(ctx: WorkerContext, states: tuple[str, ...]) -> int | None:
-    return await leases_store.claim_next_chunk(ctx.sessions, ctx.worker_id, ctx.lease_seconds, states)
+    claimed = await leases_store.claim_next_chunk(ctx.sessions, ctx.worker_id, ctx.lease_seconds, states)
+    return None if claimed is None else claimed[0]
 
 
 async def _steal(ctx: WorkerContext, thief: str) -> None:

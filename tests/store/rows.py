@@ -202,6 +202,8 @@ def finished_row(attempt_id: int, outcome: Outcome, now: datetime) -> FinishedAt
         finish_reason="stop" if succeeded else None,
         input_tokens=outcome.input_tokens,
         output_tokens=outcome.output_tokens,
+        cached_input_tokens=0,
+        cache_write_tokens=0,
         cost_pico=outcome.cost_pico,
         provider_request_id=f"req_{attempt_id}",
         finished_at=now,

@@ -181,6 +181,7 @@ def step(pass_number: int, model: str, status: str, **values: object) -> Lineage
     fields: dict[str, object] = {
         "pass_number": pass_number,
         "tier": 0,
+        "provider": "groq",
         "model": model,
         "sent_because": "first",
         "status": status,

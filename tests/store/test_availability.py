@@ -17,9 +17,13 @@ async def unavailable(db: Database) -> dict[str, str]:
         return await availability_store.unavailable(session)
 
 
+SCOPE = ("a", "b", "c", "d", "failed-model", "unlisted", "old-model")
+
+
 async def replace_listing(db: Database, *missing: str) -> None:
+    """One provider's listing of the models SCOPE names, lacking `missing`."""
     async with transaction(db.workers) as session:
-        await availability_store.replace_listing(session, missing)
+        await availability_store.replace_listing(session, SCOPE, missing)
 
 
 async def mark(db: Database, model: str, reason: str) -> None:
@@ -77,3 +81,23 @@ async def test_two_ingests_marking_the_same_new_model_at_once_both_succeed(db: D
         assert await still_waiting(second), "the second mark waits for the first ingest's transaction"
     await second  # an ingest that fails here rolls back every outcome it merged
     assert await unavailable(db) == {"old-model": "Groq answered model_not_found"}
+
+
+async def test_a_listing_has_the_account_keep_a_model_the_catalogue_calls_gone(db: Database) -> None:
+    """The account's list wins over the catalogue: a decommissioned model it lists is usable (listed), until a
+    later listing leaves it out; another provider's listing (another scope) leaves it alone."""
+    async with transaction(db.workers) as session:
+        await availability_store.replace_listing(session, ("llama", "x"), ["x"], ["llama"])
+    async with db.api() as session:
+        found = await availability_store.read(session)
+    assert found.listed == {"llama"} and found.unavailable == {"x": LISTING_REASON}
+    async with transaction(db.workers) as session:
+        await availability_store.replace_listing(session, ("openai:m",), ["openai:m"])
+    async with db.api() as session:
+        found = await availability_store.read(session)
+    assert found.listed == {"llama"} and set(found.unavailable) == {"x", "openai:m"}
+    async with transaction(db.workers) as session:
+        await availability_store.replace_listing(session, ("llama", "x"), [])
+    async with db.api() as session:
+        found = await availability_store.read(session)
+    assert found.listed == frozenset() and set(found.unavailable) == {"openai:m"}

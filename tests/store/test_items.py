@@ -289,7 +289,10 @@ async def test_stream_for_chunk_yields_the_chunks_lines_in_submission_order(db: 
         await session.execute(update(Item).where(col(Item.id) == ids["q"]).values(position=9))
     async with db.workers() as session:
         lines = [line async for line in items_store.stream_for_chunk(session, first.chunk_id)]
-    assert lines == [("s", body("s").decode(), None), ("q", body("q").decode(), '{"tier": 1}')]
+    assert lines == [
+        (ids["s"], "s", body("s").decode(), None),
+        (ids["q"], "q", body("q").decode(), '{"tier": 1}'),
+    ]
 
 
 @pytest.mark.postgres

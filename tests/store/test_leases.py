@@ -51,7 +51,8 @@ async def add_chunks(db: Database, chunks: Sequence[tuple[str, float]], **values
 
 
 async def claim(db: Database, owner: str, lease_seconds: float = LONG, states: Sequence[str] = PENDING) -> int | None:
-    return await leases_store.claim_next_chunk(db.workers, owner, lease_seconds, states)
+    claimed = await leases_store.claim_next_chunk(db.workers, owner, lease_seconds, states)
+    return None if claimed is None else claimed[0]
 
 
 async def test_claim_next_chunk_takes_the_chunk_due_longest_in_the_asked_states(db: Database) -> None:
@@ -75,9 +76,26 @@ async def test_files_left_claims_only_chunks_whose_files_are_not_deleted(db: Dat
     (cleaned,) = await add_chunks(db, [(ChunkState.DONE, -20)], files_deleted_at=utcnow())
     (left,) = await add_chunks(db, [(ChunkState.DONE, -10)])
     claimed = await leases_store.claim_next_chunk(db.workers, W1, LONG, (ChunkState.DONE,), files_left=True)
-    assert claimed == left
+    assert claimed == (left, "groq"), "a chunk and its provider"
     assert await leases_store.claim_next_chunk(db.workers, W1, LONG, (ChunkState.DONE,), files_left=True) is None
-    assert await leases_store.claim_next_chunk(db.workers, W1, LONG, (ChunkState.DONE,)) == cleaned
+    assert await leases_store.claim_next_chunk(db.workers, W1, LONG, (ChunkState.DONE,)) == (cleaned, "groq")
+
+
+async def test_a_paused_providers_chunks_are_not_claimed_and_not_due(db: Database) -> None:
+    """An outage of one provider pauses its chunks only: the others' are claimed and due as before."""
+    (on_groq,) = await add_chunks(db, [(ChunkState.PENDING, -20)])
+    (on_openai,) = await add_chunks(db, [(ChunkState.PENDING, -10)], provider="openai")
+    kinds = [((ChunkState.PENDING,), False)]
+    assert await leases_store.next_chunk_due(db.workers, kinds, skip_providers={"groq", "openai"}) is None
+    due = await leases_store.next_chunk_due(db.workers, kinds, skip_providers={"groq"})
+    assert due is not None and due < utcnow()
+    paused = {"groq"}
+    assert await leases_store.claim_next_chunk(db.workers, W1, LONG, PENDING, skip_providers=paused) == (
+        on_openai,
+        "openai",
+    )
+    assert await leases_store.claim_next_chunk(db.workers, W1, LONG, PENDING, skip_providers=paused) is None
+    assert await claim(db, W1) == on_groq
 
 
 async def test_next_chunk_due_is_the_first_time_a_chunk_of_the_kinds_can_be_claimed(db: Database) -> None:

@@ -110,6 +110,7 @@ async def test_a_row_is_the_item_joined_to_its_deciding_attempt_and_pass(db: Dat
         updated_at=history.second_decided,
         pass_number=2,
         tier=1,
+        provider="groq",
         model=STRONG_MODEL,
         attempt_status=AttemptStatus.SUCCEEDED,
         error_code=None,
@@ -119,6 +120,8 @@ async def test_a_row_is_the_item_joined_to_its_deciding_attempt_and_pass(db: Dat
         finish_reason="stop",
         input_tokens=100,
         output_tokens=20,
+        cached_input_tokens=0,
+        cache_write_tokens=0,
         sent_because="first",
         reused_from_attempt_id=None,
     )

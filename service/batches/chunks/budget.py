@@ -8,17 +8,19 @@ from __future__ import annotations
 from service.models import Batch, Chunk
 from service.pipeline.catalogue import ModelEntry
 from service.pipeline.cost import usd_text
-from service.pipeline.requests import BuiltLine
+from service.pipeline.lines import BuiltLine
 from service.pipeline.tokens import count_input_tokens
 from service.store import Session
 from service.store import batches as batches_store
 
 
 def worst_case(entry: ModelEntry, built: BuiltLine) -> int:
-    """The most this line can cost: its counted input tokens and all of its max_completion_tokens."""
-    input_tokens = count_input_tokens(entry.id, built.request, upper_bound=True).tokens
+    """The most this line can cost: its counted input tokens, each at the dearest price a prompt token can have
+    (a cache write costs more than plain input on Anthropic), and all of its max_completion_tokens."""
+    input_tokens = count_input_tokens(entry.tokenizer, built.request, upper_bound=True).tokens
     output_tokens = built.max_completion_tokens or entry.max_completion_tokens
-    return input_tokens * entry.input_pico_per_token + output_tokens * entry.output_pico_per_token
+    input_price = max(entry.input_pico_per_token, entry.cached_input_pico_per_token, entry.cache_write_pico_per_token)
+    return input_tokens * input_price + output_tokens * entry.output_pico_per_token
 
 
 async def reserve(session: Session, batch: Batch, chunk: Chunk) -> bool:

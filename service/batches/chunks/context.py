@@ -33,4 +33,4 @@ class StepContext(Protocol):
 
 def provider_of(ctx: StepContext, pass_: Pass) -> BatchProvider:
     """The provider that runs the chunks of `pass_`."""
-    return ctx.providers.get(ctx.config.provider_of(pass_.model))
+    return ctx.providers.get(pass_.provider)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from service.batches.chunks.context import StepContext
 from service.kit.clock import utcnow
+from service.kit.fencing import TryLater
 from service.pipeline.backoff import backoff_seconds
 from service.providers.protocol import RetryableProviderError
 from service.store import chunks as chunks_store
@@ -27,6 +28,7 @@ def retry_delay(ctx: StepContext, retry_count: int, error: Exception) -> float:
 
 
 async def defer_chunk(ctx: StepContext, chunk_id: int, error: Exception) -> None:
+    """The step failed: again after the chunk's own back-off (longer at each failure in a row)."""
     async with transaction(ctx.sessions) as session:
         chunk = await chunks_store.get(session, chunk_id)
         delay = retry_delay(ctx, chunk.retry_count, error)
@@ -39,3 +41,17 @@ async def defer_chunk(ctx: StepContext, chunk_id: int, error: Exception) -> None
             error=str(error),
         )
     logger.warning("chunk %s deferred %.2fs: %s", chunk_id, delay, error)
+
+
+async def postpone_chunk(ctx: StepContext, chunk_id: int, later: TryLater) -> None:
+    """The step could not go on now, for a reason of ours: again in `later.seconds`, no failure counted."""
+    async with transaction(ctx.sessions) as session:
+        chunk = await chunks_store.get(session, chunk_id)
+        await chunks_store.defer_held(
+            session,
+            ctx.worker_id,
+            chunk_id,
+            until=utcnow() + timedelta(seconds=later.seconds),
+            retry_count=chunk.retry_count,
+            error=str(later),
+        )

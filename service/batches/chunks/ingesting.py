@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,7 +27,12 @@ from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import ChunkState
 from service.observability import metrics
 from service.pipeline import failure_codes
+from service.pipeline.anthropic_lines import classify_anthropic
+from service.pipeline.catalogue import LineFormat, ModelRef, display_name
 from service.pipeline.classify import Outcome, classify_result, parse_result_line, unprocessed
+from service.pipeline.expectations import OutputExpectation
+from service.pipeline.lines import line_id
+from service.pipeline.responses_lines import classify_responses
 from service.providers.protocol import BatchEnd, BatchProvider, ProviderBatchInfo, ProviderNotFound
 from service.store import attempts as attempts_store
 from service.store import chunks as chunks_store
@@ -36,6 +43,11 @@ from service.store.attempts import PendingAttempt
 logger = logging.getLogger(__name__)
 
 CLASSIFY_SLICE = 200  # result lines classified between two turns of the event loop
+CLASSIFIERS: dict[LineFormat, Callable[[dict[str, Any], OutputExpectation], Outcome]] = {
+    LineFormat.CHAT: classify_result,
+    LineFormat.RESPONSES: classify_responses,
+    LineFormat.MESSAGES: classify_anthropic,
+}
 MERGE_GROUP = 1000  # outcomes merged between two turns of the event loop (all in the ingest's transaction)
 
 
@@ -47,7 +59,7 @@ def _unprocessed_reason(provider: BatchProvider, info: ProviderBatchInfo) -> tup
         return failure_codes.CANCELLED, "the provider batch was cancelled before this request was processed"
     if info.ended == BatchEnd.LOST:
         return failure_codes.BATCH_FAILED, (
-            f"{provider.name} no longer knows provider batch {info.id} (404); its results are lost"
+            f"{provider.name} no longer has provider batch {info.id} or its results (404); they are lost"
         )
     if info.ended == BatchEnd.FAILED:
         gone = _model_gone(info)
@@ -120,6 +132,10 @@ async def _classify(
         own = [attempt.item_id for attempt in pending.values() if attempt.own_format]
         own_bodies = await items_store.bodies(session, own) if own else {}
     spec = spec_of_pass(ctx.config, batch, pass_)
+    entry = spec.entry
+    if entry.short_line_ids:  # the lines carried our ids, not the caller's
+        pending = {line_id(entry, attempt.custom_id, attempt.item_id): attempt for attempt in pending.values()}
+    classify = CLASSIFIERS[entry.line_format]
     expectation = spec.common_expectation
     outcomes: list[tuple[PendingAttempt, Outcome]] = []
     malformed = lines_read = 0
@@ -135,11 +151,11 @@ async def _classify(
         expected = expectation
         if attempt.item_id in own_bodies:
             expected = spec.expectation(orjson.loads(own_bodies[attempt.item_id]))
-        outcomes.append((attempt, classify_result(line, expected).compact()))
+        outcomes.append((attempt, classify(line, expected).compact()))
     code, message = _unprocessed_reason(provider, info)
     if malformed and code == failure_codes.MISSING_RESULT:
         message += f" ({malformed} unreadable lines in the results)"
-    outcomes.extend((attempt, unprocessed(custom_id, code, message)) for custom_id, attempt in pending.items())
+    outcomes.extend((attempt, unprocessed(attempt.custom_id, code, message)) for attempt in pending.values())
     return outcomes, malformed, lines_read
 
 
@@ -182,7 +198,8 @@ async def _ingest(
         malformed,
     )
     metrics.record_ingest(lines_read, time.perf_counter() - started)
-    metrics.record_attempts(pass_.model, ((outcome.succeeded, outcome.error_code) for _, outcome in outcomes))
+    name = display_name(ModelRef(pass_.provider, pass_.model))
+    metrics.record_attempts(name, ((outcome.succeeded, outcome.error_code) for _, outcome in outcomes))
     ctx.wake()  # the batch may now start its next round
 
 
@@ -207,7 +224,13 @@ async def poll_chunk(ctx: StepContext, chunk_id: int) -> None:
         return
     path: Path | None = None
     try:
-        path = await _download(ctx, provider, info, chunk_id)
+        try:
+            path = await _download(ctx, provider, info, chunk_id)
+        except ProviderNotFound:  # the results are gone (archived, or expired files): the items never ran for us
+            logger.warning(
+                "the results of provider batch %s are gone from %s; failing its items", info.id, provider.name
+            )
+            info = replace(info, ended=BatchEnd.LOST)
         await _ingest(ctx, provider, chunk_id, info, path)
     finally:
         if path is not None:

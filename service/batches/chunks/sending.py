@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from service.batches.chunks import budget
 from service.batches.chunks.context import StepContext, provider_of
 from service.batches.chunks.spool import chunk_lines
 from service.batches.merging import fail_unsent
 from service.kit.clock import utcnow
-from service.kit.fencing import LeaseLost, protected
+from service.kit.fencing import LeaseLost, TryLater, protected
 from service.models import Batch, Chunk, ChunkState, Pass
 from service.observability.logging import bind_log_context
 from service.pipeline import failure_codes
+from service.pipeline.catalogue import LineFormat
 from service.pipeline.chunk_names import chunk_key, chunk_metadata
 from service.providers.protocol import (
     BatchProvider,
@@ -31,12 +32,14 @@ from service.providers.protocol import (
     ProviderError,
 )
 from service.store import chunks as chunks_store
+from service.store import fleet as fleet_store
 from service.store import leases as leases_store
 from service.store import transaction
 
 logger = logging.getLogger(__name__)
 
 CANCELLED_BEFORE_SENT = "the batch was cancelled before this chunk was sent"
+SLOT_WAIT_SECONDS = 1.0
 
 
 class _OverBudget(Exception):
@@ -152,32 +155,64 @@ async def _ensure_lease(ctx: StepContext, chunk_id: int) -> None:
 
 def _request(ctx: StepContext, batch: Batch, pass_: Pass, chunk: Chunk) -> ChunkRequest:
     key = chunk_key(batch.id, pass_.number, chunk.chunk_index)
+    entry = ctx.config.entry(pass_.provider, pass_.model)
+    metadata = chunk_metadata(batch.id, pass_.number, chunk.chunk_index, pass_.model)
+    if entry.line_format != LineFormat.MESSAGES:
+        metadata["endpoint"] = entry.endpoint  # where an OpenAI-shaped provider runs the lines
     return ChunkRequest(
         key=key,
         path=None,  # the lines are spooled only once they are to be sent
         line_count=chunk.line_count,
         model=pass_.model,
-        metadata=chunk_metadata(batch.id, pass_.number, chunk.chunk_index, pass_.model),
+        metadata=metadata,
     )
 
 
 async def send_chunk(ctx: StepContext, chunk_id: int) -> None:
-    """Bring a PENDING or UPLOADING chunk to SUBMITTED. Provider errors propagate to the caller."""
+    """Bring a PENDING or UPLOADING chunk to SUBMITTED. Provider errors propagate to the caller.
+
+    A provider whose batches carry no tag of ours (Anthropic) is found by when a batch was created and how many
+    requests it has: one chunk at a time may have an unresolved create there (the provider's send slot, held
+    from before the create until the batch is recorded or the chunk given up), so a batch found unrecorded in
+    the chunk's window is the chunk's own."""
     if await _start_sending(ctx, chunk_id) != ChunkState.UPLOADING:
         return
     async with ctx.sessions() as session:
-        chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
+        _chunk, pass_, _batch = await chunks_store.with_pass_and_batch(session, chunk_id)
     provider = provider_of(ctx, pass_)
+    serialized = not provider.tags_batches
+    if serialized and not await fleet_store.take_send_slot(ctx.sessions, provider.name, chunk_id):
+        raise TryLater(f"another chunk's batch is being created on {provider.name}", SLOT_WAIT_SECONDS)
+    progress = _Progress()
+    try:
+        await _send(ctx, provider, chunk_id, progress)
+    finally:
+        if serialized and not progress.unresolved:
+            await fleet_store.free_send_slot(ctx.sessions, provider.name, chunk_id)
+
+
+@dataclass
+class _Progress:
+    """A create was sent and its answer is not recorded: a batch of the chunk may exist that nobody knows of."""
+
+    unresolved: bool = False
+
+
+async def _send(ctx: StepContext, provider: BatchProvider, chunk_id: int, progress: _Progress) -> None:
+    """Adopt the chunk's batch if an earlier attempt created it, else create it."""
+    async with ctx.sessions() as session:
+        chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
     request = _request(ctx, batch, pass_, chunk)
-    found = await provider.find(request, chunk.created_at)
-    if found:
-        existing = found[0]
-        bind_log_context(provider_batch_id=existing.id)
-        logger.info("adopting provider batch %s for %s", existing.id, request.key)
-        if not await _adopt(ctx, chunk_id, existing):
-            raise LeaseLost(f"chunk {chunk_id}")
-        await _after_adoption(ctx, provider, request.key, existing, found)
-        return
+    if chunk.create_sent_at is not None:  # an earlier attempt asked for a batch: it may exist
+        found = await _unrecorded(ctx, chunk_id, await provider.find(request, chunk.create_sent_at))
+        if found:
+            existing = found[0]
+            bind_log_context(provider_batch_id=existing.id)
+            logger.info("adopting provider batch %s for %s", existing.id, request.key)
+            if not await _adopt(ctx, chunk_id, existing):
+                raise LeaseLost(f"chunk {chunk_id}")
+            await _after_adoption(ctx, provider, request.key, existing, found)
+            return
     if batch.cancel_requested:
         await abandon_chunk(ctx, chunk_id, ChunkState.UPLOADING, failure_codes.CANCELLED, CANCELLED_BEFORE_SENT)
         return
@@ -198,21 +233,45 @@ async def send_chunk(ctx: StepContext, chunk_id: int) -> None:
                     f"delete unused upload {input_file_id}", provider.delete_results(None, [input_file_id])
                 )
                 raise LeaseLost(f"chunk {chunk_id}")
+    if chunk.create_sent_at is None:
+        await _record_intent(ctx, chunk_id)
     await _ensure_lease(ctx, chunk_id)
     async with protected():  # once the provider is asked, what it answers is recorded (or disowned)
+        progress.unresolved = True  # until the answer is recorded, a batch may exist that nobody knows of
         try:
             info = await provider.create(request, input_file_id)
         except PermanentProviderError as error:
             request.unlink()
             refused = f"{provider.name} refused the batch: {error}"
             await abandon_chunk(ctx, chunk_id, ChunkState.UPLOADING, failure_codes.BATCH_FAILED, refused)
+            progress.unresolved = False
             return
         request.unlink()
         bind_log_context(provider_batch_id=info.id)
         logger.info("created provider batch %s for %s (%d lines)", info.id, request.key, chunk.line_count)
         if not await _adopt(ctx, chunk_id, info):
             await _disown(ctx, provider, chunk_id, request.key, info)
+        progress.unresolved = False
     await _after_adoption(ctx, provider, request.key, info, [])
+
+
+async def _unrecorded(ctx: StepContext, chunk_id: int, found: list[ProviderBatchInfo]) -> list[ProviderBatchInfo]:
+    """The batches found that no other chunk has recorded (a provider that matches by window and request count
+    may name another chunk's batch among them)."""
+    if not found:
+        return found
+    async with ctx.sessions() as session:
+        others = await chunks_store.recorded_elsewhere(session, chunk_id, [info.id for info in found])
+    return [info for info in found if info.id not in others]
+
+
+async def _record_intent(ctx: StepContext, chunk_id: int) -> None:
+    """Committed before the first create: from now on a batch of this chunk may exist."""
+    async with transaction(ctx.sessions) as session:
+        if not await chunks_store.update_held(
+            session, ctx.worker_id, chunk_id, ChunkState.UPLOADING, create_sent_at=utcnow()
+        ):
+            raise LeaseLost(f"chunk {chunk_id}")
 
 
 async def _record_upload(ctx: StepContext, chunk_id: int, input_file_id: str) -> bool:

@@ -13,6 +13,7 @@ from service.batches.lines import spec_of_pass
 from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import Batch, Chunk, Pass
 from service.pipeline.chunk_names import chunk_key, upload_filename
+from service.pipeline.lines import line_id
 from service.store import items as items_store
 
 
@@ -40,7 +41,7 @@ async def chunk_lines(ctx: StepContext, batch: Batch, pass_: Pass, chunk: Chunk)
     spec = spec_of_pass(ctx.config, batch, pass_)
     async with ctx.sessions() as session:
         with path.open("wb", buffering=SPOOL_BUFFER_BYTES) as handle:
-            async for custom_id, body_json, overrides_json in items_store.stream_for_chunk(session, chunk.id):
-                overrides = orjson.loads(overrides_json) if overrides_json else None
-                handle.write(spec.build(custom_id, orjson.loads(body_json), overrides).line)
+            async for item_id, custom_id, body_json, overrides in items_store.stream_for_chunk(session, chunk.id):
+                line = line_id(spec.entry, custom_id, item_id)
+                handle.write(spec.build(line, orjson.loads(body_json), orjson.loads(overrides or "null")).line)
     return path
