@@ -169,25 +169,30 @@ ensure_standin() {
 
 # -- 2. the image ----------------------------------------------------------------------------------------------
 build_image() {
-    local previous current
     [[ -r $CA_BUNDLE ]] || fail "no CA bundle at $CA_BUNDLE (SMOKE_CA_BUNDLE)"
+    local build=(pm build --format docker --pull=never --network host --build-arg PYTHON_IMAGE="$STANDIN"
+        --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro")
     exec 8>"$STATE_DIR/build.lock"
     flock 8  # one build at a time on this storage, so that pruning never takes another build's layers
-    pm image prune --force --filter until=168h >/dev/null  # the cache of a week; older layers go
+    # Working containers of an interrupted build (none is a running build's: this one holds the lock).
+    local leftover
+    for leftover in $(pm ps --all --external --format '{{.ID}} {{.Status}}' | awk '$2 == "Storage" {print $1}'); do
+        pm rm --force "$leftover" >/dev/null
+    done
     say "building $IMAGE from the Dockerfile"
     local started=$SECONDS
-    if ! pm build --format docker --pull=never --network host \
-        --build-arg PYTHON_IMAGE="$STANDIN" \
-        --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
-        --tag "$IMAGE" "$ROOT" >"$WORK/build.log" 2>&1; then
+    # The build stage gets a tag of its own (the same steps, so the second build takes them from the cache):
+    # with both stages tagged, the images prune removes are no cache of this Dockerfile's.
+    if ! "${build[@]}" --target build --tag "$REPOSITORY:build-stage" "$ROOT" >"$WORK/build.log" 2>&1 ||
+        ! "${build[@]}" --tag "$IMAGE" "$ROOT" >>"$WORK/build.log" 2>&1; then
         tail -n 60 "$WORK/build.log" >&2
         fail "podman build"
     fi
     BUILT=true
-    previous=$(pm image inspect --format '{{.Id}}' "$REPOSITORY:last" 2>/dev/null || true)
-    current=$(pm image inspect --format '{{.Id}}' "$IMAGE")
     pm tag "$IMAGE" "$REPOSITORY:last"
-    if [[ -n $previous && $previous != "$current" ]]; then pm rmi "$previous" >/dev/null 2>&1 || true; fi
+    local passes=0
+    # A pass removes dangling leaves only; their parents dangle in the next.
+    while [[ -n $(pm image prune --force) ]] && ((++passes < 8)); do :; done
     flock -u 8
     say "built in $((SECONDS - started)) s: $(pm image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si)B"
 }
