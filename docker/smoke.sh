@@ -3,6 +3,7 @@
 # README.md's "Docker" section runs and checks it, on loopback only (every container shares the host's network).
 #
 #   docker/smoke.sh [all|sqlite|postgres]      (make image-smoke; .ci/run runs `all` with CI=true)
+#   docker/smoke.sh prepare                    (podman and the stand-in only; .ci/run, beside `make lint`)
 #
 # 1. the base: python:3.11-slim cannot be pulled here, so a stand-in with the same Python and Debian (bookworm's
 #    python3.11 by debootstrap, plus the `python` command the real image has) is imported once per machine and
@@ -367,15 +368,16 @@ smoke_postgres() {
 }
 
 case $WHAT in
-    all | sqlite | postgres) ;;
-    *) fail "usage: $0 [all|sqlite|postgres]" ;;
+    all | sqlite | postgres | prepare) ;;
+    *) fail "usage: $0 [all|sqlite|postgres|prepare]" ;;
 esac
 ensure_tools
 POSTGRES=false
-if [[ $WHAT != sqlite ]] && postgres_answers; then POSTGRES=true; fi
+if [[ $WHAT == all || $WHAT == postgres ]] && postgres_answers; then POSTGRES=true; fi
 WORK=$(mktemp -d /var/tmp/llm-batch-smoke.XXXXXX)
 configure_podman
 ensure_standin
+if [[ $WHAT == prepare ]]; then exit 0; fi  # the tools and the stand-in only (.ci/run: while lint runs)
 build_image
 check_image
 if [[ $WHAT != postgres ]]; then smoke_sqlite; fi
