@@ -80,7 +80,7 @@ cleanup() {
     fi
     if [[ -n $DATABASE ]]; then psql_admin -c "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)"; fi
     if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
-    if ((rc == 0)); then say "passed in $((SECONDS - STARTED)) s"; fi
+    if ((rc == 0)); then say "$([[ $WHAT == prepare ]] && echo ready || echo passed) in $((SECONDS - STARTED)) s"; fi
     exit "$rc"
 }
 trap cleanup EXIT
