@@ -48,6 +48,11 @@ openapi: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/emulator_throughput.py
 
+# The image, built by podman from the Dockerfile and run on SQLite and PostgreSQL, as root (README, "Docker").
+.PHONY: image-smoke
+image-smoke:
+	bash docker/smoke.sh all
+
 clean:
 	rm -rf $(VENV) .venv-examples data .pytest_cache .mypy_cache .ruff_cache
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 import uvloop
@@ -15,6 +16,8 @@ from service.settings import get_settings
 from service.store import Database
 from service.workers.runner import run_worker_process
 
+logger = logging.getLogger("service")
+
 
 async def _migrate() -> None:
     database = Database.connect(get_settings().database_url)
@@ -22,6 +25,13 @@ async def _migrate() -> None:
         await database.migrate()
     finally:
         await database.dispose()
+
+
+def _migrate_logged() -> None:
+    """Migrate with the service's logging (JSON under LOG_FORMAT=json, like the server the image starts next)."""
+    configure_from_settings(get_settings())
+    asyncio.run(_migrate())
+    logger.info("database is at the newest migration")
 
 
 def openapi_yaml() -> str:
@@ -44,8 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="run only the workers (any number of them, beside API-only replicas)")
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        asyncio.run(_migrate())
-        print("database is at the newest migration", file=sys.stderr)
+        _migrate_logged()
     elif args.command == "openapi":
         sys.stdout.write(openapi_yaml())
     elif args.command == "worker":
