@@ -44,6 +44,8 @@ COPY alembic ./alembic
 # One line per top-level package the service imports (and one `!name/` line in .dockerignore).
 COPY service ./service
 COPY groq_emulator ./groq_emulator
+COPY openai_emulator ./openai_emulator
+COPY anthropic_emulator ./anthropic_emulator
 # Executable as git stores it (mode 100755): no --chmod, which only BuildKit knows.
 COPY docker/entrypoint.sh /usr/local/bin/llm-batch-entrypoint
 RUN mkdir -p /app/data && chown 10001:10001 /app/data
