@@ -28,9 +28,6 @@ from service.batches.config import LifecycleConfig
 from service.kit.gc_tuning import tune_for_bulk_work
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
-from service.providers.anthropic import AnthropicBatchProvider
-from service.providers.groq import GroqBatchProvider
-from service.providers.openai import OpenAIBatchProvider
 from service.providers.protocol import BatchProvider, Providers
 from service.settings import Settings, get_settings
 from service.store import Database
@@ -100,8 +97,11 @@ def _emulated(settings: Settings, name: str, app: ASGIApp) -> BatchProvider:
 
 
 def _connect(settings: Settings, name: str, *, api_key: str, base_url: str | None, http_client: Any) -> BatchProvider:
-    """One provider's adapter (the only place that picks an implementation)."""
+    """One provider's adapter (the only place that picks an implementation). Each is imported here, when it is
+    first needed: an SDK costs the process 6-37 MB, and most deployments use one or two providers."""
     if name == "groq":
+        from service.providers.groq import GroqBatchProvider
+
         return GroqBatchProvider.connect(
             api_key=api_key,
             base_url=base_url or settings.groq_base_url,
@@ -111,6 +111,8 @@ def _connect(settings: Settings, name: str, *, api_key: str, base_url: str | Non
             http_client=http_client,
         )
     if name == "anthropic":
+        from service.providers.anthropic import AnthropicBatchProvider
+
         return AnthropicBatchProvider.connect(
             api_key=api_key,
             base_url=base_url or settings.anthropic_base_url,
@@ -118,6 +120,8 @@ def _connect(settings: Settings, name: str, *, api_key: str, base_url: str | Non
             max_retries=settings.provider_max_retries,
             http_client=http_client,
         )
+    from service.providers.openai import OpenAIBatchProvider
+
     endpoint = settings.providers.get(name)
     return OpenAIBatchProvider.connect(
         name=name,

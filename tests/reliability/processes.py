@@ -111,16 +111,17 @@ class Processes:
         await wait_for_http(f"{url}/_emulator/faults", process)
         return url
 
-    async def standin(self, **options: Any) -> str:
-        """Start the independent provider stand-in (tests/standin_provider.py) on a free port; its base URL."""
+    async def standin(self, module: str = "tests.standin_provider", **options: Any) -> str:
+        """Start an independent provider stand-in (tests/standin_provider.py: Groq's or OpenAI's wire,
+        tests/standin_anthropic.py: Anthropic's) on a free port; its base URL."""
         port = free_port()
-        args = [sys.executable, "-m", "tests.standin_provider", "--port", str(port)]
+        args = [sys.executable, "-m", module, "--port", str(port)]
         for key, value in options.items():
             flag = f"--{key.replace('_', '-')}"
             args += [flag] if value is True else [flag, str(value)]
-        process = self.start(f"standin-{port}", args)
+        process = self.start(f"{module.rsplit('.', 1)[-1]}-{port}", args)
         url = f"http://127.0.0.1:{port}"
-        await wait_for_http(f"{url}/openai/v1/models", process)
+        await wait_for_http(f"{url}/_bill", process)
         return url
 
     def worker(self, name: str, env: dict[str, str]) -> Process:
