@@ -59,6 +59,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any, *, cache_kib: int | 
     _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # What is deleted or overwritten is zeroed in its page, not left in free space: a purged batch's text
+    # cannot be read back from the file (bench/scale.py: see docs/architecture.md for what it costs).
+    cursor.execute("PRAGMA secure_delete=ON")
     if cache_kib is not None:
         cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
     cursor.close()
@@ -103,6 +106,18 @@ async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> Async
         if is_sqlite(session):
             await session.execute(text("BEGIN IMMEDIATE"))
         yield session
+
+
+async def forget_overwritten_pages(session: AsyncSession) -> bool:
+    """After a purge: SQLite's WAL still holds the page images from before it; copy the WAL into the file and
+    truncate it to nothing, so the purged text is in neither. Waits for readers (the busy timeout); False when
+    some still held an older snapshot (the WAL then keeps old pages until a later checkpoint). PostgreSQL keeps
+    deleted tuples until VACUUM: nothing to do here."""
+    if not is_sqlite(session):
+        return True
+    connection = await session.connection()
+    row = (await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    return int(row[0]) == 0  # (busy, pages in the WAL, pages copied)
 
 
 async def serialise_migrations(connection: AsyncConnection) -> None:

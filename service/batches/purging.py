@@ -1,0 +1,72 @@
+"""Deleting a batch and purging its content: asked by DELETE /batches/{id}, or due RETENTION_SECONDS after the
+batch finished; carried out by a worker (`purge_batch`).
+
+A DELETE marks the batch deleted (from then on none of its content is served: its results and items answer 410)
+and cancels it if it is still running. Once it is terminal, so no chunk of it is at the provider any more (a
+cancelled batch ends only when its chunks have ended), a worker leases it and purges it: the files the provider
+keeps of every chunk (whatever PROVIDER_FILE_CLEANUP says: a deletion is asked for), every file spooled for it on
+this host, then, in one transaction fenced on the lease, every body, output, error text and request hash
+(`store/purging.py` says what goes and what stays). On SQLite the WAL is then checkpointed and truncated, and
+`secure_delete` (set on every connection) has zeroed what the purge freed, so the text is in neither file.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from service.batches.chunks.cleanup import delete_provider_files
+from service.batches.chunks.context import StepContext
+from service.batches.chunks.spool import discard_batch_spool
+from service.batches.reading import batch_or_404
+from service.kit.problems import gone
+from service.models import OPEN_BATCH_STATUSES, Batch
+from service.store import Session, transaction
+from service.store import batches as batches_store
+from service.store import notifications as notifications_store
+from service.store import purging as purging_store
+from service.store.dialect import forget_overwritten_pages
+
+logger = logging.getLogger(__name__)
+
+
+def check_not_deleted(batch: Batch) -> None:
+    """Nothing of a deleted batch's content is served, nor can it run again: 410."""
+    if batch.deleted_at is not None:
+        state = "purged" if batch.purged_at is not None else "being purged"
+        raise gone(f"batch {batch.id} was deleted; its content is {state} and only its summary remains")
+
+
+async def request_deletion(session: Session, batch_id: str, tenant: str | None) -> Batch:
+    """Mark the batch deleted (flushed, not committed) and cancel it if it is running; the batch as it is now.
+    Idempotent: a second call changes nothing."""
+    batch = await batch_or_404(session, batch_id, tenant)
+    if batch.deleted_at is None and await purging_store.mark_deleted(session, batch_id):
+        if batch.status in OPEN_BATCH_STATUSES:
+            await batches_store.request_cancel(session, batch_id)
+        await notifications_store.announce_work(session)
+    fresh = await batches_store.get_batch(session, batch_id)
+    assert fresh is not None
+    return fresh
+
+
+async def purge_batch(ctx: StepContext, batch_id: str) -> bool:
+    """Purge a terminal batch this worker has leased; whether it was purged (False: it was reopened or taken
+    over meanwhile). Retryable provider errors propagate: the purge is tried again on a later sweep."""
+    async with ctx.sessions() as session:
+        with_files = await purging_store.chunks_with_files(session, batch_id)
+    for chunk, pass_number in with_files:
+        assert chunk.id is not None
+        await delete_provider_files(ctx.providers.get(chunk.provider), chunk, pass_number)
+        async with transaction(ctx.sessions) as session:
+            await purging_store.note_files_deleted(session, chunk.id)
+    async with ctx.sessions() as session:
+        chunk_ids = await purging_store.chunk_ids(session, batch_id)
+    discard_batch_spool(ctx.spool_dir, batch_id, chunk_ids)
+    async with transaction(ctx.sessions) as session:
+        purged = await purging_store.purge(session, batch_id, ctx.worker_id)
+    if purged:
+        async with ctx.sessions() as session:
+            if not await forget_overwritten_pages(session):
+                logger.warning("batch %s purged; readers kept the WAL from being truncated until later", batch_id)
+        logger.info("batch %s purged (%d chunks had files at their provider)", batch_id, len(with_files))
+    return purged
