@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, update
+from sqlalchemy import and_, delete, func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -103,6 +103,7 @@ async def purge(session: AsyncSession, batch_id: str, worker_id: str) -> bool:
         )
         .values(
             purged_at=now,
+            deleted_at=func.coalesce(col(Batch.deleted_at), now),  # a retention purge: its content is gone too
             params={},
             output_schema=None,
             lease_owner=None,
