@@ -36,9 +36,7 @@ def upgrade() -> None:
     for table, column in ADDED:
         op.add_column(table, column)
     for name, column_name, where in INDEXES:
-        op.create_index(
-            name, "batches", [column_name], sqlite_where=sa.text(where), postgresql_where=sa.text(where)
-        )
+        op.create_index(name, "batches", [column_name], sqlite_where=sa.text(where), postgresql_where=sa.text(where))
 
 
 def downgrade() -> None:
