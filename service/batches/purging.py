@@ -12,6 +12,7 @@ this host, then, in one transaction fenced on the lease, every body, output, err
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from service.batches.chunks.cleanup import delete_provider_files
@@ -27,6 +28,8 @@ from service.store import purging as purging_store
 from service.store.dialect import forget_overwritten_pages
 
 logger = logging.getLogger(__name__)
+
+TRUNCATE_PAUSES = (0.05, 0.2, 1.0)  # between tries at truncating SQLite's WAL after a purge
 
 
 def check_not_deleted(batch: Batch) -> None:
@@ -65,8 +68,18 @@ async def purge_batch(ctx: StepContext, batch_id: str) -> bool:
     async with transaction(ctx.sessions) as session:
         purged = await purging_store.purge(session, batch_id, ctx.worker_id)
     if purged:
-        async with ctx.sessions() as session:
-            if not await forget_overwritten_pages(session):
-                logger.warning("batch %s purged; readers kept the WAL from being truncated until later", batch_id)
+        await _forget_overwritten_pages(ctx, batch_id)
         logger.info("batch %s purged (%d chunks had files at their provider)", batch_id, len(with_files))
     return purged
+
+
+async def _forget_overwritten_pages(ctx: StepContext, batch_id: str) -> None:
+    """Truncate SQLite's WAL, which still holds the pages from before the purge; a reader holding an older
+    snapshot (past the busy timeout) makes it try again a few times, then give up with a warning (the next
+    purge's truncation takes them too)."""
+    for pause in TRUNCATE_PAUSES:
+        async with ctx.sessions() as session:
+            if await forget_overwritten_pages(session):
+                return
+        await asyncio.sleep(pause)
+    logger.warning("batch %s purged, but readers kept SQLite's WAL from being truncated", batch_id)
