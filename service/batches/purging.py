@@ -6,14 +6,16 @@ and cancels it if it is still running. Once it is terminal, so no chunk of it is
 cancelled batch ends only when its chunks have ended), a worker leases it and purges it: the files the provider
 keeps of every chunk (whatever PROVIDER_FILE_CLEANUP says: a deletion is asked for), every file spooled for it on
 this host, then, in one transaction fenced on the lease, every body, output, error text and request hash
-(`store/purging.py` says what goes and what stays). On SQLite the WAL is then checkpointed and truncated, and
-`secure_delete` (set on every connection) has zeroed what the purge freed, so the text is in neither file.
+(`store/purging.py` says what goes and what stays). After a sweep's purges, on SQLite, the file is rewritten
+(VACUUM) and the WAL checkpointed and truncated (`forget_purged_pages`), so the text is in neither file; only
+then is each batch marked purged (`purged_at`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from service.batches.chunks.cleanup import delete_provider_files
 from service.batches.chunks.context import StepContext
@@ -25,7 +27,7 @@ from service.store import Session, transaction
 from service.store import batches as batches_store
 from service.store import notifications as notifications_store
 from service.store import purging as purging_store
-from service.store.dialect import forget_overwritten_pages
+from service.store.dialect import rewrite_file, truncate_wal
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ async def request_deletion(session: Session, batch_id: str, tenant: str | None) 
 
 
 async def purge_batch(ctx: StepContext, batch_id: str) -> bool:
-    """Purge a terminal batch this worker has leased; whether it was purged (False: it was reopened or taken
-    over meanwhile). Retryable provider errors propagate: the purge is tried again on a later sweep."""
+    """Purge the content of a terminal batch this worker has leased; whether it was purged (False: it was
+    reopened or taken over meanwhile). The batch stays leased until `finish_purges` marks it purged, once the
+    database's files are rid of it. Retryable provider errors propagate: the purge is tried again later."""
     async with ctx.sessions() as session:
         with_files = await purging_store.chunks_with_files(session, batch_id)
     for chunk, pass_number in with_files:
@@ -68,18 +71,31 @@ async def purge_batch(ctx: StepContext, batch_id: str) -> bool:
     async with transaction(ctx.sessions) as session:
         purged = await purging_store.purge(session, batch_id, ctx.worker_id)
     if purged:
-        await _forget_overwritten_pages(ctx, batch_id)
         logger.info("batch %s purged (%d chunks had files at their provider)", batch_id, len(with_files))
     return purged
 
 
-async def _forget_overwritten_pages(ctx: StepContext, batch_id: str) -> None:
-    """Truncate SQLite's WAL, which still holds the pages from before the purge; a reader holding an older
-    snapshot (past the busy timeout) makes it try again a few times, then give up with a warning (the next
-    purge's truncation takes them too)."""
+async def finish_purges(ctx: StepContext, batch_ids: Sequence[str]) -> None:
+    """After a sweep's purges: the database's files rid of the purged text (`forget_purged_pages`), then each
+    batch marked purged and released. Should this fail (a lock held past the busy timeout), the leases run out
+    and the batches are purged again, which changes nothing but their files' pages."""
+    await forget_purged_pages(ctx)
+    async with transaction(ctx.sessions) as session:
+        for batch_id in batch_ids:
+            await purging_store.mark_purged(session, batch_id, ctx.worker_id)
+
+
+async def forget_purged_pages(ctx: StepContext) -> bool:
+    """After a sweep's purges, on SQLite: rewrite the file (VACUUM: page splits leave copies of rows in free
+    space that `secure_delete` does not clear) and truncate the WAL, which then holds the old pages. A reader
+    holding an older snapshot makes the truncation try again a few times; whether it succeeded (if not, the next
+    purge's truncation takes the old pages too). Nothing on PostgreSQL (its VACUUM: see the README)."""
+    async with ctx.sessions() as session:
+        await rewrite_file(session)
     for pause in TRUNCATE_PAUSES:
         async with ctx.sessions() as session:
-            if await forget_overwritten_pages(session):
-                return
+            if await truncate_wal(session):
+                return True
         await asyncio.sleep(pause)
-    logger.warning("batch %s purged, but readers kept SQLite's WAL from being truncated", batch_id)
+    logger.warning("purged batches' old pages are still in SQLite's WAL: a reader kept it from being truncated")
+    return False

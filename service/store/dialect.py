@@ -108,15 +108,23 @@ async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> Async
         yield session
 
 
-async def forget_overwritten_pages(session: AsyncSession) -> bool:
-    """After a purge: SQLite's WAL still holds the page images from before it; copy the WAL into the file and
-    truncate it to nothing, so the purged text is in neither. Waits for readers (the busy timeout); False when
-    some still held an older snapshot (the WAL then keeps old pages until a later checkpoint). PostgreSQL keeps
-    deleted tuples until VACUUM: nothing to do here."""
+async def rewrite_file(session: AsyncSession) -> None:
+    """After purges, on SQLite: write every page of the file anew (VACUUM, outside any transaction).
+
+    `secure_delete` zeroes what a statement deletes or overwrites, but when a page is split or merged SQLite
+    rebuilds it without clearing the gap between its cell pointers and its cells: copies of rows that lived there
+    before stay in the free space of pages (measured: a purge of 20,000 answers left 166 copies in 29 pages of
+    `attempts`). PostgreSQL keeps deleted tuples until its own VACUUM: nothing to do here."""
+    if is_sqlite(session):
+        await (await session.connection()).exec_driver_sql("VACUUM")
+
+
+async def truncate_wal(session: AsyncSession) -> bool:
+    """On SQLite: copy the WAL into the file and truncate it to nothing (it holds the pages from before a purge or
+    a VACUUM). Waits for readers (the busy timeout); False when one still held an older snapshot."""
     if not is_sqlite(session):
         return True
-    connection = await session.connection()
-    row = (await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+    row = (await (await session.connection()).exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
     return int(row[0]) == 0  # (busy, pages in the WAL, pages copied)
 
 

@@ -89,9 +89,10 @@ async def note_files_deleted(session: AsyncSession, chunk_id: int) -> None:
 
 
 async def purge(session: AsyncSession, batch_id: str, worker_id: str) -> bool:
-    """Purge the batch's content and mark it purged, releasing its lease; False (nothing changed) when the
-    worker no longer holds it or it is open again. The fence is the first statement: it locks the row, so a
-    retry cannot reopen the batch half-purged."""
+    """Purge the batch's content (the batch stays leased: `mark_purged` follows once the database's files are
+    rid of it too); False (nothing changed) when the worker no longer holds it or it is open again. The fence is
+    the first statement: it locks the row, so a retry cannot reopen the batch half-purged (nor after: it is
+    marked deleted)."""
     now = utcnow()
     fenced = await session.execute(
         update(Batch)
@@ -102,12 +103,9 @@ async def purge(session: AsyncSession, batch_id: str, worker_id: str) -> bool:
             col(Batch.purged_at).is_(None),
         )
         .values(
-            purged_at=now,
             deleted_at=func.coalesce(col(Batch.deleted_at), now),  # a retention purge: its content is gone too
             params={},
             output_schema=None,
-            lease_owner=None,
-            lease_expires_at=None,
             updated_at=now,
         )
     )
@@ -134,6 +132,17 @@ async def purge(session: AsyncSession, batch_id: str, worker_id: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return True
+
+
+async def mark_purged(session: AsyncSession, batch_id: str, worker_id: str) -> bool:
+    """The purge of a batch this worker holds is complete: `purged_at` set, its lease released."""
+    now = utcnow()
+    result = await session.execute(
+        update(Batch)
+        .where(col(Batch.id) == batch_id, col(Batch.lease_owner) == worker_id, col(Batch.purged_at).is_(None))
+        .values(purged_at=now, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+    return rows_affected(result) > 0
 
 
 async def claim_next(

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from service.batches.purging import purge_batch
+from service.batches.purging import finish_purges, purge_batch
 from service.kit.clock import utcnow
 from service.kit.fencing import LeaseLost
 from service.models import Batch
@@ -29,10 +29,11 @@ def retention_cutoff(ctx: WorkerContext) -> datetime | None:
 
 
 async def purge_due(ctx: WorkerContext, stopping: Callable[[], bool]) -> int:
-    """Purge the batches due (a few per sweep); how many were purged. A sweep with none due only reads."""
+    """Purge the batches due (a few per sweep), then rid the database's files of them; how many were purged. A
+    sweep with none due only reads."""
     cutoff = retention_cutoff(ctx)
     seen: list[str] = []
-    purged = 0
+    purged: list[str] = []
     while not stopping() and len(seen) < MAX_PURGES_PER_SWEEP:
         async with ctx.sessions() as session:
             if await purging_store.next_due(session, cutoff, seen) is None:
@@ -43,13 +44,15 @@ async def purge_due(ctx: WorkerContext, stopping: Callable[[], bool]) -> int:
         seen.append(batch_id)
         try:
             if await run_with_lease(ctx, Batch, batch_id, lambda: purge_batch(ctx, batch_id)):  # noqa: B023
-                purged += 1
+                purged.append(batch_id)  # still leased: finish_purges marks it purged and releases it
+                continue
         except LeaseLost:
             logger.warning("lost the lease on batch %s while purging it; its new owner carries on", batch_id)
         except ProviderError as error:  # the provider's files are deleted on a later sweep, then the rest
             logger.warning("purging batch %s: %s", batch_id, error)
         except Exception:
             logger.exception("purging batch %s failed; retrying on a later sweep", batch_id)
-        finally:
-            await leases_store.release(ctx.sessions, Batch, batch_id, ctx.worker_id)
-    return purged
+        await leases_store.release(ctx.sessions, Batch, batch_id, ctx.worker_id)
+    if purged:
+        await finish_purges(ctx, purged)
+    return len(purged)
