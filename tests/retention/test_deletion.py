@@ -174,3 +174,16 @@ async def test_retention_zero_keeps_a_finished_batch(start_service: Any, sqlite_
     assert summary["purged_at"] is None and summary["deleted_at"] is None
     assert (await service.client.get(f"/batches/{batch['id']}/results")).status_code == 200
     assert await rows_mentioning(sqlite_url, marker)
+
+
+async def test_a_large_purge_leaves_no_copy_in_sqlite_free_space(start_service: Any, sqlite_url: str) -> None:
+    """Page splits during the ingests leave copies of answers in pages' free space, which `secure_delete` does not
+    clear (5,000 answers left some without the VACUUM that follows a purge)."""
+    service: Service = await start_service(sqlite_url)
+    marker = new_marker()
+    batch = await service.submit(secret_batch(5000, marker))
+    await service.wait(batch["id"], within=120)
+    assert (await service.client.delete(f"/batches/{batch['id']}")).status_code == 202
+    await wait_purged(service, batch["id"], within=60)
+    assert await rows_mentioning(sqlite_url, marker) == {}
+    assert files_mentioning(database_files(sqlite_url), marker) == [], "SQLite's file or WAL keeps the text"
