@@ -4,6 +4,7 @@ finished more than RETENTION_SECONDS ago) and have it purged (`service/batches/p
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -19,7 +20,10 @@ from service.workers.leasing import run_with_lease
 
 logger = logging.getLogger(__name__)
 
-MAX_PURGES_PER_SWEEP = 20
+# A sweep purges batches for up to this long (and this many), then rewrites SQLite's file once for all of them:
+# after an upgrade, a backlog of old batches costs one VACUUM per few hundred batches, not one each.
+PURGE_SWEEP_SECONDS = 5.0
+MAX_PURGES_PER_SWEEP = 500
 
 
 def retention_cutoff(ctx: WorkerContext) -> datetime | None:
@@ -34,7 +38,8 @@ async def purge_due(ctx: WorkerContext, stopping: Callable[[], bool]) -> int:
     cutoff = retention_cutoff(ctx)
     seen: list[str] = []
     purged: list[str] = []
-    while not stopping() and len(seen) < MAX_PURGES_PER_SWEEP:
+    until = time.monotonic() + PURGE_SWEEP_SECONDS
+    while not stopping() and len(seen) < MAX_PURGES_PER_SWEEP and time.monotonic() < until:
         async with ctx.sessions() as session:
             if await purging_store.next_due(session, cutoff, seen) is None:
                 break
