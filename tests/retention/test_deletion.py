@@ -149,7 +149,9 @@ async def test_a_purged_answer_is_never_reused(start_service: Any, database_url:
 async def test_the_retention_sweep_purges_a_batch_finished_longer_ago(
     start_service: Any, database_url: str, retention_seconds: float
 ) -> None:
-    service: Service = await start_service(database_url, retention_seconds=retention_seconds)
+    service: Service = await start_service(
+        database_url, retention_seconds=retention_seconds, provider_file_cleanup=False
+    )
     marker = new_marker()
     batch = await service.submit(secret_batch(3, marker))
     finished = await service.wait(batch["id"])
@@ -157,6 +159,8 @@ async def test_the_retention_sweep_purges_a_batch_finished_longer_ago(
     assert tombstone(purged) == tombstone(finished)
     await assert_gone(service, batch["id"], "pr-1")
     assert await rows_mentioning(database_url, marker) == {}
+    assert spool_files(service, batch["id"], marker) == []
+    assert provider_files_mentioning(service, marker) == []
     if database_url.startswith("sqlite"):
         assert files_mentioning(database_files(database_url), marker) == []
 
@@ -187,3 +191,25 @@ async def test_a_large_purge_leaves_no_copy_in_sqlite_free_space(start_service: 
     await wait_purged(service, batch["id"], within=60)
     assert await rows_mentioning(sqlite_url, marker) == {}
     assert files_mentioning(database_files(sqlite_url), marker) == [], "SQLite's file or WAL keeps the text"
+
+
+async def test_deleting_a_batch_on_openai_and_anthropic_deletes_what_they_keep(
+    start_service: Any, sqlite_url: str
+) -> None:
+    service: Service = await start_service(sqlite_url, provider_file_cleanup=False)
+    marker = new_marker()
+    cascade = [{"model": "openai:gpt-5-mini"}]
+    on_openai = await service.wait((await service.submit(secret_batch(4, marker, cascade=cascade)))["id"])
+    on_anthropic = await service.wait(
+        (await service.submit(secret_batch(4, marker, cascade=[{"model": "anthropic:claude-haiku-4-5"}])))["id"]
+    )
+    assert [f for f in service.openai.files.values() if marker.encode() in f.content], "OpenAI keeps the files"
+    anthropic_ids = {chunk["id"] for p in on_anthropic["passes"] for chunk in p["provider_batches"]}
+    assert anthropic_ids and not anthropic_ids & service.anthropic.deleted
+
+    for batch in (on_openai, on_anthropic):
+        assert (await service.client.delete(f"/batches/{batch['id']}")).status_code == 202
+        await wait_purged(service, batch["id"])
+    assert [f.id for f in service.openai.files.values() if marker.encode() in f.content] == []
+    assert anthropic_ids <= service.anthropic.deleted, "Anthropic's batches (its copy of the results) are deleted"
+    assert await rows_mentioning(sqlite_url, marker) == {}
