@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from service.workers.batch_steps import advance_batch
 from tests.conftest import Service, fast_emulator_config, wait_until
 from tests.emulator_inspection import provider_batches
 from tests.retention.helpers import (
@@ -22,6 +23,7 @@ from tests.retention.helpers import (
     spool_files,
     wait_purged,
 )
+from tests.workers import real_providers, work_until_finished, worker_context
 
 KEPT = ("id", "status", "counts", "cost", "saved_usd_exact", "failure_reasons", "tiers", "created_at", "finished_at")
 
@@ -213,3 +215,22 @@ async def test_deleting_a_batch_on_openai_and_anthropic_deletes_what_they_keep(
     assert [f.id for f in service.openai.files.values() if marker.encode() in f.content] == []
     assert anthropic_ids <= service.anthropic.deleted, "Anthropic's batches (its copy of the results) are deleted"
     assert await rows_mentioning(sqlite_url, marker) == {}
+
+
+async def test_a_deleted_batch_not_purged_yet_hands_no_answer_on(start_service: Any, database_url: str) -> None:
+    """Between the DELETE and the purge, the deleted batch's answers (still stored) are not reused."""
+    service: Service = await start_service(database_url, workers_enabled=False)
+    marker = new_marker()
+    ctx, engine = worker_context(service, real_providers(service), "worker-a")
+    try:
+        first = await service.submit(secret_batch(4, marker, reuse=True))
+        await work_until_finished(service, ctx, first["id"])
+        deleted = await service.client.delete(f"/batches/{first['id']}")
+        assert deleted.status_code == 202 and deleted.json()["purged_at"] is None  # no worker has purged it
+        again = await service.submit(secret_batch(4, marker, reuse=True))
+        await advance_batch(ctx, again["id"])  # lays out its first pass: reuse is looked up here
+    finally:
+        await engine.dispose()
+    laid_out = (await service.client.get(f"/batches/{again['id']}")).json()["passes"][0]
+    assert laid_out["reused"] == 0 and laid_out["sent_because"] == {"first": 4}
+    assert await rows_mentioning(database_url, marker), "the first batch is not purged yet"
