@@ -127,7 +127,9 @@ class BatchOut(BaseModel):
     updated_at: UtcDateTime
     finished_at: UtcDateTime | None
     deleted_at: UtcDateTime | None = Field(
-        default=None, description="When DELETE /batches/{id} was asked: its results and items answer 410 since."
+        default=None,
+        description="When DELETE /batches/{id} was asked (or RETENTION_SECONDS' purge began): its results and "
+        "items answer 410 since.",
     )
     purged_at: UtcDateTime | None = Field(
         default=None,
