@@ -62,6 +62,9 @@ async def purge_batch(ctx: StepContext, batch_id: str) -> bool:
         with_files = await purging_store.chunks_with_files(session, batch_id)
     for chunk, pass_number in with_files:
         assert chunk.id is not None
+        if chunk.provider not in ctx.providers:  # no longer configured: its files cannot be reached from here
+            logger.warning("batch %s: chunk %s's files on %s are left to it", batch_id, chunk.id, chunk.provider)
+            continue
         await delete_provider_files(ctx.providers.get(chunk.provider), chunk, pass_number)
         async with transaction(ctx.sessions) as session:
             await purging_store.note_files_deleted(session, chunk.id)
