@@ -98,6 +98,20 @@ def _timestamp(nullable: bool = True) -> Any:
 class Batch(SQLModel, table=True):
     __tablename__ = "batches"
     __table_args__ = (
+        # What a purge sweep looks for, among the batches not purged yet only: deleted ones, and finished ones by
+        # when they finished (RETENTION_SECONDS). Both stay small next to the table; neither is read otherwise.
+        Index(
+            "ix_batches_deleted_unpurged",
+            "deleted_at",
+            sqlite_where=text("deleted_at IS NOT NULL AND purged_at IS NULL"),
+            postgresql_where=text("deleted_at IS NOT NULL AND purged_at IS NULL"),
+        ),
+        Index(
+            "ix_batches_finished_unpurged",
+            "finished_at",
+            sqlite_where=text("finished_at IS NOT NULL AND purged_at IS NULL"),
+            postgresql_where=text("finished_at IS NOT NULL AND purged_at IS NULL"),
+        ),
         Index("ix_batches_status_created", "status", "created_at"),
         Index("ix_batches_tenant_id", "tenant", "id"),
     )
@@ -135,6 +149,11 @@ class Batch(SQLModel, table=True):
     created_at: datetime = _timestamp(nullable=False)
     updated_at: datetime = _timestamp(nullable=False)
     finished_at: datetime | None = _timestamp()
+    # DELETE /batches/{id}: from then on nothing of its content is served, and a worker purges it once no chunk
+    # of it is at the provider. `purged_at`: its bodies, outputs, error texts, spool and provider files are gone;
+    # the row stays as a tombstone (counts, cost, tiers, passes) for accounting. RETENTION_SECONDS purges too.
+    deleted_at: datetime | None = _timestamp()
+    purged_at: datetime | None = _timestamp()
 
 
 class Item(SQLModel, table=True):

@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     # Delete our files on Groq once they are no longer needed (inputs and results after ingest, orphaned
     # uploads). Groq keeps them 30 days otherwise.
     provider_file_cleanup: bool = True
+    # A finished batch is purged (bodies, outputs, error texts, spool and provider files; the tombstone with
+    # counts and cost stays) this long after it finished. 0: kept until DELETE /batches/{id}.
+    retention_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
 
     max_lines_per_provider_batch: int = 50_000  # Groq's
     max_bytes_per_provider_batch: int = 100 * 1024 * 1024  # Groq's

@@ -155,6 +155,9 @@ class Batch(_FromJson):
     updated_at: datetime
     finished_at: datetime | None
     results_url: str
+    # DELETE /batches/{id} (or the service's retention): when it was asked, and when its content was purged.
+    deleted_at: datetime | None = None
+    purged_at: datetime | None = None
     saved_usd: Decimal = key("saved_usd_exact", reader=exact_decimal, default=Decimal(0))
     webhook: WebhookDelivery | None = None
     raw: Mapping[str, Any] = raw_json()
@@ -162,6 +165,11 @@ class Batch(_FromJson):
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def purged(self) -> bool:
+        """Its bodies, outputs and error texts are gone: only this summary remains."""
+        return self.purged_at is not None
 
     @property
     def latest_run_since_pass(self) -> int:

@@ -165,6 +165,13 @@ def cancel(batch_id: str) -> Op[Batch]:
     return json_op(Call("POST", _batch(batch_id, "cancel")), Batch.from_json)
 
 
+def delete_batch(batch_id: str) -> Op[Batch]:
+    """DELETE /batches/{id}: cancel it if running, then purge its request bodies, outputs, error texts and files
+    (here and at the provider). Idempotent. The Batch answered is its tombstone (counts, cost, tiers, passes):
+    `purged_at` is None while the purge is pending, then set. Its results and items raise 410 from now on."""
+    return json_op(Call("DELETE", _batch(batch_id), safe=True), Batch.from_json)
+
+
 def redeliver_webhook(batch_id: str) -> Op[WebhookDelivery]:
     """POST /batches/{id}/webhook/redeliver: the last webhook event again (same webhook-id, new signature)."""
     return json_op(Call("POST", _batch(batch_id, "webhook", "redeliver")), WebhookDelivery.from_json)

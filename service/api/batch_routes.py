@@ -29,6 +29,7 @@ from service.api.submission_body import (
 from service.api.webhook_routes import check_callback_url
 from service.batches.cancel import request_cancel
 from service.batches.estimating import estimate
+from service.batches.purging import check_not_deleted, request_deletion
 from service.batches.reading import batch_or_404, item_or_404, list_page
 from service.batches.retry import RetryRequest as Retry
 from service.batches.retry import retry
@@ -235,7 +236,7 @@ async def retry_batch(
     principal: PrincipalDep,
     idempotency: IdempotencyDep,
 ) -> Response:
-    await batch_or_404(session, batch_id, principal.scope)
+    check_not_deleted(await batch_or_404(session, batch_id, principal.scope))
     reader = BodyReader(request, state.settings.request_body_timeout_seconds)
     try:
         raw = await read_json_object(reader)
@@ -295,6 +296,7 @@ def _position_cursor(after: str | None) -> int:
     summary="Merged results, one row per item (JSON pages, or NDJSON with Accept: application/x-ndjson)",
     responses={
         200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
+        410: {"description": "The batch was deleted: its content is purged"},
         503: {"description": "Too many exports streaming at once (EXPORT_MAX_CONCURRENT); see Retry-After"},
     },
 )
@@ -314,7 +316,7 @@ async def get_results(
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page (NDJSON: rows in all)")] = None,
     after: Annotated[str | None, Query(max_length=20, description="next_cursor of the previous page")] = None,
 ) -> Response:
-    await batch_or_404(session, batch_id, principal.scope)
+    check_not_deleted(await batch_or_404(session, batch_id, principal.scope))
     where = ResultFilter(
         status=status,
         pass_number=pass_number,
@@ -364,9 +366,36 @@ async def ndjson_export(
     return StreamingResponse(stream(), media_type=NDJSON)
 
 
-@router.get("/{batch_id}/items/{custom_id:path}", response_model=ItemOut, summary="One item with every attempt")
+@router.get(
+    "/{batch_id}/items/{custom_id:path}",
+    response_model=ItemOut,
+    summary="One item with every attempt",
+    responses={410: {"description": "The batch was deleted: its content is purged"}},
+)
 async def get_item(batch_id: str, custom_id: str, session: SessionDep, principal: PrincipalDep) -> ItemOut:
+    check_not_deleted(await batch_or_404(session, batch_id, principal.scope))
     return await item_out(session, await item_or_404(session, batch_id, custom_id, principal.scope))
+
+
+@router.delete(
+    "/{batch_id}",
+    response_model=BatchOut,
+    summary="Delete a batch: cancel it if running, then purge its bodies, outputs, error texts and files",
+    description="Idempotent. 202 while the purge is pending (a running batch is cancelled first; a worker purges "
+    "it once no chunk of it is at the provider), 200 once it is done (`purged_at`). From the first DELETE its "
+    "results, items and retries answer 410. The batch stays as a tombstone: status, counts, tokens, cost, tiers, "
+    "passes, custom_ids and timestamps.",
+    responses={202: {"model": BatchOut, "description": "Deleted; the purge is pending"}},
+)
+async def delete_batch(
+    batch_id: str, response: Response, session: SessionDep, state: StateDep, principal: PrincipalDep
+) -> BatchOut:
+    batch = await request_deletion(session, batch_id, principal.scope)
+    await session.commit()
+    if batch.purged_at is None:
+        state.wake_workers()
+        response.status_code = 202
+    return await batch_out(session, batch)
 
 
 __all__ = ["BatchCreate", "router"]

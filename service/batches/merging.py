@@ -85,6 +85,7 @@ async def merge_outcomes(
     final_failures: Counter[str] = Counter()
     counts: Counter[str] = Counter()
     tokens_in = tokens_out = cost_total = queued = 0
+    keep_text = batch.deleted_at is None  # a deleted batch's late results count, but their text is not written
     for pending, outcome in outcomes:
         cost = config.cost_pico(pass_.provider, pass_.model, outcome.usage)
         cost_total += cost
@@ -94,9 +95,9 @@ async def merge_outcomes(
             FinishedAttempt(
                 status=AttemptStatus.SUCCEEDED if outcome.succeeded else AttemptStatus.FAILED,
                 error_code=outcome.error_code,
-                error_message=outcome.error_message,
-                content=outcome.content,
-                output_json=outcome.stored_output(),
+                error_message=outcome.error_message if keep_text else None,
+                content=outcome.content if keep_text else None,
+                output_json=outcome.stored_output() if keep_text else None,
                 finish_reason=outcome.finish_reason,
                 input_tokens=outcome.usage.input_tokens,
                 output_tokens=outcome.usage.output_tokens,

@@ -30,6 +30,10 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
+def gone(detail: str) -> Problem:
+    return Problem(410, "gone", "Gone", detail)
+
+
 def invalid(detail: str, **extra: Any) -> Problem:
     return Problem(422, "invalid-request", "Invalid request", detail, **extra)
 

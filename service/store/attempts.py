@@ -206,14 +206,15 @@ class Reusable:
 def _reusable_conditions(
     tenant: str, hashes: Sequence[str], since: datetime, replayable_failures: Sequence[str]
 ) -> list[Any]:
-    """A paid-for attempt of the tenant since `since` with one of `hashes` that succeeded, or that failed with
-    one of `replayable_failures` on an item that went on to succeed (replaying the failure sends the item the
-    same way, to the attempt that succeeded)."""
+    """A paid-for attempt of the tenant since `since`, of a batch not deleted, with one of `hashes` that
+    succeeded, or that failed with one of `replayable_failures` on an item that went on to succeed (replaying the
+    failure sends the item the same way, to the attempt that succeeded)."""
     return [
         col(Attempt.request_hash).in_(hashes),
         col(Attempt.reused_from_attempt_id).is_(None),
         col(Attempt.finished_at) >= since,
         col(Batch.tenant) == tenant,
+        col(Batch.deleted_at).is_(None),  # a deleted batch's answers are not handed on (its hashes go with the purge)
         or_(
             col(Attempt.status) == AttemptStatus.SUCCEEDED,
             and_(

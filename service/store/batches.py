@@ -120,10 +120,11 @@ async def request_cancel(session: AsyncSession, batch_id: str) -> bool:
 
 
 async def reopen(session: AsyncSession, batch_id: str, expected_status: str) -> bool:
-    """A finished batch runs again (a retry); False when its status is no longer `expected_status`."""
+    """A finished batch runs again (a retry); False when its status is no longer `expected_status`, or it was
+    deleted meanwhile (a purge holds the row from its first statement: this waits for it, then matches nothing)."""
     result = await session.execute(
         update(Batch)
-        .where(col(Batch.id) == batch_id, col(Batch.status) == expected_status)
+        .where(col(Batch.id) == batch_id, col(Batch.status) == expected_status, col(Batch.deleted_at).is_(None))
         .values(status=BatchStatus.RUNNING, cancel_requested=False, finished_at=None, updated_at=utcnow())
     )
     return rows_affected(result) > 0

@@ -14,6 +14,7 @@ from service.api.batch_routes import ndjson_export
 from service.api.deps import SessionDep, StateDep
 from service.api.health_routes import startup_warnings
 from service.api.principals import Principal
+from service.batches.purging import check_not_deleted
 from service.batches.reading import batch_or_404, find_batch, list_page
 from service.kit.problems import Problem
 from service.models import Batch
@@ -119,7 +120,7 @@ async def results_json(
     viewer = _viewer(request, state)
     if viewer is None:
         raise _unauthorized()
-    await batch_or_404(session, batch_id, viewer.scope)
+    check_not_deleted(await batch_or_404(session, batch_id, viewer.scope))
     rows, cursor = await result_rows(
         session, batch_id, after_position=after, limit=limit, where=ResultFilter(status=status), raw=True
     )
@@ -138,7 +139,7 @@ async def results_ndjson(
     viewer = _viewer(request, state)
     if viewer is None:
         raise _unauthorized()
-    await batch_or_404(session, batch_id, viewer.scope)
+    check_not_deleted(await batch_or_404(session, batch_id, viewer.scope))
     response = await ndjson_export(session, state, batch_id, -1, ResultFilter(status=status), None)
     response.headers["Content-Disposition"] = f'inline; filename="{batch_id}-results.ndjson"'
     return response

@@ -157,6 +157,8 @@ async def batch_out(session: Session, batch: Batch, *, with_webhook: bool = True
         created_at=batch.created_at,
         updated_at=batch.updated_at,
         finished_at=batch.finished_at,
+        deleted_at=batch.deleted_at,
+        purged_at=batch.purged_at,
         results_url=results_url(batch.id),
         # No callback_url, no delivery: the common status GET saves its reads.
         webhook=await webhook_out(session, batch.id) if with_webhook and batch.callback_url else None,

@@ -126,6 +126,16 @@ class BatchOut(BaseModel):
     created_at: UtcDateTime
     updated_at: UtcDateTime
     finished_at: UtcDateTime | None
+    deleted_at: UtcDateTime | None = Field(
+        default=None,
+        description="When DELETE /batches/{id} was asked (or RETENTION_SECONDS' purge began): its results and "
+        "items answer 410 since.",
+    )
+    purged_at: UtcDateTime | None = Field(
+        default=None,
+        description="When its bodies, outputs, error texts, spool and provider files were purged (by DELETE, or "
+        "RETENTION_SECONDS after it finished); this summary is the tombstone that stays.",
+    )
     results_url: str
     webhook: WebhookOut | None = Field(
         default=None, description="The last webhook event to callback_url (null without a callback_url or before it)."

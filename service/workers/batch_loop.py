@@ -29,6 +29,7 @@ from service.workers.batch_steps import advance_held_batch
 from service.workers.circuit import read_circuits, record_failure, record_success
 from service.workers.context import WorkerContext
 from service.workers.leasing import run_with_lease
+from service.workers.purge_steps import purge_due
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ async def run_once(ctx: WorkerContext, stop: asyncio.Event | None = None, *, bat
                 await advance_held_batch(ctx, batch_id)
             except Exception:  # one broken batch must not stop every other batch's work
                 logger.exception("advancing batch %s failed; retrying on the next sweep", batch_id)
+    if batches and not stopping():
+        await purge_due(ctx, stopping)
     circuits = await read_circuits(ctx)
     paused = {name for name, health in circuits.items() if health.backoff_until is not None}
     resume = min((health.backoff_until for health in circuits.values() if health.backoff_until), default=None)

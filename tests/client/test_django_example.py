@@ -553,3 +553,21 @@ def two_imports_at_once(monolith: Monolith, service: LiveService) -> None:
     assert [notice[:2] for notice in state["notices"]] == [[batch_id, "poll"], [batch_id, "import"]]
     assert all(outcome["tally"] == [done.counts.succeeded, done.counts.failed] for outcome in outcomes)
     assert any(outcome["here"] for outcome in outcomes)
+
+
+def test_the_command_deletes_a_batch_and_releases_its_rows(monolith: Monolith, service: LiveService) -> None:
+    assert monolith.manage("seed_prs", "4").returncode == 0
+    batch_id = submitted(monolith.run("--no-strict", LLM_BATCH_CALLBACK_URL=""), 4)
+    assert monolith.state()["in_flight"] == 4
+
+    deleted = monolith.run("--delete-batch", batch_id)
+    assert f"Batch {batch_id} is deleted" in deleted.stdout
+    assert monolith.state()["in_flight"] == 0, "the deleted batch's rows can be sent again"
+    with LlmBatchClient(service.url, token=TOKEN) as client:
+        deadline = time.monotonic() + 60
+        while not (batch := client.get(batch_id)).purged:
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.1)
+        assert batch.counts.total == 4
+    again = monolith.run("--no-strict", "--poll", LLM_BATCH_CALLBACK_URL="", LLM_BATCH_POLL_SECONDS="0.2")
+    submitted(again, 4)

@@ -21,6 +21,7 @@ from service.webhooks.signing import new_webhook_secret
 from tests.cli.live_server import LiveServer
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import pr_batch
+from tests.retention.helpers import wait_purged
 
 TOKEN = "ui-test-token-0123456789"
 SEGMENT = re.compile(r'data-kind="(\w+)" data-label="([\w-]+)" data-count="(\d+)"')
@@ -176,3 +177,18 @@ async def test_the_webhook_card_shows_the_delivery(start_service: Any, sqlite_ur
     assert f"{receiver.url}/hook" in card and "batch.completed" in card
     assert "<td>1</td><td>204</td>" in card, "the attempt log: attempt 1 answered 204"
     assert received
+
+
+async def test_a_purged_batch_shows_as_such_without_result_links(start_service: Any, sqlite_url: str) -> None:
+    service: Service = await start_service(sqlite_url)
+    created = await service.submit(pr_batch(3, strict=False))
+    await service.wait(created["id"])
+    assert (await service.client.delete(f"/batches/{created['id']}")).status_code == 202
+    await wait_purged(service, created["id"])
+
+    html = (await service.client.get(f"/ui/batches/{created['id']}")).text
+    assert 'id="batch-purged">purged ' in html and "only this summary remains" in html
+    assert "results.json" not in html and "results.ndjson" not in html
+    for link in ("results.json", "results.ndjson"):
+        gone = await service.client.get(f"/ui/batches/{created['id']}/{link}")
+        assert gone.status_code == 410, gone.text

@@ -3,7 +3,7 @@
     llm-batch submit items.jsonl --limit 10 --with-fallback --wait   # run_llm_batch --limit 10 --with-fallback --poll
     llm-batch estimate items.jsonl --with-fallback --budget 5
     llm-batch retry lb_01... --wait                                  # run_llm_batch --retry-batch ID
-    llm-batch status ID | wait ID | results ID -o out.csv --format csv | cancel ID | list | models
+    llm-batch status ID | wait ID | results ID -o out.csv --format csv | cancel ID | delete ID | list | models
 
 Talks HTTP to the service (LLM_BATCH_URL, LLM_BATCH_TOKEN, or --url/--token).
 Exit codes: 0 done (every item succeeded, or the command did what it was asked), 1 finished with failed items
@@ -28,6 +28,7 @@ from llm_batch_client.cli.commands import (
     PROG,
     Io,
     cmd_cancel,
+    cmd_delete,
     cmd_estimate,
     cmd_list,
     cmd_models,
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cancel = command("cancel", cmd_cancel, "cancel a batch (finished results are kept)")
     cancel.add_argument("batch_id", metavar="ID")
+
+    delete = command("delete", cmd_delete, "delete a batch: cancel it if running, purge its bodies, answers and files")
+    delete.add_argument("batch_id", metavar="ID")
 
     listing = command("list", cmd_list, "batches, newest first")
     listing.add_argument("--status", choices=STATUSES)

@@ -205,6 +205,14 @@ def cmd_cancel(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     return io.show(batch.raw, f"Cancelling batch {batch.id}: results finished before the cancel are kept.")
 
 
+def cmd_delete(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
+    batch = client.delete_batch(args.batch_id)
+    if batch.purged:
+        return io.show(batch.raw, f"Batch {batch.id} is deleted: its content is purged; counts and cost remain.")
+    running = " It is cancelled first." if not batch.finished else ""
+    return io.show(batch.raw, f"Deleting batch {batch.id}: its content is being purged.{running}")
+
+
 def cmd_list(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     batches = list(itertools.islice(client.list(status=args.status), args.limit))
     if io.as_json:

@@ -21,7 +21,7 @@
 
 gives `manage.py run_llm_batch [--limit N] [--with-fallback] [--cascade M1,M2] [--poll] [--budget USD] [--reuse]
 [--no-strict] [--idempotency-key KEY]`, `--retry-batch ID [--retry-model M] [--poll]` and `--import-batch ID [--again
-[--since-pass N]]`.
+[--since-pass N]]` and `--delete-batch ID`.
 
 The hooks are called once per row and run: store_result / store_failure in the transaction that records the
 page of results as stored, batch_finished (and the signal of that name) in the one that records the run as
@@ -114,6 +114,9 @@ class LlmBatchCommand(BaseCommand, Generic[RowT]):
         parser.add_argument("--import-batch", metavar="ID", help="store this batch's results not stored yet")
         parser.add_argument("--again", action="store_true", help="with --import-batch: store its rows again")
         parser.add_argument("--since-pass", type=int, metavar="N", help="with --again: the rows changed after pass N")
+        parser.add_argument(
+            "--delete-batch", metavar="ID", help="delete this batch on the service (its bodies and answers purged)"
+        )
         parser.add_argument("--poll-interval", type=float, metavar="SECONDS", help="seconds between polls")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -159,6 +162,11 @@ class LlmBatchCommand(BaseCommand, Generic[RowT]):
         if not batch.finished:
             raise CommandError(f"batch {batch_id} is still {batch.status}: its results are not final yet")
         return self.store_batch(llm_batch, batch, via="import")
+
+    def delete_batch(self, llm_batch: LlmBatchClient, batch_id: str) -> Batch:
+        """Delete `batch_id` on the service (cancelled if running; its bodies, answers and files purged; its
+        counts and cost kept) and forget it here, so its rows still in flight can be sent again."""
+        return running.delete(llm_batch, batch_id)
 
     def handle_webhook(self, event: WebhookEvent | None) -> ImportTally | None:
         """Deprecated: the webhook view stores the results of a command's batch itself, once, and then sends

@@ -27,6 +27,11 @@ BATCH_ID = re.compile(r"lb_\w+")
 
 def run(command: CommandHooks, llm_batch: LlmBatchClient, options: dict[str, Any]) -> None:
     started = timezone.now()  # a webhook received from now on is this run's
+    if options.get("delete_batch"):
+        deleted = delete(llm_batch, options["delete_batch"])
+        state = "purged" if deleted.purged else "being purged (a running batch is cancelled first)"
+        command.stdout.write(f"Batch {deleted.id} is deleted: its bodies and answers are {state}.")
+        return
     if options["import_batch"]:
         stored = command.import_stored(
             llm_batch, options["import_batch"], again=options["again"], since_pass=options["since_pass"]
@@ -47,6 +52,16 @@ def run(command: CommandHooks, llm_batch: LlmBatchClient, options: dict[str, Any
         command.stdout.write("Its results are stored when it finishes: by the webhook, or by --poll or the next run.")
 
 
+def delete(llm_batch: LlmBatchClient, batch_id: str) -> Batch:
+    """Delete the batch on the service (its content is purged there; its counts and cost stay) and forget it
+    here: its rows still in flight can be sent again. The service's tombstone of it."""
+    batch = llm_batch.delete_batch(batch_id)
+    tracked = TrackedBatch.objects.filter(batch_id=batch_id).first()
+    if tracked is not None:
+        forget_batch(tracked)
+    return batch
+
+
 def catch_up(command: CommandHooks, llm_batch: LlmBatchClient) -> None:
     """Store the results of this command's batches that finished without them being stored (a webhook lost,
     nobody polling): a scheduled run heals what the previous ones left."""
@@ -61,6 +76,10 @@ def catch_up(command: CommandHooks, llm_batch: LlmBatchClient) -> None:
             command.stderr.write(
                 f"Batch {tracked.batch_id} is unknown to the service: its {released} rows are in flight no more."
             )
+            continue
+        if batch.deleted_at is not None:  # deleted on the service: its results are gone
+            released = forget_batch(tracked)
+            command.stderr.write(f"Batch {batch.id} was deleted: its {released} rows are in flight no more.")
             continue
         if batch.finished:
             stored = command.store_batch(llm_batch, batch, via="poll")

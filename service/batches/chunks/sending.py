@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from service.batches.chunks import budget
 from service.batches.chunks.context import StepContext, provider_of
-from service.batches.chunks.spool import chunk_lines
+from service.batches.chunks.spool import chunk_lines, discard_layout_spool
 from service.batches.merging import fail_unsent
 from service.kit.clock import utcnow
 from service.kit.fencing import LeaseLost, TryLater, protected
@@ -71,6 +71,7 @@ async def abandon_chunk(ctx: StepContext, chunk_id: int, expected_state: str, co
         ):
             _chunk, pass_, batch = await chunks_store.with_pass_and_batch(session, chunk_id)
             released = budget.reservation(chunk)
+            discard_layout_spool(ctx.spool_dir, batch.id, pass_.number, chunk.chunk_index)
             await fail_unsent(session, ctx.config, batch, pass_, chunk_id, code, message, released_pico=released)
     ctx.wake()
 

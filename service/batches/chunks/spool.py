@@ -4,6 +4,7 @@ another host (or after the file changed) builds them again from the items."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -19,6 +20,24 @@ from service.store import items as items_store
 
 def layout_spool_path(spool_dir: Path, batch_id: str, pass_number: int, chunk_index: int) -> Path:
     return spool_dir / "layout" / upload_filename(chunk_key(batch_id, pass_number, chunk_index))
+
+
+def discard_layout_spool(spool_dir: Path, batch_id: str, pass_number: int, chunk_index: int) -> None:
+    """A chunk given up before it was sent (cancelled, over budget): its lines will never be read."""
+    layout_spool_path(spool_dir, batch_id, pass_number, chunk_index).unlink(missing_ok=True)
+
+
+def discard_batch_spool(spool_dir: Path, batch_id: str, chunk_ids: Iterable[int]) -> int:
+    """Every file this host spooled for a batch (laid-out lines, lines built again, results being downloaded),
+    when the batch is purged; how many were deleted."""
+    paths = [
+        *(spool_dir / "layout").glob(f"{batch_id}_pass-*.jsonl"),
+        *spool_dir.glob(f"{batch_id}-p*.jsonl"),
+        *(path for chunk_id in chunk_ids for path in spool_dir.glob(f"result-{chunk_id}-*.jsonl")),
+    ]
+    for path in paths:
+        path.unlink(missing_ok=True)
+    return len(paths)
 
 
 def _file_digest(path: Path) -> str | None:
