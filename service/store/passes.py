@@ -91,6 +91,11 @@ async def laid_out(
     await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**changes))
 
 
+async def set_planned_items(session: AsyncSession, pass_id: int, planned_items: int) -> None:
+    """The pass holds fewer items than were planned for it (the others wait for room in the budget)."""
+    await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(planned_items=planned_items))
+
+
 PASS_COUNTERS = ("items", "succeeded", "failed", "reused", "input_tokens", "output_tokens", "cost_pico", "saved_pico")
 
 

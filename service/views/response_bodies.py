@@ -96,6 +96,11 @@ class BudgetOut(BaseModel):
     budget_usd: str = Field(description="The most the batch may cost (exact).")
     reserved_usd: str = Field(description="The worst case of provider batches sent and not yet ingested.")
     spent_usd: str = Field(description="What the batch has cost so far (the bill).")
+    waiting_items: int = Field(
+        description="Items that did not fit what was left of the budget while reservations were out: they wait "
+        "for the next round (a pass per round), and fail with budget_exceeded only when nothing in flight can "
+        "free room for them."
+    )
 
 
 class BatchOut(BaseModel):
