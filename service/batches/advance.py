@@ -21,8 +21,8 @@ from service.batches.layout import budget_plan, lay_out
 from service.batches.tiers import tiers_of
 from service.kit.clock import utcnow
 from service.models import Batch, BatchStatus, Pass, PassKind, PassStatus
-from service.pipeline.budgeting import BudgetPlan
 from service.pipeline import failure_codes as codes
+from service.pipeline.budgeting import BudgetPlan
 from service.store import Session, Sessions, transaction
 from service.store import batches as batches_store
 from service.store import items as items_store

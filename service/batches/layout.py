@@ -5,8 +5,10 @@ answer an identical earlier request already got (a finished attempt, nothing sen
 Items that succeeded are never taken again: the first pass takes the items never sent, later passes the items
 the cascade (or a retry) queued for them. With a budget, only the items whose worst case fits what is left are
 sent; `pipeline/budgeting.py` decides which of the others wait for the next round (queued again as they were)
-and which fail with `budget_exceeded`, and each chunk reserves its worst case as it is closed. The work is done in groups, yielding to the event loop between
-them, so laying out a large pass never holds an API in the same process for long.
+and which fail with `budget_exceeded`, and each chunk reserves its worst case as it is closed.
+
+The work is done in groups, yielding to the event loop between them, so laying out a large pass never holds an
+API in the same process for long.
 """
 
 from __future__ import annotations

@@ -210,11 +210,7 @@ async def raise_budget(session: AsyncSession, batch_id: str, budget_pico: int | 
     """An open batch's budget goes up (None: no budget any more); False when the batch is no longer open or its
     budget is above the new one (a concurrent raise): one conditional write, so a budget never goes down while
     reservations are made against it."""
-    not_lowered = (
-        col(Batch.budget_pico).is_not(None)
-        if budget_pico is None
-        else col(Batch.budget_pico) <= budget_pico
-    )
+    not_lowered = col(Batch.budget_pico).is_not(None) if budget_pico is None else col(Batch.budget_pico) <= budget_pico
     result = await session.execute(
         update(Batch)
         .where(col(Batch.id) == batch_id, col(Batch.status).in_(OPEN_BATCH_STATUSES), not_lowered)

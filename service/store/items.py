@@ -209,6 +209,7 @@ async def retry_queued(session: AsyncSession, batch_id: str) -> int:
 async def reopen_over_budget(session: AsyncSession, batch_id: str, code: str) -> int:
     """Items that failed with `code` (budget_exceeded) are queued again where they were to be sent: the tier,
     reason and overrides of the attempt that failed them. How many."""
+
     def of_attempt(column: Any) -> Any:
         return sa_select(column).where(col(Attempt.id) == col(Item.deciding_attempt_id)).scalar_subquery()
 

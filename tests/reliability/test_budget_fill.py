@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.payloads import pr_batch
-from tests.reliability.test_hostile_load import finished
 from tests.reliability.processes import Processes, service_env
+from tests.reliability.test_hostile_load import finished
 
 ITEMS = 2_000
 SHARE = Decimal("0.40")
