@@ -143,6 +143,7 @@ class Methods:
     item = Returning(operations.item)
     retry = Returning(operations.retry)
     cancel = Returning(operations.cancel)
+    set_budget = Returning(operations.set_budget)
     redeliver_webhook = Returning(operations.redeliver_webhook)
     models = Returning(operations.models)
     health = Returning(operations.health)
