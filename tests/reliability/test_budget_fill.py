@@ -36,8 +36,8 @@ async def _results(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, A
         after = page["next_cursor"]
 
 
-async def _start(processes: Processes, database_url: str, tmp_path: Path, workers: int) -> str:
-    standin = await processes.standin(delay=0.3)
+async def _start(processes: Processes, database_url: str, tmp_path: Path, workers: int, **standin_options: Any) -> str:
+    standin = await processes.standin(delay=0.3, **standin_options)
     env = service_env(database_url, standin, tmp_path / "spool", MAX_LINES_PER_PROVIDER_BATCH=CHUNK_LINES)
     url = await processes.api("service", env, workers=True)
     for n in range(workers - 1):
@@ -49,9 +49,11 @@ def _usd(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.000001"), rounding=ROUND_DOWN))
 
 
-async def _run(client: httpx.AsyncClient, payload: dict[str, Any]) -> tuple[dict[str, Any], float]:
+async def _run(
+    client: httpx.AsyncClient, payload: dict[str, Any], *, fallback: bool = False
+) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
-    created = await client.post("/batches", json=payload)
+    created = await client.post("/batches", json=payload, params={"fallback": str(fallback).lower()})
     assert created.status_code == 202, created.text
     summary = await finished(client, created.json()["id"], within=600)
     return summary, time.monotonic() - started
@@ -91,3 +93,25 @@ async def test_a_budget_of_40_percent_is_filled_by_three_racing_workers_on_postg
     processes: Processes, postgres_url: str, tmp_path: Path
 ) -> None:
     await _fill(processes, postgres_url, tmp_path, workers=3)
+
+
+async def test_an_ample_budget_costs_no_extra_pass_through_the_cascade(
+    processes: Processes, database_url: str, tmp_path: Path
+) -> None:
+    """A tenth of the first tier's answers are not the JSON asked for, so the cascade runs a second round."""
+    url = await _start(processes, database_url, tmp_path, 1, fail_share=0.1)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        without, _ = await _run(client, pr_batch(ITEMS, max_tokens=MAX_TOKENS, reuse=False), fallback=True)
+        cascade = {"fallback": "true"}
+        estimate = (
+            await client.post("/batches/estimate", json=pr_batch(ITEMS, max_tokens=MAX_TOKENS), params=cascade)
+        ).json()
+        ample = _usd(Decimal(estimate["upper_bound"]["usd_exact"]) * 2)
+        budgeted, _ = await _run(
+            client, pr_batch(ITEMS, max_tokens=MAX_TOKENS, budget_usd=ample, reuse=False), fallback=True
+        )
+    shape = [(p["kind"], p["tier"], p["items"]) for p in without["passes"]]
+    print(f"\n{database_url.split(':')[0]}: passes without a budget {shape}")
+    assert len(without["passes"]) > 1, "the cascade ran a second round"
+    assert [(p["kind"], p["tier"], p["items"]) for p in budgeted["passes"]] == shape
+    assert budgeted["budget"]["waiting_items"] == 0 and "budget_exceeded" not in budgeted["failure_reasons"]
