@@ -174,6 +174,9 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
         raise
     sent = taken - reused_total - unsent_total
     waited = plan.waiting - waiting_before
+    if waited == taken and taken:  # every item waits for room: no pass to show for it
+        await passes_store.delete_unused(session, pass_.id)
+        return 0
     await items_store.after_bulk_load(session, taken)
     await passes_store.laid_out(
         session,

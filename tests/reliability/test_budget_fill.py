@@ -59,33 +59,53 @@ async def _run(
     return summary, time.monotonic() - started
 
 
-async def _fill(processes: Processes, database_url: str, tmp_path: Path, workers: int) -> None:
-    url = await _start(processes, database_url, tmp_path, workers)
+async def _fill(
+    processes: Processes, database_url: str, tmp_path: Path, workers: int, *, cascade: bool = False
+) -> None:
+    url = await _start(processes, database_url, tmp_path, workers, **({"fail_share": 0.2} if cascade else {}))
+    query = {"fallback": str(cascade).lower()}
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         # a like workload first, so that the estimate rests on history (the catalogue's priors overstate what the
         # stand-in answers, and a budget of 40% of them would be more than the whole batch costs)
-        await _run(client, pr_batch(WARM_UP, start=100_000, max_tokens=MAX_TOKENS))
-        estimate = (await client.post("/batches/estimate", json=pr_batch(ITEMS, max_tokens=MAX_TOKENS))).json()
+        await _run(client, pr_batch(WARM_UP, start=100_000, max_tokens=MAX_TOKENS), fallback=cascade)
+        estimate = (
+            await client.post("/batches/estimate", json=pr_batch(ITEMS, max_tokens=MAX_TOKENS), params=query)
+        ).json()
         assert {tier["based_on"] for tier in estimate["tiers"] if tier["items"]} == {"history"}
         budget = Decimal(_usd(Decimal(estimate["cost"]["usd_exact"]) * SHARE))
-        summary, seconds = await _run(client, pr_batch(ITEMS, max_tokens=MAX_TOKENS, budget_usd=str(budget)))
+        summary, seconds = await _run(
+            client, pr_batch(ITEMS, max_tokens=MAX_TOKENS, budget_usd=str(budget)), fallback=cascade
+        )
         bill = Decimal(summary["cost"]["usd_exact"])
         rows = await _results(client, summary["id"])
+    tiers = [(p["tier"], p["items"]) for p in summary["passes"]]
     print(
-        f"\n{database_url.split(':')[0]} x{workers}: budget ${budget}, bill ${bill} = {bill / budget:.1%}, "
-        f"{summary['counts']}, {len(summary['passes'])} passes, {seconds:.1f} s"
+        f"\n{database_url.split(':')[0]} x{workers}{' cascade' if cascade else ''}: budget ${budget}, "
+        f"bill ${bill} = {bill / budget:.1%}, {summary['counts']}, {len(summary['passes'])} passes "
+        f"(tier, items): {tiers}, {seconds:.1f} s"
     )
     assert bill <= budget
     assert len(rows) == ITEMS and len({row["custom_id"] for row in rows}) == ITEMS, "one row per item"
     unsent = [row for row in rows if row["status"] != "succeeded"]
     assert all(row["error"]["code"] == "budget_exceeded" for row in unsent), unsent[:3]
     assert bill >= Decimal("0.85") * budget, f"only {bill / budget:.1%} of the budget was spent"
+    assert summary["budget"]["waiting_items"] == 0 and summary["budget"]["reserved_usd"] == "0"
+    if cascade:
+        assert any(p["tier"] == 1 and p["items"] for p in summary["passes"]), "the second tier took its share"
 
 
 async def test_a_budget_of_40_percent_is_filled_on_sqlite(
     processes: Processes, sqlite_url: str, tmp_path: Path
 ) -> None:
     await _fill(processes, sqlite_url, tmp_path, workers=1)
+
+
+async def test_the_cascades_second_tier_shares_the_budget(
+    processes: Processes, database_url: str, tmp_path: Path
+) -> None:
+    """A fifth of the first tier's answers are not the JSON asked for: their escalations compete for the same
+    budget (the first tier goes first in each round), and every item not sent is budget_exceeded."""
+    await _fill(processes, database_url, tmp_path, workers=1, cascade=True)
 
 
 @pytest.mark.postgres
