@@ -173,8 +173,8 @@ async def test_another_tenants_batch_is_not_found(start_service: Any, database_u
     assert (await patch(service, batch_id, {"budget_usd": "1"}, **as_a)).status_code == 200
 
 
-async def test_an_estimate_says_what_a_budget_buys(start_service: Any, sqlite_url: str) -> None:
-    service: Service = await start_service(sqlite_url, workers_enabled=False)
+async def test_an_estimate_says_what_a_budget_buys(start_service: Any, database_url: str) -> None:
+    service: Service = await start_service(database_url, workers_enabled=False)
     full = (await service.client.post("/batches/estimate", json=pr_batch(100))).json()
     assert full["budget_buys"] is None
     cost = exact(full["cost"])

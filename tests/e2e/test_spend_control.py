@@ -145,9 +145,9 @@ async def test_three_workers_racing_for_chunks_never_reserve_past_the_budget(
     """Every chunk is claimed before any finishes (the emulator takes seconds), so nothing is released while a
     round's chunks are out: the chunks of each pass must fit in what was left of the budget by their worst case
     alone, whichever worker laid them out or sent them; the items that did not fit wait for the next round."""
-    config = fast_emulator_config(processing_seconds=3.0)
+    config = fast_emulator_config(processing_seconds=1.5)
     service: Service = await start_service(
-        postgres_url, emulator_config=config, workers_enabled=False, max_lines_per_provider_batch=20
+        postgres_url, emulator_config=config, workers_enabled=False, max_lines_per_provider_batch=5
     )
     budget = Decimal("0.006")
     created = await service.client.post("/batches", json=pr_batch(300, budget_usd=str(budget)))
