@@ -186,3 +186,23 @@ async def test_an_estimate_says_what_a_budget_buys(start_service: Any, database_
     ample = (await service.client.post("/batches/estimate", json=pr_batch(100, budget_usd="10"))).json()
     assert ample["budget_buys"]["cost"] == full["cost"]
     assert abs(ample["budget_buys"]["items"] - 2 * bought["items"]) <= 0.2
+
+
+async def test_a_retry_that_does_not_fit_goes_on_in_later_retry_passes(start_service: Any, database_url: str) -> None:
+    service: Service = await start_service(database_url, max_lines_per_provider_batch=5)
+    submitted = await service.submit(pr_batch(ITEMS, strict=False))  # one tier: what fails, fails for good
+    done = await service.wait(submitted["id"], within=120)
+    failed = done["counts"]["failed"]
+    assert failed >= 3, "the emulator fails some of the first tier's answers"
+    budget = exact(done["cost"]) + Decimal("0.004")  # room for a few worst cases of the retry's model at a time
+    assert (await patch(service, done["id"], {"budget_usd": str(budget)})).status_code == 200
+    retried = await service.client.post(f"/batches/{done['id']}/retry", json={"model": "openai/gpt-oss-120b"})
+    assert retried.status_code == 202, retried.text
+    after = await service.wait(done["id"], within=120)
+
+    retry_passes = [p for p in after["passes"] if p["kind"] == "retry"]
+    assert len(retry_passes) > 1, "the retried items that did not fit went out in later retry passes"
+    assert {p["model"] for p in retry_passes} == {"openai/gpt-oss-120b"}
+    assert sum(p["items"] for p in retry_passes) == failed
+    assert Decimal(after["budget"]["spent_usd"]) <= budget and after["budget"]["reserved_usd"] == "0"
+    assert_each_item_once(await service.results(done["id"]), {f"pr-{n}" for n in range(1, ITEMS + 1)})
