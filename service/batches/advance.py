@@ -127,6 +127,8 @@ async def advance(session: Session, config: LifecycleConfig, batch: Batch) -> Ba
         if await _next_round(session, config, batch, plan):
             await batches_store.set_budget_waiting(session, batch.id, plan.waiting)
             return await _fresh(session, batch.id)
+    if batch.budget_waiting:  # a cancelled batch's waiting items failed with `cancelled`
+        await batches_store.set_budget_waiting(session, batch.id, 0)
     current = await _fresh(session, batch.id)
     finished = await finish(session, config, current, final_status(current))
     logger.info(

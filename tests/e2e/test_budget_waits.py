@@ -5,12 +5,13 @@ The 2,000-item acceptance against the independent stand-in is tests/reliability/
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from tests.conftest import Service
+from tests.conftest import Service, fast_emulator_config
 from tests.e2e.test_cascade import assert_cost_is_usage_times_price, assert_each_item_once
 from tests.emulator_inspection import provider_batches
 from tests.payloads import pr_batch
@@ -206,3 +207,27 @@ async def test_a_retry_that_does_not_fit_goes_on_in_later_retry_passes(start_ser
     assert sum(p["items"] for p in retry_passes) == failed
     assert Decimal(after["budget"]["spent_usd"]) <= budget and after["budget"]["reserved_usd"] == "0"
     assert_each_item_once(await service.results(done["id"]), {f"pr-{n}" for n in range(1, ITEMS + 1)})
+
+
+async def test_items_waiting_for_budget_are_counted_and_a_cancel_fails_them(
+    start_service: Any, database_url: str
+) -> None:
+    service: Service = await start_service(
+        database_url, emulator_config=fast_emulator_config(processing_seconds=3.0), max_lines_per_provider_batch=10
+    )
+    batch = await service.submit(pr_batch(ITEMS, strict=False, budget_usd="0.0008"))
+    waiting = 0
+    for _ in range(200):
+        summary = (await service.client.get(f"/batches/{batch['id']}")).json()
+        waiting = summary["budget"]["waiting_items"]
+        if waiting:
+            break
+        await asyncio.sleep(0.05)
+    assert 0 < waiting < ITEMS, "the status says how many items wait for budget"
+    assert summary["counts"]["retrying"] >= waiting, "a waiting item is queued for a later pass"
+    assert (await service.client.post(f"/batches/{batch['id']}/cancel")).status_code == 202
+    done = await service.wait(batch["id"], within=60)
+    assert done["status"] == "cancelled" and done["budget"]["waiting_items"] == 0
+    rows = await service.results(batch["id"])
+    assert_each_item_once(rows, {f"pr-{n}" for n in range(1, ITEMS + 1)})
+    assert done["failure_reasons"].get("cancelled", 0) >= waiting
