@@ -214,7 +214,12 @@ async def _lay_out_group(
     pass_id, tier, tenant = pass_.id, pass_.tier, batch.tenant  # read once: ORM attributes are slow per row
     retry_pass, budgeted = pass_.kind == PassKind.RETRY, batch.budget_pico is not None
     built_lines = []
+    waits: list[BudgetWait] = []
     async for row in each(group):
+        if plan.full():  # nothing would fit until this round's answers are in: not built now
+            plan.wait()
+            waits.append(BudgetWait(tier, row.next_reason, row.next_overrides_json, row.id))
+            continue
         overrides_json = row.next_overrides_json
         overrides = orjson.loads(overrides_json) if overrides_json else None
         body = orjson.loads(row.body_json)
@@ -230,7 +235,6 @@ async def _lay_out_group(
         found = await attempts_store.reusable(session, tenant, hashes, since, sorted(routing.REPLAYABLE))
     pending: list[NewAttempt] = []
     reused_rows: list[tuple[Any, attempts_store.Reusable, NewAttempt]] = []
-    waits: list[BudgetWait] = []
     refused: list[tuple[Any, NewAttempt, str]] = []
     async for row, built, overrides_json, hashed in each(built_lines):
         reason = routing.RETRY if retry_pass else row.next_reason or routing.FIRST

@@ -30,6 +30,7 @@ class BudgetPlan:
     left_pico: int | None
     in_flight: bool = False
     waiting: int = 0
+    smallest_pico: int | None = None  # the smallest worst case placed so far
 
     @classmethod
     def of(cls, budget_pico: int | None, cost_pico: int, reserved_pico: int) -> BudgetPlan:
@@ -41,6 +42,8 @@ class BudgetPlan:
         """Decide one item by its worst case (taken from what is left when it is sent)."""
         if self.left_pico is None:
             return Fit.SEND
+        if self.smallest_pico is None or worst_case_pico < self.smallest_pico:
+            self.smallest_pico = worst_case_pico
         if worst_case_pico <= self.left_pico:
             self.left_pico -= worst_case_pico
             self.in_flight = self.in_flight or worst_case_pico > 0
@@ -49,3 +52,18 @@ class BudgetPlan:
             self.waiting += 1
             return Fit.WAIT
         return Fit.REFUSE
+
+    def full(self) -> bool:
+        """Nothing seen so far would fit what is left while this round has something in flight: the next items
+        wait without being built (at worst, an item that would have fit goes out one round later)."""
+        return (
+            self.left_pico is not None
+            and self.in_flight
+            and self.smallest_pico is not None
+            and self.left_pico < self.smallest_pico
+        )
+
+    def wait(self) -> Fit:
+        """An item left waiting without being placed (see `full`)."""
+        self.waiting += 1
+        return Fit.WAIT

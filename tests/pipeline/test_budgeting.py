@@ -67,3 +67,14 @@ def test_a_budget_below_the_expected_bill_buys_its_share_and_is_spent() -> None:
 def test_items_reuse_answers_cost_nothing_within_a_budget() -> None:
     bought = budget_buys(_forecast(1000, reusable=50), 500)
     assert abs(bought.items - (50 + 40 * 0.5)) < 1e-9
+
+
+def test_once_nothing_seen_would_fit_the_rest_waits_unbuilt() -> None:
+    plan = BudgetPlan.of(100, 0, 0)
+    assert not plan.full()
+    assert plan.place(20) == Fit.SEND and not plan.full()  # 80 left, the smallest seen is 20
+    assert plan.place(70) == Fit.SEND  # 10 left
+    assert plan.full()
+    assert plan.wait() == Fit.WAIT and plan.waiting == 1
+    refusing = BudgetPlan.of(10, 0, 0)
+    assert refusing.place(20) == Fit.REFUSE and not refusing.full(), "with nothing in flight every item is decided"
