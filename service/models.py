@@ -142,6 +142,7 @@ class Batch(SQLModel, table=True):
     saved_pico: int = _money()  # what reused answers cost when they were first bought
     budget_pico: int | None = _money(nullable=True)
     reserved_pico: int = _money()  # the worst case of chunks sent and not yet ingested
+    budget_waiting: int = 0  # items queued because their worst case did not fit yet (set at each round's lay-out)
     # sha256 of the output schema (canonical JSON): estimates look up the history of the same schema.
     schema_fingerprint: str | None = Field(default=None, max_length=64)
     lease_owner: str | None = Field(default=None, max_length=80)

@@ -144,6 +144,7 @@ class Methods:
     retry = Returning(operations.retry)
     cancel = Returning(operations.cancel)
     delete_batch = Returning(operations.delete_batch)
+    set_budget = Returning(operations.set_budget)
     redeliver_webhook = Returning(operations.redeliver_webhook)
     models = Returning(operations.models)
     health = Returning(operations.health)

@@ -104,6 +104,7 @@ class Budget(_FromJson):
     budget_usd: Decimal
     reserved_usd: Decimal  # worst case of provider batches sent and not yet ingested
     spent_usd: Decimal
+    waiting_items: int = 0  # items that wait for room in the budget (sent in a later round)
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,15 @@ class TierEstimate(_FromJson):
 
 
 @dataclass(frozen=True)
+class BudgetBuys(_FromJson):
+    """What an estimate's budget_usd is expected to buy."""
+
+    items: float  # items expected to complete within the budget
+    based_on: str  # history | catalogue | history and catalogue
+    cost: Decimal = key("cost", reader=exact_money)  # the bill expected within the budget
+
+
+@dataclass(frozen=True)
 class Estimate(_FromJson):
     items: int
     reusable_items: int
@@ -327,6 +337,7 @@ class Estimate(_FromJson):
     cost: Decimal = key("cost", reader=exact_money)  # the expected bill
     floor: Decimal = key("floor", reader=exact_money)  # every item once on the first tier
     upper_bound: Decimal = key("upper_bound", reader=exact_money)  # the most the batch could cost
+    budget_buys: BudgetBuys | None = None  # with a budget_usd: what it is expected to buy
     raw: Mapping[str, Any] = raw_json()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from llm_batch_client.calls import (
@@ -158,6 +159,15 @@ def retry(
     payload = encode_json({name: value for name, value in body.items() if value is not None})
     key = idempotency_key or new_idempotency_key()
     return json_op(Call("POST", _batch(batch_id, "retry"), body=payload, idempotency_key=key), Batch.from_json)
+
+
+def set_budget(batch_id: str, budget_usd: Decimal | str | int | None) -> Op[Batch]:
+    """PATCH /batches/{id}: a new budget (None: none). While the batch runs, only upwards (a lower one is a 409
+    naming budget_usd); a finished batch takes any value and sends its budget_exceeded items again within it.
+    The same value twice changes nothing, so the call is sent again after a lost answer."""
+    value = None if budget_usd is None else str(Decimal(str(budget_usd)))
+    call = Call("PATCH", _batch(batch_id), body=encode_json({"budget_usd": value}), safe=True)
+    return json_op(call, Batch.from_json)
 
 
 def cancel(batch_id: str) -> Op[Batch]:

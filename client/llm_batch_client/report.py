@@ -185,6 +185,7 @@ def cost_report(batch: Batch) -> str:
         budget = batch.budget
         lines.append(
             f"Budget: {usd(budget.budget_usd)}; spent {usd(budget.spent_usd)}, reserved {usd(budget.reserved_usd)}"
+            + (f"; {budget.waiting_items:,} items wait for room in it" if budget.waiting_items else "")
         )
     return "\n".join(lines)
 
@@ -246,4 +247,9 @@ def estimate_report(estimate: Estimate) -> str:
     if estimate.budget_usd is not None:
         verdict = "within it" if estimate.within_budget else "expected to exceed it"
         lines.append(f"Budget: {usd(estimate.budget_usd)}: {verdict}")
+        if estimate.budget_buys is not None:
+            bought = estimate.budget_buys
+            lines.append(
+                f"It buys about {bought.items:,.0f} completed items for {usd(bought.cost)} (from {bought.based_on})"
+            )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,6 +28,7 @@ from service.api.submission_body import (
     submission_format,
 )
 from service.api.webhook_routes import check_callback_url
+from service.batches.budgets import change_budget
 from service.batches.cancel import request_cancel
 from service.batches.estimating import estimate
 from service.batches.purging import check_not_deleted, request_deletion
@@ -35,7 +37,7 @@ from service.batches.retry import RetryRequest as Retry
 from service.batches.retry import retry
 from service.batches.staging import StagedItems
 from service.batches.submission import NewBatch, submit
-from service.kit.problems import Problem, unavailable
+from service.kit.problems import Problem, invalid, unavailable
 from service.models import BatchStatus
 from service.pipeline.validation import ItemChecker
 from service.views.batches import batch_out
@@ -209,6 +211,60 @@ async def list_batches(
 @router.get("/{batch_id}", response_model=BatchOut, summary="A batch: status, counts, cost, tiers and passes")
 async def get_batch(batch_id: str, session: SessionDep, principal: PrincipalDep) -> BatchOut:
     return await batch_out(session, await batch_or_404(session, batch_id, principal.scope))
+
+
+BUDGET_CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["budget_usd"],
+    "additionalProperties": False,
+    "properties": {
+        # read exactly as POST /batches reads it (BatchHeader's budget_usd), so both always agree
+        "budget_usd": BatchHeader.model_json_schema()["properties"]["budget_usd"]
+        | {
+            "description": "The batch's new budget in USD (null: none). While the batch runs, only upwards; a "
+            "finished batch takes any value and sends its budget_exceeded items again within it."
+        }
+    },
+}
+
+
+@router.patch(
+    "/{batch_id}",
+    response_model=BatchOut,
+    summary="Raise a running batch's budget, or set a finished batch's (which sends its budget_exceeded items)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BUDGET_CHANGE_SCHEMA}}}
+    },
+    responses={
+        400: {"description": "The body could not be read (not UTF-8)"},
+        409: {"description": "The batch runs and the budget would go down (or be set where there was none)"},
+        413: {"description": "Body larger than MAX_REQUEST_BYTES"},
+    },
+)
+async def patch_batch(
+    batch_id: str, request: Request, session: SessionDep, state: StateDep, principal: PrincipalDep
+) -> BatchOut:
+    await batch_or_404(session, batch_id, principal.scope)
+    reader = BodyReader(request, state.settings.request_body_timeout_seconds)
+    try:
+        budget_usd = _budget_change(await read_json_object(reader))
+    except Exception:
+        await reader.drain()
+        raise
+    batch = await change_budget(session, batch_id, budget_usd, principal.scope)
+    await session.commit()
+    state.wake_workers()
+    return await batch_out(session, batch)
+
+
+def _budget_change(raw: dict[str, Any] | None) -> Decimal | None:
+    """The new budget_usd, parsed as POST /batches parses it."""
+    if raw is None or "budget_usd" not in raw:
+        raise invalid("the body must name budget_usd (a number, or null for no budget)", field="budget_usd")
+    unknown = sorted(set(raw) - {"budget_usd"})
+    if unknown:
+        raise invalid(f"only budget_usd can be changed, not {unknown[0]}", field=unknown[0])
+    return _header({"budget_usd": raw["budget_usd"]}).budget_usd
 
 
 @router.post(

@@ -3,8 +3,12 @@
 answer an identical earlier request already got (a finished attempt, nothing sent).
 
 Items that succeeded are never taken again: the first pass takes the items never sent, later passes the items
-the cascade (or a retry) queued for them. The work is done in groups, yielding to the event loop between
-them, so laying out a large pass never holds an API in the same process for long.
+the cascade (or a retry) queued for them. With a budget, only the items whose worst case fits what is left are
+sent; `pipeline/budgeting.py` decides which of the others wait for the next round (queued again as they were)
+and which fail with `budget_exceeded`, and each chunk reserves its worst case as it is closed.
+
+The work is done in groups, yielding to the event loop between them, so laying out a large pass never holds an
+API in the same process for long.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from service.kit.clock import utcnow
 from service.kit.cooperative import each, give_way
 from service.kit.spooling import SPOOL_BUFFER_BYTES
 from service.models import AttemptStatus, Batch, Chunk, ItemStatus, Pass, PassKind, PassStatus
-from service.pipeline import routing
+from service.pipeline import failure_codes, routing
+from service.pipeline.budgeting import BudgetPlan, Fit
 from service.pipeline.catalogue import ModelEntry
 from service.pipeline.chunking import ChunkPlanner
+from service.pipeline.classify import unprocessed
 from service.pipeline.lines import PassRequestSpec, line_id
 from service.pipeline.requests import request_hash
 from service.store import Session
@@ -40,6 +46,7 @@ from service.store import chunks as chunks_store
 from service.store import items as items_store
 from service.store import passes as passes_store
 from service.store.attempts import NewAttempt
+from service.store.items import BudgetWait
 
 GROUP = 500  # items built, looked up and written per step; the event loop runs between steps
 
@@ -100,6 +107,8 @@ class _Layout:
         row = current.row
         row.line_count, row.byte_count, row.worst_case_pico = current.lines, current.bytes, current.worst_case_pico
         row.spool_sha256 = current.digest.hexdigest()
+        if self.batch.budget_pico is not None:
+            await budget.reserve_laid_out(self.session, self.batch.id, row)
         await chunks_store.save(self.session, row)
 
     def abort(self) -> None:
@@ -122,9 +131,14 @@ async def _items_of(session: Session, batch: Batch, pass_: Pass, after_position:
     )
 
 
-async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_: Pass) -> int:
+async def budget_plan(session: Session, batch: Batch) -> BudgetPlan:
+    """What a round's lay-outs may reserve: what is left of the batch's budget now."""
+    return BudgetPlan.of(*await batches_store.budget_state(session, batch.id))
+
+
+async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_: Pass, plan: BudgetPlan) -> int:
     """Create the chunks and attempts of `pass_`, write its lines, and mark it running (completed when nothing
-    needs sending). Returns the number of items it took."""
+    needs sending). Returns the number of items it took. `plan`: the round's budget (shared by its passes)."""
     assert pass_.id is not None
     spec = spec_of_pass(config, batch, pass_)
     entry = spec.entry
@@ -138,25 +152,31 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
     )
     reasons: Counter[str] = Counter()
     strict_lines: list[bool] = []
-    taken = reused_total = saved_total = 0
+    taken = reused_total = saved_total = unsent_total = 0
+    waiting_before = plan.waiting
     after = -1
     try:
         while group := await _items_of(session, batch, pass_, after):
             after = group[-1].position
             if pass_.kind != PassKind.PRIMARY:  # in this pass now; a replayed failure may queue it again below
                 await items_store.clear_queue(session, [row.id for row in group])
-            reused, saved = await _lay_out_group(
-                session, config, batch, pass_, spec, entry, layout, group, reasons, strict_lines
+            reused, saved, unsent = await _lay_out_group(
+                session, config, batch, pass_, spec, entry, layout, group, reasons, strict_lines, plan
             )
             taken += len(group)
             reused_total += reused
+            unsent_total += unsent
             saved_total += saved
             await give_way()
         await layout.close()
     except BaseException:
         layout.abort()
         raise
-    sent = taken - reused_total
+    sent = taken - reused_total - unsent_total
+    waited = plan.waiting - waiting_before
+    if waited == taken and taken:  # every item waits for room: no pass to show for it
+        await passes_store.delete_unused(session, pass_.id)
+        return 0
     await items_store.after_bulk_load(session, taken)
     await passes_store.laid_out(
         session,
@@ -164,13 +184,15 @@ async def lay_out(session: Session, config: LifecycleConfig, batch: Batch, pass_
         status=PassStatus.RUNNING if sent else PassStatus.COMPLETED,
         sent_because=dict(reasons),
         strict_mode=bool(strict_lines and strict_lines[0]),
-        items=taken,
+        items=taken - waited,
         reused=reused_total,
         saved_pico=saved_total,
     )
+    if waited:
+        await passes_store.set_planned_items(session, pass_.id, taken - waited)
     if saved_total:
         await batches_store.add_to_counters(session, batch.id, saved_pico=saved_total)
-    return taken
+    return taken - waited
 
 
 async def _lay_out_group(
@@ -184,13 +206,20 @@ async def _lay_out_group(
     group: Sequence[Any],
     reasons: Counter[str],
     strict_lines: list[bool],
-) -> tuple[int, int]:
-    """One group of items: build, look up reuse, write or reuse. (reused count, what reuse saved)."""
+    plan: BudgetPlan,
+) -> tuple[int, int, int]:
+    """One group of items: build, look up reuse, write or reuse, or leave unsent (waiting for budget, or over
+    it). (reused count, what reuse saved, how many were not sent)."""
     assert pass_.id is not None
     pass_id, tier, tenant = pass_.id, pass_.tier, batch.tenant  # read once: ORM attributes are slow per row
     retry_pass, budgeted = pass_.kind == PassKind.RETRY, batch.budget_pico is not None
     built_lines = []
+    waits: list[BudgetWait] = []
     async for row in each(group):
+        if plan.full():  # nothing would fit until this round's answers are in: not built now
+            plan.wait()
+            waits.append(BudgetWait(tier, row.next_reason, row.next_overrides_json, row.id))
+            continue
         overrides_json = row.next_overrides_json
         overrides = orjson.loads(overrides_json) if overrides_json else None
         body = orjson.loads(row.body_json)
@@ -206,9 +235,9 @@ async def _lay_out_group(
         found = await attempts_store.reusable(session, tenant, hashes, since, sorted(routing.REPLAYABLE))
     pending: list[NewAttempt] = []
     reused_rows: list[tuple[Any, attempts_store.Reusable, NewAttempt]] = []
+    refused: list[tuple[Any, NewAttempt, str]] = []
     async for row, built, overrides_json, hashed in each(built_lines):
         reason = routing.RETRY if retry_pass else row.next_reason or routing.FIRST
-        reasons[reason] += 1
         if hashed in found:
             source = found[hashed]
             reused = NewAttempt(
@@ -225,28 +254,80 @@ async def _lay_out_group(
                 reused_from_attempt_id=source.attempt_id,
             )
             reused_rows.append((row, source, reused))
+            reasons[reason] += 1
             continue
         worst = budget.worst_case(entry, built) if budgeted else 0
-        chunk_id = await layout.add(built.line, worst, row.custom_id)
-        pending.append(
-            NewAttempt(
-                row.id,
-                pass_id,
-                chunk_id,
-                tier,
-                reason,
-                overrides_json,
-                built.max_completion_tokens,
-                built.reasoning_effort,
-                hashed,
-                AttemptStatus.PENDING,
-            )
+        left = plan.left_pico or 0
+        fit = plan.place(worst)
+        if fit == Fit.WAIT:  # queued again as it was, for the next round
+            waits.append(BudgetWait(tier, row.next_reason, row.next_overrides_json, row.id))
+            continue
+        reasons[reason] += 1
+        attempt = NewAttempt(
+            row.id,
+            pass_id,
+            None,
+            tier,
+            reason,
+            overrides_json,
+            built.max_completion_tokens,
+            built.reasoning_effort,
+            hashed,
+            AttemptStatus.PENDING,
         )
+        if fit == Fit.REFUSE:
+            refused.append((row, attempt, budget.item_refusal(batch.budget_pico or 0, worst, left)))
+            continue
+        pending.append(attempt._replace(chunk_id=await layout.add(built.line, worst, row.custom_id)))
     await attempts_store.insert_rows(session, pending)
     saved = 0
     if reused_rows:
         saved = await _reuse(session, config, batch, pass_, reused_rows)
-    return len(reused_rows), saved
+    if waits:
+        await _wait_for_budget(session, batch, pass_, waits)
+    if refused:
+        await _refuse(session, config, batch, pass_, refused)
+    return len(reused_rows), saved, len(waits) + len(refused)
+
+
+async def _wait_for_budget(session: Session, batch: Batch, pass_: Pass, waits: Sequence[BudgetWait]) -> None:
+    """Items that wait for room in the budget are queued again for the next round (never-sent ones count as
+    `retrying` from now on)."""
+    await items_store.wait_for_budget(session, waits)
+    if pass_.kind == PassKind.PRIMARY:
+        await batches_store.add_to_counters(session, batch.id, pending=-len(waits), retrying=len(waits))
+
+
+async def _refuse(
+    session: Session,
+    config: LifecycleConfig,
+    batch: Batch,
+    pass_: Pass,
+    refused: Sequence[tuple[Any, NewAttempt, str]],
+) -> None:
+    """Items over budget with nothing in flight: an attempt each, never sent, failed with budget_exceeded (final),
+    merged like any outcome (so a raised budget can send them again from where they were)."""
+    ids = await attempts_store.insert_returning_ids(session, [attempt for _row, attempt, _message in refused])
+    waiting = ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING
+    outcomes = [
+        (
+            attempts_store.PendingAttempt(
+                attempt_id=attempt_id,
+                item_id=row.id,
+                custom_id=row.custom_id,
+                own_format=row.own_format,
+                item_status=waiting,
+                tier=attempt.tier,
+                sent_because=attempt.sent_because,
+                overrides_json=attempt.overrides_json,
+                max_tokens_sent=attempt.max_tokens_sent,
+                reasoning_effort_sent=attempt.reasoning_effort_sent,
+            ),
+            unprocessed(row.custom_id, failure_codes.BUDGET_EXCEEDED, message),
+        )
+        for (row, attempt, message), attempt_id in zip(refused, ids, strict=True)
+    ]
+    await merge_outcomes(session, config, batch, pass_, outcomes)
 
 
 async def _reuse(

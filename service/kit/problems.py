@@ -26,8 +26,8 @@ def not_found(what: str) -> Problem:
     return Problem(404, "not-found", "Not found", f"{what} does not exist")
 
 
-def conflict(detail: str) -> Problem:
-    return Problem(409, "conflict", "Conflict", detail)
+def conflict(detail: str, **extra: Any) -> Problem:
+    return Problem(409, "conflict", "Conflict", detail, **extra)
 
 
 def gone(detail: str) -> Problem:

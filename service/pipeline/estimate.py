@@ -172,6 +172,35 @@ class Forecast:
     cost_pico: int
     floor_pico: int
     upper_bound_pico: int
+    failing: float = 0.0  # items expected to fail on every tier
+
+    @property
+    def based_on(self) -> str:
+        """What the tiers that take items rest on: history, catalogue, or both."""
+        kinds = {tier.based_on for tier in self.tiers if tier.attempts} or {tier.based_on for tier in self.tiers}
+        return " and ".join(sorted(kinds, reverse=True)) or CATALOGUE
+
+
+@dataclass(frozen=True)
+class BudgetForecast:
+    """What a budget buys: the items it is expected to complete and the bill it is expected to come to."""
+
+    items: float
+    cost_pico: int
+    based_on: str
+
+
+def budget_buys(forecast: Forecast, budget_pico: int) -> BudgetForecast:
+    """A budget spent as the lay-out spends it (filled to what is left, round after round) completes the share of
+    the items its money pays for at the expected cost per item; what reuse answers costs nothing."""
+    completing = max(0.0, forecast.items - forecast.failing)
+    free = min(float(forecast.reusable_items), completing)
+    share = 1.0 if forecast.cost_pico <= budget_pico else budget_pico / forecast.cost_pico
+    return BudgetForecast(
+        items=free + (completing - free) * share,
+        cost_pico=min(forecast.cost_pico, budget_pico),
+        based_on=forecast.based_on,
+    )
 
 
 def forecast(items: int, reusable_items: int, workloads: Sequence[TierWorkload]) -> Forecast:
@@ -221,4 +250,5 @@ def forecast(items: int, reusable_items: int, workloads: Sequence[TierWorkload])
         cost_pico=sum(tier.cost_pico for tier in tiers),
         floor_pico=floor,
         upper_bound_pico=sum(tier.upper_bound_pico for tier in tiers),
+        failing=arriving if workloads else 0.0,
     )

@@ -193,6 +193,45 @@ async def reserve(session: AsyncSession, batch_id: str, amount_pico: int) -> boo
     return rows_affected(result) > 0
 
 
+async def budget_state(session: AsyncSession, batch_id: str) -> tuple[int | None, int, int]:
+    """(budget, spent, reserved) as committed now: what a lay-out plans with (the caller holds the batch's row)."""
+    row = (
+        await session.execute(
+            select(Batch.budget_pico, Batch.cost_pico, Batch.reserved_pico).where(col(Batch.id) == batch_id)
+        )
+    ).one()
+    return row[0], int(row[1]), int(row[2])
+
+
+async def set_budget_waiting(session: AsyncSession, batch_id: str, waiting: int) -> None:
+    await session.execute(update(Batch).where(col(Batch.id) == batch_id).values(budget_waiting=waiting))
+
+
+async def raise_budget(session: AsyncSession, batch_id: str, budget_pico: int | None) -> bool:
+    """An open batch's budget goes up (None: no budget any more); False when the batch is no longer open or its
+    budget is above the new one (a concurrent raise): one conditional write, so a budget never goes down while
+    reservations are made against it."""
+    not_lowered = col(Batch.budget_pico).is_not(None) if budget_pico is None else col(Batch.budget_pico) <= budget_pico
+    result = await session.execute(
+        update(Batch)
+        .where(col(Batch.id) == batch_id, col(Batch.status).in_(OPEN_BATCH_STATUSES), not_lowered)
+        .values(budget_pico=budget_pico, updated_at=utcnow())
+    )
+    return rows_affected(result) > 0
+
+
+async def set_finished_budget(
+    session: AsyncSession, batch_id: str, budget_pico: int | None, expected_status: str
+) -> bool:
+    """A finished batch takes any budget; False when its status is no longer `expected_status`."""
+    result = await session.execute(
+        update(Batch)
+        .where(col(Batch.id) == batch_id, col(Batch.status) == expected_status)
+        .values(budget_pico=budget_pico, updated_at=utcnow())
+    )
+    return rows_affected(result) > 0
+
+
 async def add_warning(session: AsyncSession, batch_id: str, warning: str) -> None:
     batch = await session.get(Batch, batch_id)
     if batch is not None and warning not in batch.warnings:

@@ -174,6 +174,63 @@ async def fail_unstarted(session: AsyncSession, batch_id: str, code: str, messag
     return rows_affected(pending), rows_affected(queued)
 
 
+class BudgetWait(NamedTuple):
+    """An item laid out that waits for room in the budget: queued again as it was (in the statement's order)."""
+
+    next_tier: int | None
+    next_reason: str | None
+    next_overrides_json: str | None
+    item_id: int
+
+
+_WAIT = (
+    f"UPDATE items SET status = '{ItemStatus.RETRYING}', next_tier = ?, next_reason = ?, next_overrides_json = ? "
+    "WHERE id = ?"
+)
+
+
+async def wait_for_budget(session: AsyncSession, rows: Sequence[BudgetWait]) -> None:
+    """The items wait for a later round (a never-sent item is `retrying` from now on: queued for a pass)."""
+    await execute_many(session, _WAIT, rows)
+
+
+async def retry_queued(session: AsyncSession, batch_id: str) -> int:
+    """How many items wait for a retry pass (queued by a retry, or waiting for budget after one)."""
+    count = await session.scalar(
+        sa_select(func.count()).where(
+            col(Item.batch_id) == batch_id,
+            col(Item.status) == ItemStatus.RETRYING,
+            col(Item.next_reason) == RETRY_QUEUE,
+        )
+    )
+    return int(count or 0)
+
+
+async def reopen_over_budget(session: AsyncSession, batch_id: str, code: str) -> int:
+    """Items that failed with `code` (budget_exceeded) are queued again where they were to be sent: the tier,
+    reason and overrides of the attempt that failed them. How many."""
+
+    def of_attempt(column: Any) -> Any:
+        return sa_select(column).where(col(Attempt.id) == col(Item.deciding_attempt_id)).scalar_subquery()
+
+    failed_by = or_(col(Item.error_code) == code, of_attempt(col(Attempt.error_code)) == code)
+    result = await session.execute(
+        update(Item)
+        .where(col(Item.batch_id) == batch_id, col(Item.status) == ItemStatus.FAILED, failed_by)
+        .values(
+            status=ItemStatus.RETRYING,
+            next_tier=of_attempt(col(Attempt.tier)),
+            next_reason=of_attempt(col(Attempt.sent_because)),
+            next_overrides_json=of_attempt(col(Attempt.overrides_json)),
+            error_code=None,
+            error_message=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return rows_affected(result)
+
+
 async def queue_retry(
     session: AsyncSession, batch_id: str, custom_ids: Collection[str] | None, tier: int | None
 ) -> int:

@@ -91,6 +91,16 @@ async def laid_out(
     await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(**changes))
 
 
+async def delete_unused(session: AsyncSession, pass_id: int) -> None:
+    """A pass that took no item (every one waits for room in the budget): no attempt or chunk refers to it."""
+    await session.execute(delete(Pass).where(col(Pass.id) == pass_id))
+
+
+async def set_planned_items(session: AsyncSession, pass_id: int, planned_items: int) -> None:
+    """The pass holds fewer items than were planned for it (the others wait for room in the budget)."""
+    await session.execute(update(Pass).where(col(Pass.id) == pass_id).values(planned_items=planned_items))
+
+
 PASS_COUNTERS = ("items", "succeeded", "failed", "reused", "input_tokens", "output_tokens", "cost_pico", "saved_pico")
 
 

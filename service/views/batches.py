@@ -118,6 +118,7 @@ def _budget_out(batch: Batch) -> BudgetOut | None:
         budget_usd=usd_text(batch.budget_pico),
         reserved_usd=usd_text(batch.reserved_pico),
         spent_usd=usd_text(batch.cost_pico),
+        waiting_items=batch.budget_waiting,
     )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from service.pipeline.cost import usd_float, usd_text
-from service.pipeline.estimate import Forecast
-from service.views.response_bodies import Estimate, Money, TierEstimate
+from service.pipeline.estimate import Forecast, budget_buys
+from service.views.response_bodies import BudgetForecastOut, Estimate, Money, TierEstimate
 
 
 def money(pico: int) -> Money:
@@ -37,4 +37,10 @@ def estimate_out(forecast: Forecast, counted_with: str, budget_pico: int | None)
         input_tokens_counted_with=counted_with,
         budget_usd=usd_text(budget_pico) if budget_pico is not None else None,
         within_budget=forecast.cost_pico <= budget_pico if budget_pico is not None else None,
+        budget_buys=_budget_buys(forecast, budget_pico) if budget_pico is not None else None,
     )
+
+
+def _budget_buys(forecast: Forecast, budget_pico: int) -> BudgetForecastOut:
+    bought = budget_buys(forecast, budget_pico)
+    return BudgetForecastOut(items=round(bought.items, 1), cost=money(bought.cost_pico), based_on=bought.based_on)

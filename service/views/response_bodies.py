@@ -96,6 +96,11 @@ class BudgetOut(BaseModel):
     budget_usd: str = Field(description="The most the batch may cost (exact).")
     reserved_usd: str = Field(description="The worst case of provider batches sent and not yet ingested.")
     spent_usd: str = Field(description="What the batch has cost so far (the bill).")
+    waiting_items: int = Field(
+        description="Items that did not fit what was left of the budget while reservations were out: they wait "
+        "for the next round (a pass per round), and fail with budget_exceeded only when nothing in flight can "
+        "free room for them."
+    )
 
 
 class BatchOut(BaseModel):
@@ -337,6 +342,15 @@ class TierEstimate(BaseModel):
     history_attempts: int = Field(description="How many past attempts the history figures rest on.")
 
 
+class BudgetForecastOut(BaseModel):
+    items: float = Field(
+        description="Items the budget is expected to complete: all that succeed when the expected bill fits it, "
+        "else the share its money pays for (items reuse answers cost nothing)."
+    )
+    cost: Money = Field(description="The bill expected within the budget (the expected bill, at most the budget).")
+    based_on: str = Field(description="history | catalogue | history and catalogue: what the figures rest on.")
+
+
 class Estimate(BaseModel):
     items: int
     reusable_items: int = Field(description="Items reuse would answer from an identical earlier request, at no cost.")
@@ -349,3 +363,6 @@ class Estimate(BaseModel):
     )
     budget_usd: str | None
     within_budget: bool | None = Field(description="Whether the expected bill fits budget_usd (null: no budget).")
+    budget_buys: BudgetForecastOut | None = Field(
+        default=None, description="What budget_usd is expected to buy (null: no budget)."
+    )

@@ -369,3 +369,23 @@ def test_no_answer_names_the_url_and_its_setting_and_the_key_to_resend_with(
         assert code == EXIT_DONE
     batches = api(live_service, "/batches")["data"]
     assert [batch["id"] for batch in batches] == [accepted_id(out)], "the lost requests made one batch: this one"
+
+
+def test_budget_raises_a_finished_batchs_budget_and_waits_for_its_over_budget_items(
+    live_service: LiveService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = write_items(tmp_path / "items.jsonl", 20)
+    params = write_params(tmp_path / "params.json")
+    url = ["--url", live_service.url]
+    code, out, _ = run(capsys, *url, "--json", "submit", str(items), "--params", f"@{params}", "--budget", "0.0004")
+    batch_id = json.loads(out)["id"]
+    run(capsys, *url, "wait", batch_id, *FAST_POLL)
+    assert batch_of(live_service, batch_id).failure_reasons.get("budget_exceeded", 0) > 0
+
+    code, out, _ = run(capsys, *url, "budget", batch_id, "3", "--wait", *FAST_POLL)
+    after = batch_of(live_service, batch_id)
+    assert code == expected_code(after) and "budget $3" in out and "Budget: " in out
+    assert "budget_exceeded" not in after.failure_reasons
+
+    code, _, err = run(capsys, *url, "budget", batch_id, "lots")
+    assert code == EXIT_USAGE and "USD" in err

@@ -126,3 +126,16 @@ async def test_async_errors_are_the_same_problems(async_client: AsyncLlmBatchCli
         assert refused.value.reason == "connection refused" and not refused.value.reached
         with pytest.raises(LlmBatchConnectionError):
             [row async for row in unreachable.iter_results("lb_any", ndjson=True)]
+
+
+async def test_async_set_budget_refuses_to_lower_a_running_batchs_budget(
+    async_client: AsyncLlmBatchClient,
+) -> None:
+    batch = await async_client.submit(items(200), BatchOptions(params=PARAMS, budget_usd="1"))
+    with pytest.raises(LlmBatchError) as lowered:
+        await async_client.set_budget(batch.id, "0.5")
+    if lowered.value.status != 409:  # it finished meanwhile: a finished batch takes any budget
+        pytest.fail(f"expected 409, got {lowered.value.status}")
+    assert lowered.value.field == "budget_usd"
+    raised = await async_client.set_budget(batch.id, "2")
+    assert raised.budget is not None and str(raised.budget.budget_usd) == "2"

@@ -357,3 +357,27 @@ def test_a_list_of_20000_items_is_streamed_as_ndjson_while_it_is_read(service: L
         batch = client.submit(rows, BatchOptions(model="openai/gpt-oss-20b"))
         assert batch.counts.total == 20_000 and seen["bytes"] >= 1_000_000, "sent while the list was read"
         client.cancel(batch.id)
+
+
+def test_set_budget_raises_a_finished_batchs_budget_and_sends_its_over_budget_items(client: LlmBatchClient) -> None:
+    done = client.wait(client.submit(items(30), BatchOptions(params=PARAMS, budget_usd="0.0005")).id, **FAST)
+    stopped = done.failure_reasons.get("budget_exceeded", 0)
+    assert stopped > 0 and done.budget is not None and done.budget.waiting_items == 0
+
+    raised = client.set_budget(done.id, Decimal("5"))
+    assert raised.status == "running" and raised.budget is not None and raised.budget.budget_usd == Decimal(5)
+    assert client.set_budget(done.id, "5").budget == raised.budget, "the same value twice changes nothing"
+    after = client.wait(done.id, **FAST)
+    assert "budget_exceeded" not in after.failure_reasons
+    assert after.budget is not None and after.budget.spent_usd <= Decimal(5)
+    with pytest.raises(LlmBatchError) as unknown:
+        client.set_budget("lb_00000000000000000000000000", 1)
+    assert unknown.value.status == 404
+
+
+def test_an_estimate_with_a_budget_says_what_it_buys(client: LlmBatchClient) -> None:
+    full = client.estimate(items(50), BatchOptions(params=PARAMS))
+    assert full.budget_buys is None
+    half = client.estimate(items(50), BatchOptions(params=PARAMS, budget_usd=full.cost / 2))
+    assert half.budget_buys is not None and half.budget_buys.cost <= full.cost / 2
+    assert 0 < half.budget_buys.items < 50 and half.budget_buys.based_on in ("catalogue", "history")

@@ -250,3 +250,34 @@ async def test_a_bulk_submission_leaves_postgresql_the_statistics_of_its_items(p
     async with transaction(pg_db.api) as session:
         await add_batch(session, "lb_bulk", [f"c{n}" for n in range(items_store.BULK_LOAD_ROWS)])
     assert await scalar(pg_db.api, reltuples) == 2 * items_store.BULK_LOAD_ROWS - 1
+
+
+async def test_raise_budget_only_raises_an_open_batchs_budget(db: Database) -> None:
+    async with transaction(db.api) as session:
+        await add_batch(session, "lb_open", budget_pico=100, status=BatchStatus.RUNNING)
+        await add_batch(session, "lb_done", budget_pico=100, status=BatchStatus.COMPLETED)
+    async with transaction(db.api) as session:
+        assert not await batches_store.raise_budget(session, "lb_open", 99), "a running budget never goes down"
+        assert await batches_store.raise_budget(session, "lb_open", 150)
+        assert await batches_store.raise_budget(session, "lb_open", 150), "the same value again is no change"
+        assert not await batches_store.raise_budget(session, "lb_done", 200), "a finished batch is set, not raised"
+        assert await batches_store.set_finished_budget(session, "lb_done", 20, BatchStatus.COMPLETED)
+        assert not await batches_store.set_finished_budget(session, "lb_done", 30, BatchStatus.FAILED)
+    assert (await one_row(db.api, Batch, "lb_open")).budget_pico == 150
+    assert (await one_row(db.api, Batch, "lb_done")).budget_pico == 20
+    async with transaction(db.api) as session:
+        assert await batches_store.raise_budget(session, "lb_open", None), "no budget is above any budget"
+        assert not await batches_store.raise_budget(session, "lb_open", 500), "nor can one come back while it runs"
+    assert (await one_row(db.api, Batch, "lb_open")).budget_pico is None
+
+
+async def test_a_raise_waits_for_a_reservation_and_never_lowers_under_it(db: Database) -> None:
+    async with transaction(db.api) as session:
+        await add_batch(session, "lb_capped", budget_pico=100, status=BatchStatus.RUNNING)
+    async with transaction(db.workers) as first:
+        assert await batches_store.reserve(first, "lb_capped", 90)
+        raising = meanwhile(db.api, lambda session: batches_store.raise_budget(session, "lb_capped", 200))
+        assert await still_waiting(raising), "the raise waits for the reservation's transaction"
+    assert await raising
+    batch = await one_row(db.api, Batch, "lb_capped")
+    assert (batch.budget_pico, batch.reserved_pico) == (200, 90)

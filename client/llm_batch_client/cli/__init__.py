@@ -3,6 +3,7 @@
     llm-batch submit items.jsonl --limit 10 --with-fallback --wait   # run_llm_batch --limit 10 --with-fallback --poll
     llm-batch estimate items.jsonl --with-fallback --budget 5
     llm-batch retry lb_01... --wait                                  # run_llm_batch --retry-batch ID
+    llm-batch budget lb_01... 12.50 --wait                           # raise the budget; resend budget_exceeded
     llm-batch status ID | wait ID | results ID -o out.csv --format csv | cancel ID | delete ID | list | models
 
 Talks HTTP to the service (LLM_BATCH_URL, LLM_BATCH_TOKEN, or --url/--token).
@@ -27,6 +28,7 @@ from llm_batch_client.cli.commands import (
     EXIT_USAGE,
     PROG,
     Io,
+    cmd_budget,
     cmd_cancel,
     cmd_delete,
     cmd_estimate,
@@ -146,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("--idempotency-key", metavar="KEY", help="sending the retry again with KEY adds no pass")
     _wait_options(retry, "wait for the retry, with a progress line, then print the cost report")
+
+    budget = command(
+        "budget",
+        cmd_budget,
+        "raise a running batch's budget, or set a finished one's (its budget_exceeded items are sent within it)",
+    )
+    budget.add_argument("batch_id", metavar="ID")
+    budget.add_argument("usd", metavar="USD", help="the new budget in USD, or none")
+    _wait_options(budget, "wait for the batch, with a progress line, then print the cost report")
 
     cancel = command("cancel", cmd_cancel, "cancel a batch (finished results are kept)")
     cancel.add_argument("batch_id", metavar="ID")

@@ -200,6 +200,15 @@ def cmd_retry(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     return follow(io, client, batch, args)
 
 
+def cmd_budget(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
+    budget_usd = None if args.usd.lower() == "none" else amount("USD", args.usd)
+    batch = client.set_budget(args.batch_id, budget_usd)
+    if not io.as_json:
+        now = f"${batch.budget.budget_usd}" if batch.budget is not None else "none"
+        io.say(f"Batch {batch.id} ({batch.status}): budget {now}.")
+    return follow(io, client, batch, args)
+
+
 def cmd_cancel(io: Io, client: LlmBatchClient, args: argparse.Namespace) -> int:
     batch = client.cancel(args.batch_id)
     return io.show(batch.raw, f"Cancelling batch {batch.id}: results finished before the cancel are kept.")

@@ -89,9 +89,14 @@ async def _start_sending(ctx: StepContext, chunk_id: int) -> str | None:
             if batch.cancel_requested:
                 refusal = (failure_codes.CANCELLED, CANCELLED_BEFORE_SENT)
             else:
-                reserve = batch.budget_pico is not None
+                reserve = batch.budget_pico is not None and not chunk.reserved  # else reserved at its lay-out
                 if not await chunks_store.update_held(
-                    session, ctx.worker_id, chunk_id, ChunkState.PENDING, state=ChunkState.UPLOADING, reserved=reserve
+                    session,
+                    ctx.worker_id,
+                    chunk_id,
+                    ChunkState.PENDING,
+                    state=ChunkState.UPLOADING,
+                    reserved=chunk.reserved or reserve,
                 ):
                     raise LeaseLost(f"chunk {chunk_id}")
                 if reserve and not await budget.reserve(session, batch, chunk):
