@@ -238,6 +238,7 @@ BUDGET_CHANGE_SCHEMA: dict[str, Any] = {
     responses={
         400: {"description": "The body could not be read (not UTF-8)"},
         409: {"description": "The batch runs and the budget would go down (or be set where there was none)"},
+        410: {"description": "The batch was deleted: nothing of it runs again"},
         413: {"description": "Body larger than MAX_REQUEST_BYTES"},
     },
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from service.batches.purging import check_not_deleted
 from service.batches.reading import batch_or_404
 from service.kit.problems import conflict
 from service.models import TERMINAL_BATCH_STATUSES, Batch, BatchStatus
@@ -27,8 +28,10 @@ FIELD = "budget_usd"
 
 async def change_budget(session: Session, batch_id: str, budget_usd: Decimal | None, tenant: str | None) -> Batch:
     """Set the batch's budget (flushed, not committed); 409 naming budget_usd for a running batch's budget
-    lowered or set where it had none. A finished batch reopens its `budget_exceeded` items."""
+    lowered or set where it had none; 410 for a deleted batch (nothing of it can run again). A finished batch
+    reopens its `budget_exceeded` items."""
     batch = await batch_or_404(session, batch_id, tenant)
+    check_not_deleted(batch)
     wanted = pico_of_usd(budget_usd) if budget_usd is not None else None
     if wanted == batch.budget_pico:
         return batch

@@ -46,6 +46,8 @@ async def assert_gone(service: Service, batch_id: str, custom_id: str, **headers
     assert ndjson.status_code == 410
     retried = await service.client.post(f"/batches/{batch_id}/retry", headers=headers)
     assert retried.status_code == 410, retried.text
+    rebudgeted = await service.client.patch(f"/batches/{batch_id}", json={"budget_usd": 5}, headers=headers)
+    assert rebudgeted.status_code == 410, rebudgeted.text  # its budget_exceeded items have no body left to send
 
 
 async def test_deleting_a_finished_batch_purges_its_content_everywhere_and_keeps_its_tombstone(
