@@ -29,7 +29,7 @@ from service.pipeline.tokens import (
     Method,
     count_input_tokens,
     count_text,
-    message_texts,
+    prompt_texts,
 )
 from service.store import Session
 from service.store import attempts as attempts_store
@@ -117,13 +117,13 @@ async def _count_lines(
     hashes: list[str] = []
     async for item in each(staged, GROUP):
         body = orjson.loads(item.body_json)
-        known: dict[str, int] = {}  # messages' tokens by vocabulary (or model): counted once per item
+        known: dict[str, int] = {}  # prompt texts' tokens by vocabulary (or model): counted once per item
         for index, spec in enumerate(checked.specs):
             entry = spec.entry
             built = spec.build(item.custom_id, body)
             family = entry.tokenizer or str(entry.ref)
             if family not in known:
-                text = "\n".join(message_texts(built.request))
+                text = "\n".join(prompt_texts(built.request))
                 known[family] = count_text(entry.tokenizer, text, upper_bound=False).tokens
             counted = count_input_tokens(
                 entry.tokenizer, built.request, upper_bound=False, message_tokens=known[family]

@@ -9,9 +9,9 @@ import orjson
 
 from service.batches.config import LifecycleConfig
 from service.models import Batch, Pass
-from service.pipeline.errors import LineTooLarge, OverContextWindow
+from service.pipeline.errors import LineTooLarge, OverContextWindow, SubmissionError
 from service.pipeline.lines import PassRequestSpec
-from service.pipeline.tokens import message_tokens_above
+from service.pipeline.tokens import message_tokens_above, uncountable_part
 
 
 def spec_for(
@@ -46,14 +46,21 @@ def spec_of_pass(config: LifecycleConfig, batch: Batch, pass_: Pass) -> PassRequ
 
 
 def check_fits(
-    config: LifecycleConfig, specs: Sequence[PassRequestSpec], items: Iterable[tuple[int, str, bytes | str]]
+    config: LifecycleConfig,
+    specs: Sequence[PassRequestSpec],
+    items: Iterable[tuple[int, str, bytes | str]],
+    *,
+    budgeted: bool = False,
 ) -> None:
     """Refuse an item (position, custom_id, body JSON) whose line could never fit in a provider batch file on
-    one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built."""
+    one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built.
+    `budgeted`: the batch has a budget, so every item's prompt must be countable (see `check_countable`)."""
     limits = [config.chunk_limits(spec.entry.provider).max_bytes for spec in specs]
     windows = {spec.entry.name: spec.entry.context_window for spec in specs}
     widest = max(windows.values(), default=0)
     for position, custom_id, body_json in items:
+        if budgeted:
+            check_countable(position, body_json)
         for spec, limit in zip(specs, limits, strict=True):
             if spec.size_bound(custom_id, len(body_json)) <= limit:
                 continue
@@ -63,6 +70,25 @@ def check_fits(
         # A token is at least a byte of the line: only a line longer than the widest window can be over it.
         if any(spec.size_bound(custom_id, len(body_json)) > widest for spec in specs):
             _check_context(specs, windows, position, custom_id, orjson.loads(body_json))
+
+
+def check_countable(position: int, body_json: bytes | str) -> None:
+    """A budget reserves each line's worst case before it is sent, which needs its prompt tokens counted: an
+    image, audio or file part cannot be (each provider and model bills them by its own rules), so an item with
+    one is refused (422 naming the part) rather than reserved too little. A part has a "type": a body without
+    that word has none, and is not parsed again."""
+    marker = b'"type"' if isinstance(body_json, bytes) else '"type"'
+    if marker not in body_json:  # type: ignore[operator]
+        return
+    body = orjson.loads(body_json)
+    where = uncountable_part(body) if isinstance(body, Mapping) else None
+    if where is not None:
+        raise SubmissionError(
+            f"items[{position}].body.{where} is not text: with budget_usd set every part of a prompt must be "
+            "text, since images, audio and files cannot be counted before they are sent (so the budget could "
+            "not be held); remove budget_usd or the part",
+            field=f"items[{position}].body.{where}",
+        )
 
 
 def _check_context(

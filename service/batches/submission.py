@@ -123,7 +123,12 @@ async def check_new_batch(
         )
         for tier in tiers
     ]
-    check_fits(config, specs, ((item.position, item.custom_id, item.body_json) for item in staged))
+    check_fits(
+        config,
+        specs,
+        ((item.position, item.custom_id, item.body_json) for item in staged),
+        budgeted=new.budget_usd is not None,
+    )
     return CheckedBatch(tiers, specs, warnings)
 
 
