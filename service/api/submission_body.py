@@ -25,7 +25,7 @@ from service.batches.staging import StagedItems
 from service.kit.cooperative import give_way
 from service.kit.problems import Problem, invalid, limit_exceeded
 from service.pipeline.errors import SubmissionError
-from service.pipeline.validation import ItemChecker
+from service.pipeline.validation import ItemChecker, output_limit
 
 NDJSON = "application/x-ndjson"
 # Every digit read as "9": a run of 19 nines is a run of 19 digits, an integer that may not fit in 64 bits. A
@@ -242,7 +242,7 @@ class _Stager:
                     maximum=self.limits.max_item_bytes,
                 )
             )
-        self.staged.add(custom_id, body_json, metadata_json, "response_format" in body)
+        self.staged.add(custom_id, body_json, metadata_json, "response_format" in body, output_limit(body))
 
 
 async def read_submission(reader: BodyReader, kind: str, limits: Limits, staged: StagedItems) -> RawSubmission:

@@ -12,8 +12,8 @@ from service.batches.reading import batch_or_404
 from service.batches.tiers import check_model, retry_tier, tiers_of
 from service.kit.problems import conflict, invalid
 from service.models import TERMINAL_BATCH_STATUSES, Batch, PassKind, PassStatus
-from service.pipeline.catalogue import ModelRef
-from service.pipeline.validation import validate_params
+from service.pipeline.catalogue import ModelRef, display_name
+from service.pipeline.validation import output_limit, validate_params
 from service.store import Session, lock_for_writing
 from service.store import availability as availability_store
 from service.store import batches as batches_store
@@ -63,6 +63,14 @@ async def retry(
     tier_params = tiers_of(batch)[tier].params if tier is not None else {}
     params = request.params if request.params is not None else tier_params
     validate_params(params, "params")
+    limit = output_limit(params)
+    cap = config.entry(ref.provider, ref.model).max_completion_tokens
+    if limit is not None and limit[1] > cap:
+        raise invalid(
+            f"params.{limit[0]} is {limit[1]}, above the {cap} output tokens model {display_name(ref)!r} allows",
+            field=f"params.{limit[0]}",
+            maximum=cap,
+        )
     spec = spec_for(
         config,
         provider=ref.provider,

@@ -357,3 +357,9 @@ def test_a_list_of_20000_items_is_streamed_as_ndjson_while_it_is_read(service: L
         batch = client.submit(rows, BatchOptions(model="openai/gpt-oss-20b"))
         assert batch.counts.total == 20_000 and seen["bytes"] >= 1_000_000, "sent while the list was read"
         client.cancel(batch.id)
+
+
+@pytest.mark.parametrize(("budget", "sent"), [(Decimal("1E+3"), "1000"), (Decimal("1e-7"), "0.0000001"), (25, "25")])
+def test_a_budget_is_sent_as_a_plain_decimal_string(budget: Decimal | int, sent: str) -> None:
+    """The service takes ASCII digits with an optional fraction, no exponent."""
+    assert BatchOptions(budget_usd=budget).header()["budget_usd"] == sent
