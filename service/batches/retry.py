@@ -85,7 +85,7 @@ async def retry(
         async for position, (custom_id, body) in _enumerate(items_store.failed_for_check(session, batch_id))
         if wanted is None or custom_id in failed
     ]
-    check_fits(config, [spec], selected)
+    await check_fits(config, [spec], selected)
     if not await batches_store.reopen(session, batch_id, batch.status):
         raise conflict(f"batch {batch_id} changed while retrying; try again")
     try:
