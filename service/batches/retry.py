@@ -14,7 +14,7 @@ from service.kit.problems import conflict, invalid
 from service.models import TERMINAL_BATCH_STATUSES, Batch, PassKind, PassStatus
 from service.pipeline.catalogue import ModelRef, display_name
 from service.pipeline.validation import output_limit, validate_params
-from service.store import Session, lock_for_writing
+from service.store import Session
 from service.store import availability as availability_store
 from service.store import batches as batches_store
 from service.store import items as items_store
@@ -41,9 +41,8 @@ async def retry(
 ) -> Batch:
     """Reopen the batch with a planned retry pass holding its failed items (flushed, not committed). 409 while it
     runs or when nothing failed; 422 for a custom_id that is not a failed item, or a model that cannot be used.
-    Concurrent retries of one batch queue here (SQLite) or on the batch row (PostgreSQL): one reopens it, the
-    others find it running (409)."""
-    await lock_for_writing(session)
+    Concurrent retries of one batch queue at the reopening conditional UPDATE (SQLite's write lock,
+    PostgreSQL's row lock): one reopens the batch, the others find it running (409)."""
     batch = await batch_or_404(session, batch_id, tenant)
     if batch.status not in TERMINAL_BATCH_STATUSES:
         raise conflict(f"batch {batch_id} is {batch.status}; retry once its passes have finished")

@@ -7,7 +7,7 @@ Callers get plain values or table rows back and pass plain values in; nothing ou
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.store.database import Database, Sessions
-from service.store.dialect import lock_for_writing, write_transaction
+from service.store.dialect import write_transaction
 from service.store.unit import Session, rows_affected, transaction
 
 # Raised when every connection of a pool stayed taken for its timeout: the API answers 503 for them.
@@ -18,7 +18,6 @@ __all__ = [
     "Database",
     "Session",
     "Sessions",
-    "lock_for_writing",
     "rows_affected",
     "transaction",
     "write_transaction",

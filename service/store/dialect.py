@@ -105,22 +105,6 @@ async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> Async
         yield session
 
 
-async def lock_for_writing(session: AsyncSession) -> None:
-    """Make the session's transaction one whose reads still hold when it writes, before its first read that
-    matters. SQLite: BEGIN IMMEDIATE now (queueing on the busy timeout). A deferred transaction that read
-    first and writes later fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another
-    connection committed in between: the busy timeout does not apply to that upgrade. PostgreSQL: nothing;
-    the conditional UPDATE that decides locks its row. Reads done earlier in the session took no lock
-    (sqlite3 opens its transaction at the first write), so there is nothing to end first."""
-    if not is_sqlite(session):
-        return
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    if not driver.in_transaction:
-        await connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 async def serialise_migrations(connection: AsyncConnection) -> None:
     """Only one process migrates at a time; the others then find the schema at the newest migration."""
     if connection.dialect.name == "postgresql":
