@@ -100,5 +100,5 @@ async def test_healthz_answers_while_large_estimates_run(sqlite_url: str, start_
     print(summary)
     # Generous bounds for a shared 2-core machine (measured: loop held 100-130 ms, /healthz max 120-180 ms;
     # before the fix the loop was held 1.2-1.4 s, the whole estimate, with 6 answers in all).
-    assert len(healthz) >= took / 0.2, summary
-    assert max(watch.lags) < 0.3 and healthz[-1] < 0.5, summary
+    assert len(healthz) >= took / 0.3, summary
+    assert max(watch.lags) < 0.4 and healthz[-1] < 0.75, summary
