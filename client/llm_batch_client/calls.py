@@ -71,7 +71,7 @@ class BatchOptions:
             "completion_window": self.completion_window,
             "callback_url": self.callback_url,
             "metadata": _plain(self.metadata),
-            "budget_usd": None if self.budget_usd is None else str(Decimal(str(self.budget_usd))),
+            "budget_usd": None if self.budget_usd is None else format(Decimal(str(self.budget_usd)), "f"),
             "reuse": self.reuse,
         }
         return {name: value for name, value in values.items() if value is not None}

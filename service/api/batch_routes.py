@@ -17,7 +17,7 @@ from service.api.auth import PrincipalDep
 from service.api.deps import SessionDep, StateDep
 from service.api.errors import validation_problem
 from service.api.idempotency import IdempotencyDep
-from service.api.limits import check_header_limits, check_json_depth
+from service.api.limits import MAX_QUERY_INT, check_header_limits, check_json_depth
 from service.api.request_bodies import BatchCreate, BatchHeader, RetryRequest
 from service.api.submission_body import (
     NDJSON,
@@ -339,6 +339,17 @@ def bad_cursor() -> Problem:
     )
 
 
+def _naive_utc(moment: datetime | None, name: str) -> datetime | None:
+    """As stored, naive UTC: an offset given with the time is honoured, a time without one is UTC. A time whose
+    UTC falls outside years 1 to 9999 (9999-12-31T23:59:59-14:00) is 422, not an overflow."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise invalid(f"{name} is outside the years 1 to 9999 once converted to UTC", field=name) from None
+
+
 def _position_cursor(after: str | None) -> int:
     if after is None:
         return -1
@@ -364,10 +375,13 @@ async def get_results(
     state: StateDep,
     principal: PrincipalDep,
     status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending|retrying)$")] = None,
-    pass_number: Annotated[int | None, Query(alias="pass", ge=1, description="Rows decided in this pass")] = None,
-    tier: Annotated[int | None, Query(ge=0, description="Rows decided on this cascade tier")] = None,
+    pass_number: Annotated[
+        int | None, Query(alias="pass", ge=1, le=MAX_QUERY_INT, description="Rows decided in this pass")
+    ] = None,
+    tier: Annotated[int | None, Query(ge=0, le=MAX_QUERY_INT, description="Rows decided on this cascade tier")] = None,
     since_pass: Annotated[
-        int | None, Query(ge=0, description="Only rows that changed in a pass after this one (a retry's import)")
+        int | None,
+        Query(ge=0, le=MAX_QUERY_INT, description="Only rows that changed in a pass after this one (a retry's import)"),
     ] = None,
     updated_after: Annotated[datetime | None, Query(description="Only rows changed after this time (UTC)")] = None,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="Rows per page (NDJSON: rows in all)")] = None,
@@ -379,10 +393,7 @@ async def get_results(
         pass_number=pass_number,
         tier=tier,
         since_pass=since_pass,
-        # stored as naive UTC: an offset given with the time is honoured, a time without one is UTC
-        updated_after=updated_after.astimezone(UTC).replace(tzinfo=None)
-        if updated_after is not None and updated_after.tzinfo is not None
-        else updated_after,
+        updated_after=_naive_utc(updated_after, "updated_after"),
     )
     position = _position_cursor(after)
     if NDJSON in request.headers.get("accept", ""):

@@ -10,7 +10,7 @@ Once the route has read the body (hashing it as it streamed), it claims the key 
 that creates the batch or the pass, so the work and its answer are committed together or not at all. A second
 request with the key finds the row: if it is completed, it gets the stored answer; if it is still in
 progress, it waits (up to IDEMPOTENCY_WAIT_SECONDS) for the first one to finish and then gets the same answer;
-past that it gets 409 "in progress" with Retry-After. A request that fails (4xx) gives its key back, so a
+past that it gets 409 "in progress" with Retry-After. A request that fails (4xx or 5xx) gives its key back, so a
 corrected request may use it again. A request that died holding a key frees it after IN_PROGRESS_LEASE; if it
 was only slow, its own commit then fails (its claim is gone), so one key never creates two batches.
 """
@@ -30,7 +30,7 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from service.api.auth import PrincipalDep
-from service.api.deps import AppState, StateDep
+from service.api.deps import AppState, SessionDep, StateDep
 from service.kit.clock import utcnow
 from service.kit.problems import Problem, conflict
 from service.models import IdempotencyKey, IdempotencyState
@@ -168,20 +168,32 @@ async def _claim_or_replay(state: AppState, idempotency: Idempotency) -> None:
         await asyncio.sleep(POLL_SECONDS)
 
 
+GIVE_BACK_ATTEMPTS = 3
+
+
 async def _give_back(state: AppState, idempotency: Idempotency) -> None:
+    """Free the key of a request that failed, so that it can be sent again at once. A key left held would make
+    every resend wait IDEMPOTENCY_WAIT_SECONDS for a 409 "in progress" until IN_PROGRESS_LEASE: tried again
+    on a passing error (a busy database), then left to the lease."""
     assert idempotency.key is not None
-    try:
-        await idempotency_store.give_back(
-            state.sessions, tenant=idempotency.tenant, key=idempotency.key, owner=idempotency.owner
-        )
-    except Exception:  # the claim then frees itself after IN_PROGRESS_LEASE
-        logger.exception("could not give back %s %r", HEADER, idempotency.key)
+    for attempt in range(1, GIVE_BACK_ATTEMPTS + 1):
+        try:
+            await idempotency_store.give_back(
+                state.sessions, tenant=idempotency.tenant, key=idempotency.key, owner=idempotency.owner
+            )
+            return
+        except Exception:
+            if attempt == GIVE_BACK_ATTEMPTS:
+                logger.exception("could not give back %s %r", HEADER, idempotency.key)
+                return
+            await asyncio.sleep(POLL_SECONDS * attempt)
 
 
 async def idempotency_key(
     request: Request,
     state: StateDep,
     principal: PrincipalDep,
+    session: SessionDep,
     key: Annotated[
         str | None,
         Header(
@@ -203,6 +215,9 @@ async def idempotency_key(
         yield idempotency
     finally:
         if idempotency.claimed and not idempotency.completed:
+            # The request's own work is rolled back first: on SQLite its transaction may hold the write lock
+            # that giving the key back needs (the request's session closes only after this dependency).
+            await session.rollback()
             await _give_back(state, idempotency)
 
 

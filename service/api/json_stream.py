@@ -76,6 +76,7 @@ class Builder:
         self.items_seen = False
         self.item_index = 0
         self.done = False
+        self.event_count = 0  # events received: whether a piece of input completed a token (see Feeder)
 
     def events(self) -> Generator[None, tuple[str, Any], None]:
         """The coroutine ijson sends each (event, value) to. A submission is hundreds of thousands of events:
@@ -85,6 +86,7 @@ class Builder:
         in_items = False
         while True:
             event, value = yield
+            self.event_count += 1
             if self.done:
                 raise Refused(SubmissionError("the body holds more than one JSON value", field="body"))
             if event == "map_key":
@@ -143,9 +145,17 @@ class Builder:
         return [part for part in self.path if part is not None]
 
 
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-HIGH_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
-LOW_ESCAPE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+HEX2 = rb"[0-9a-fA-F]{2}"
+HIGH = rb"\\u[dD][89abAB]" + HEX2
+LOW = rb"\\u[dD][c-fC-F]" + HEX2
+HIGH_ESCAPE = re.compile(HIGH)
+# What may be an unpaired surrogate escape, found by the regex engine alone: a well-formed pair (the text of
+# nearly every emoji written as escapes) is never a candidate, so a body of millions of pairs costs no Python
+# per pair. Third branch: a pair whose high half follows a backslash, which may make it text (`\\ud83d`) and
+# the low half an unpaired escape.
+CANDIDATE = re.compile(
+    HIGH + b"(?!" + LOW + b")|" + LOW + b"(?<!" + HIGH + LOW + b")|" + HIGH + LOW + b"(?<=\\\\" + HIGH + LOW + b")"
+)
 LOOKBEHIND = 64  # bytes already fed that an escape's backslashes and a low surrogate's pair are looked for in
 
 
@@ -168,53 +178,71 @@ def lone_surrogate(before: bytes, data: bytes, final: bool) -> tuple[int, int | 
         tail = data.rfind(b"\\", max(0, len(data) - 12))
         if tail >= 0:
             cut = tail
-    for match in SURROGATE_ESCAPE.finditer(window):
+    for match in CANDIDATE.finditer(window):
         start = match.start()
-        if match.end() <= base or start - base >= cut or not _is_escape(window, start):
+        if match.end() <= base or start - base >= cut:
             continue
-        if HIGH_ESCAPE.fullmatch(match.group()):
-            follower = window[match.end() : match.end() + 6]
-            if LOW_ESCAPE.fullmatch(follower):
+        if match.end() - start == 12:  # a pair after a backslash: text and an escape, or a real pair
+            if _is_escape(window, start):
                 continue
-            if len(follower) < 6 and not final and window.endswith(follower):
-                return start - base, None  # its pair may be in the next chunk: wait for it
-            return cut, max(0, start - base)
-        preceding = window[max(0, start - 6) : start]
-        if not (HIGH_ESCAPE.fullmatch(preceding) and _is_escape(window, start - 6)):
-            return cut, max(0, start - base)
+            start += 6  # the high half is text: the low half is an escape of its own, unpaired
+        elif not _is_escape(window, start):
+            continue  # text, not an escape
+        elif HIGH_ESCAPE.fullmatch(match.group()) and not final and len(window) - match.end() < 6:
+            return start - base, None  # its pair may be in the next chunk: wait for it
+        return cut, max(0, start - base)
     return cut, None
 
 
 class Feeder:
     """Bytes in, events to `builder` as they are parsed. Raises Refused (the builder's refusal, or an unpaired
-    surrogate), or ijson.JSONError / UnicodeDecodeError (read them with `refusal`)."""
+    surrogate), or ijson.JSONError / UnicodeDecodeError (read them with `refusal`).
+
+    The C parser reads a token cut by the end of a piece again from its start with each further piece: a string
+    of n bytes arriving 64 KiB at a time cost n^2 / 64 KiB (a 12 MB string of escapes: 8.5 s). So while the
+    pieces sent complete no token, the next is held back until it is as long as all of them (the stuck token
+    doubles between two reads): a token costs at most about three reads of itself, and what is held is never
+    more than the token the parser holds anyway."""
 
     def __init__(self, builder: Builder) -> None:
         self.builder = builder
         sink = builder.events()
         next(sink)
         self.parser = ijson.basic_parse_coro(sink, use_float=True)
-        self.pending = b""
+        self.pending = b""  # not yet checked for unpaired surrogates (an escape may be cut in two)
+        self.held = b""  # checked, not yet sent: the stuck token's next piece
+        self.stuck = 0  # bytes sent since the parser last completed a token
         self.fed_tail = b""
 
     def feed(self, chunk: bytes, *, final: bool = False) -> None:
         data = self.pending + chunk
         cut, lone = lone_surrogate(self.fed_tail, data, final)
         if lone is not None:
-            self._send(data[:lone])
+            self._check(data[:lone])
+            self._send()
             where = path_text(self.builder.value_path())
             raise Refused(SubmissionError(f"{where} {UNPAIRED_SURROGATE}", field=where))
-        self._send(data[:cut])
+        self._check(data[:cut])
         self.pending = data[cut:]
         if final:
-            self._send(self.pending)
+            self._check(self.pending)
             self.pending = b""
+            self._send()
             self.parser.close()
+        elif len(self.held) >= self.stuck:
+            self._send()
 
-    def _send(self, data: bytes) -> None:
+    def _check(self, data: bytes) -> None:
         if data:
-            self.parser.send(data)
+            self.held += data
             self.fed_tail = (self.fed_tail + data)[-LOOKBEHIND:]
+
+    def _send(self) -> None:
+        if self.held:
+            data, self.held = self.held, b""
+            events = self.builder.event_count
+            self.parser.send(data)
+            self.stuck = self.stuck + len(data) if self.builder.event_count == events else 0
 
     def refusal(self, error: Exception) -> SubmissionError:
         return json_refusal(self.builder.value_path(), error)

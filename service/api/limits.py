@@ -26,6 +26,9 @@ MEBIBYTE = 1024 * 1024
 # JSON nesting allowed in the free-form parts of a request (bodies, params, schemas, metadata). Real ones nest a
 # few levels; much deeper input would only exhaust the recursion of the JSON Schema and JSON libraries (500).
 MAX_JSON_DEPTH = 64
+# The largest whole number a query parameter may carry: what every database column it is compared with holds
+# (PostgreSQL's INTEGER; SQLite's 2^63 is wider). Larger: 422 naming the parameter, not the driver's overflow.
+MAX_QUERY_INT = 2**31 - 1
 
 
 class RequestTooLarge(StarletteHTTPException):

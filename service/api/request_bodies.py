@@ -6,13 +6,42 @@ everything but the items once they are read, and `BatchCreate` documents the who
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_TIERS = 8
 MAX_BUDGET_USD = Decimal("1000000")
+BUDGET_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def _budget_value(value: Any) -> Any:
+    """A JSON number, or a plain decimal string ("25", "0.50"): not what Decimal() would also take ("1_000",
+    " 5 ", Arabic-Indic or full-width digits, exponents, "NaN")."""
+    if isinstance(value, float):
+        return repr(value)  # a JSON number arrives as a float; its shortest decimal form is what the caller wrote
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and BUDGET_TEXT.fullmatch(value):
+        return value
+    raise ValueError('must be a JSON number or a decimal string of ASCII digits such as "25.50"')
+
+
+# One definition for every body that carries a budget (POST /batches, its estimate, and a later PATCH).
+BudgetUsd = Annotated[
+    Decimal,
+    BeforeValidator(_budget_value),
+    Field(
+        gt=0,
+        le=MAX_BUDGET_USD,
+        decimal_places=12,
+        description='The most the batch may cost, in USD (a JSON number, or a decimal string such as "25.50"): '
+        "items whose worst case does not fit what is left wait for reservations in flight to be released, and "
+        "fail with budget_exceeded only when nothing can free room. The bill never exceeds it.",
+    ),
+]
 
 
 class ItemIn(BaseModel):
@@ -83,25 +112,12 @@ class BatchHeader(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Kept with the batch (at most MAX_METADATA_KEYS keys, MAX_METADATA_BYTES)."
     )
-    budget_usd: Decimal | None = Field(
-        default=None,
-        gt=0,
-        le=MAX_BUDGET_USD,
-        decimal_places=12,
-        description="The most the batch may cost, in USD: a provider batch whose worst case would exceed it is not "
-        "sent and its items fail with budget_exceeded. The bill never exceeds it.",
-    )
+    budget_usd: BudgetUsd | None = None
     reuse: bool | None = Field(
         default=None,
         description="Take the answer of an identical request (same tier model and body) that already succeeded for "
         "this tenant within REUSE_MAX_AGE_SECONDS, at no cost. Omitted: the REUSE_RESULTS setting.",
     )
-
-    @field_validator("budget_usd", mode="before")
-    @classmethod
-    def _exact_budget(cls, value: Any) -> Any:
-        # A JSON number arrives as a float; its shortest decimal form is what the caller wrote.
-        return repr(value) if isinstance(value, float) else value
 
 
 class BatchCreate(BatchHeader):

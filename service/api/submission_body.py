@@ -25,9 +25,10 @@ from service.batches.staging import StagedItems
 from service.kit.cooperative import give_way
 from service.kit.problems import Problem, invalid, limit_exceeded
 from service.pipeline.errors import SubmissionError
-from service.pipeline.validation import ItemChecker
+from service.pipeline.validation import ItemChecker, output_limit
 
 NDJSON = "application/x-ndjson"
+PIECE_BYTES = 256 * 1024  # the most of a body parsed between two turns of the event loop (a few ms)
 # Every digit read as "9": a run of 19 nines is a run of 19 digits, an integer that may not fit in 64 bits. A
 # translate and a substring search are C loops, several times faster than a regex over each 2 KB line.
 DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
@@ -64,10 +65,16 @@ class BodyReader:
         self._chunks: AsyncIterator[bytes] = request.stream().__aiter__()
         self._idle_timeout = idle_timeout
         self._hash = hashlib.sha256()
+        self._rest = memoryview(b"")  # what is left of a chunk larger than PIECE_BYTES
         self.consumed = 0
         self.finished = False
 
     async def next_chunk(self) -> bytes:
+        """The next piece of the body, at most PIECE_BYTES: a server (or an in-process client) may hand over
+        megabytes at once, and each piece is parsed before the event loop runs again."""
+        if self._rest:
+            piece, self._rest = bytes(self._rest[:PIECE_BYTES]), self._rest[PIECE_BYTES:]
+            return piece
         if self.finished:
             return b""
         try:
@@ -85,6 +92,9 @@ class BodyReader:
             return b""
         self._hash.update(chunk)
         self.consumed += len(chunk)
+        if len(chunk) > PIECE_BYTES:
+            self._rest = memoryview(chunk)[PIECE_BYTES:]
+            return chunk[:PIECE_BYTES]
         return chunk
 
     async def read(self, size: int = -1) -> bytes:
@@ -179,19 +189,25 @@ def _parse_line(line: bytes, number: int) -> Any:
 
 
 async def _lines(reader: BodyReader, max_line: int) -> AsyncIterator[tuple[int, bytes]]:
-    pending = b""
+    """The body's lines, numbered from 1. Each piece is searched once and a long line is joined once (appending
+    to it piece by piece and splitting it again each time was quadratic in its length)."""
+    parts: list[bytes] = []  # the line being read, so far
+    size = 0
     number = 0
-    while True:
-        chunk = await reader.next_chunk()
-        if not chunk:
-            break
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
+    while chunk := await reader.next_chunk():
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            parts.append(chunk[start:end])
+            line = b"".join(parts) if len(parts) > 1 else parts[0]
+            parts, size = [], 0
             number += 1
+            start = end + 1
             if line.strip():
                 yield number, line
-        if len(pending) > max_line:
+        if start < len(chunk):
+            parts.append(chunk[start:])
+            size += len(chunk) - start
+        if size > max_line:
             raise limit_exceeded(
                 f"line {number + 1} of the NDJSON body is longer than {max_line} bytes, more than one item can be "
                 "(it could never fit in a provider batch file)",
@@ -199,8 +215,10 @@ async def _lines(reader: BodyReader, max_line: int) -> AsyncIterator[tuple[int, 
                 setting="MAX_BYTES_PER_PROVIDER_BATCH",
                 maximum=max_line,
             )
-    if pending.strip():
-        yield number + 1, pending
+        await give_way()
+    last = b"".join(parts)
+    if last.strip():
+        yield number + 1, last
 
 
 @dataclass
@@ -242,7 +260,7 @@ class _Stager:
                     maximum=self.limits.max_item_bytes,
                 )
             )
-        self.staged.add(custom_id, body_json, metadata_json, "response_format" in body)
+        self.staged.add(custom_id, body_json, metadata_json, "response_format" in body, output_limit(body))
 
 
 async def read_submission(reader: BodyReader, kind: str, limits: Limits, staged: StagedItems) -> RawSubmission:

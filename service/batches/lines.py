@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from service.batches.config import LifecycleConfig
+from service.kit.cooperative import Turns
 from service.models import Batch, Pass
-from service.pipeline.errors import LineTooLarge, OverContextWindow
+from service.pipeline.errors import LineTooLarge, OverContextWindow, SubmissionError
 from service.pipeline.lines import PassRequestSpec
-from service.pipeline.tokens import message_tokens_above
+from service.pipeline.tokens import message_tokens_above, uncountable_part
+
+THREAD_BYTES = 2 * 1024 * 1024  # an item body this large is checked in a thread (see estimating.THREAD_BYTES)
 
 
 def spec_for(
@@ -45,24 +49,72 @@ def spec_of_pass(config: LifecycleConfig, batch: Batch, pass_: Pass) -> PassRequ
     )
 
 
-def check_fits(
-    config: LifecycleConfig, specs: Sequence[PassRequestSpec], items: Iterable[tuple[int, str, bytes | str]]
+async def check_fits(
+    config: LifecycleConfig,
+    specs: Sequence[PassRequestSpec],
+    items: Iterable[tuple[int, str, bytes | str]],
+    *,
+    budgeted: bool = False,
 ) -> None:
     """Refuse an item (position, custom_id, body JSON) whose line could never fit in a provider batch file on
-    one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built."""
+    one of `specs` (it would stall the pass). A cheap bound clears almost every item; only the others are built
+    (in a thread above THREAD_BYTES, where building and counting take over ~50 ms), and the loop gives way by
+    time. `budgeted`: the batch has a budget, so every item's prompt must be countable (`check_countable`)."""
     limits = [config.chunk_limits(spec.entry.provider).max_bytes for spec in specs]
     windows = {spec.entry.name: spec.entry.context_window for spec in specs}
-    widest = max(windows.values(), default=0)
+    turns = Turns()
     for position, custom_id, body_json in items:
-        for spec, limit in zip(specs, limits, strict=True):
-            if spec.size_bound(custom_id, len(body_json)) <= limit:
-                continue
-            size = len(spec.build(custom_id, orjson.loads(body_json)).line)
-            if size > limit:
-                raise LineTooLarge(line_index=position, size=size, max_bytes=limit, custom_id=custom_id)
+        if budgeted:
+            check_countable(position, body_json)
+        bounds = [spec.size_bound(custom_id, len(body_json)) for spec in specs]
         # A token is at least a byte of the line: only a line longer than the widest window can be over it.
-        if any(spec.size_bound(custom_id, len(body_json)) > widest for spec in specs):
-            _check_context(specs, windows, position, custom_id, orjson.loads(body_json))
+        if any(bound > limit for bound, limit in zip(bounds, limits, strict=True)) or max(bounds) > max(
+            windows.values(), default=0
+        ):
+            if len(body_json) > THREAD_BYTES:
+                await asyncio.to_thread(_check_large, specs, limits, windows, position, custom_id, body_json)
+            else:
+                _check_large(specs, limits, windows, position, custom_id, body_json)
+        await turns.check()
+
+
+def _check_large(
+    specs: Sequence[PassRequestSpec],
+    limits: Sequence[int],
+    windows: Mapping[str, int],
+    position: int,
+    custom_id: str,
+    body_json: bytes | str,
+) -> None:
+    body = orjson.loads(body_json)
+    for spec, limit in zip(specs, limits, strict=True):
+        if spec.size_bound(custom_id, len(body_json)) <= limit:
+            continue
+        size = len(spec.build(custom_id, body).line)
+        if size > limit:
+            raise LineTooLarge(line_index=position, size=size, max_bytes=limit, custom_id=custom_id)
+    widest = max(windows.values(), default=0)
+    if any(spec.size_bound(custom_id, len(body_json)) > widest for spec in specs):
+        _check_context(specs, windows, position, custom_id, body)
+
+
+def check_countable(position: int, body_json: bytes | str) -> None:
+    """A budget reserves each line's worst case before it is sent, which needs its prompt tokens counted: an
+    image, audio or file part cannot be (each provider and model bills them by its own rules), so an item with
+    one is refused (422 naming the part) rather than reserved too little. A part has a "type": a body without
+    that word has none, and is not parsed again."""
+    marker = b'"type"' if isinstance(body_json, bytes) else '"type"'
+    if marker not in body_json:  # type: ignore[operator]
+        return
+    body = orjson.loads(body_json)
+    where = uncountable_part(body) if isinstance(body, Mapping) else None
+    if where is not None:
+        raise SubmissionError(
+            f"items[{position}].body.{where} is not text: with budget_usd set every part of a prompt must be "
+            "text, since images, audio and files cannot be counted before they are sent (so the budget could "
+            "not be held); remove budget_usd or the part",
+            field=f"items[{position}].body.{where}",
+        )
 
 
 def _check_context(

@@ -12,8 +12,8 @@ from service.batches.reading import batch_or_404
 from service.batches.tiers import check_model, retry_tier, tiers_of
 from service.kit.problems import conflict, invalid
 from service.models import TERMINAL_BATCH_STATUSES, Batch, PassKind, PassStatus
-from service.pipeline.catalogue import ModelRef
-from service.pipeline.validation import validate_params
+from service.pipeline.catalogue import ModelRef, display_name
+from service.pipeline.validation import output_limit, validate_params
 from service.store import Session
 from service.store import availability as availability_store
 from service.store import batches as batches_store
@@ -40,7 +40,9 @@ async def retry(
     session: Session, config: LifecycleConfig, batch_id: str, request: RetryRequest, tenant: str | None
 ) -> Batch:
     """Reopen the batch with a planned retry pass holding its failed items (flushed, not committed). 409 while it
-    runs or when nothing failed; 422 for a custom_id that is not a failed item, or a model that cannot be used."""
+    runs or when nothing failed; 422 for a custom_id that is not a failed item, or a model that cannot be used.
+    Concurrent retries of one batch queue at the reopening conditional UPDATE (SQLite's write lock,
+    PostgreSQL's row lock): one reopens the batch, the others find it running (409)."""
     batch = await batch_or_404(session, batch_id, tenant)
     if batch.status not in TERMINAL_BATCH_STATUSES:
         raise conflict(f"batch {batch_id} is {batch.status}; retry once its passes have finished")
@@ -60,6 +62,14 @@ async def retry(
     tier_params = tiers_of(batch)[tier].params if tier is not None else {}
     params = request.params if request.params is not None else tier_params
     validate_params(params, "params")
+    limit = output_limit(params)
+    cap = config.entry(ref.provider, ref.model).max_completion_tokens
+    if limit is not None and limit[1] > cap:
+        raise invalid(
+            f"params.{limit[0]} is {limit[1]}, above the {cap} output tokens model {display_name(ref)!r} allows",
+            field=f"params.{limit[0]}",
+            maximum=cap,
+        )
     spec = spec_for(
         config,
         provider=ref.provider,
@@ -74,7 +84,7 @@ async def retry(
         async for position, (custom_id, body) in _enumerate(items_store.failed_for_check(session, batch_id))
         if wanted is None or custom_id in failed
     ]
-    check_fits(config, [spec], selected)
+    await check_fits(config, [spec], selected)
     if not await batches_store.reopen(session, batch_id, batch.status):
         raise conflict(f"batch {batch_id} changed while retrying; try again")
     try:

@@ -20,6 +20,15 @@ SEPARATOR = b"\t"
 
 
 @dataclass(frozen=True)
+class LargestOutput:
+    """The item asking for the most output tokens (checked against each tier's cap once the tiers are known)."""
+
+    position: int
+    name: str  # max_completion_tokens or max_tokens
+    tokens: int
+
+
+@dataclass(frozen=True)
 class StagedItem:
     position: int
     custom_id: str
@@ -45,8 +54,19 @@ class StagedItems:
         )
         self.count = 0
         self.body_bytes = 0
+        self.largest_output: LargestOutput | None = None
 
-    def add(self, custom_id: str, body_json: bytes, metadata_json: bytes | None, own_format: bool) -> None:
+    def add(
+        self,
+        custom_id: str,
+        body_json: bytes,
+        metadata_json: bytes | None,
+        own_format: bool,
+        output_limit: tuple[str, int] | None = None,
+    ) -> None:
+        """`output_limit`: the body's (name, tokens) of the output limit it sets, if it sets one."""
+        if output_limit is not None and (self.largest_output is None or output_limit[1] > self.largest_output.tokens):
+            self.largest_output = LargestOutput(self.count, *output_limit)
         self._file.write(
             custom_id.encode("ascii")
             + SEPARATOR

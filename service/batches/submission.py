@@ -3,6 +3,7 @@ its items and its first pass in the caller's transaction (all or nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,8 @@ from service.pipeline.expectations import effective_schema
 from service.pipeline.lines import PassRequestSpec
 from service.pipeline.schemas import schema_fingerprint
 from service.pipeline.tiers import TierSpec
-from service.pipeline.validation import validate_output_schema, validate_params
+from service.pipeline.tokens import load_vocabulary
+from service.pipeline.validation import output_limit, validate_output_schema, validate_params
 from service.store import Session
 from service.store import availability as availability_store
 from service.store import batches as batches_store
@@ -72,8 +74,74 @@ def tier_field(new: NewBatch, index: int) -> str:
     return "model" if index == 0 else "fallback_model"
 
 
+def check_tier_fields(new: NewBatch) -> None:
+    """422 for a field that would be ignored: `model`, `fallback_model` or `fallback_params` beside a `cascade`
+    (which names every tier), `fallback_params` without ?fallback=true (no second tier to take them)."""
+    if new.cascade is not None:
+        for name, value in (
+            ("model", new.model),
+            ("fallback_model", new.fallback_model),
+            ("fallback_params", new.fallback_params),
+        ):
+            if value:
+                raise invalid(
+                    f"{name} cannot be given with cascade, which names every tier and its params: put it in "
+                    "the cascade",
+                    field=name,
+                )
+    elif new.fallback_params and not new.fallback:
+        raise invalid(
+            "fallback_params are the second tier's params, and without ?fallback=true there is no second tier: "
+            "add ?fallback=true or leave them out",
+            field="fallback_params",
+        )
+
+
+def check_distinct_tiers(new: NewBatch, tiers: Sequence[TierSpec]) -> None:
+    """A model twice in a cascade: its second tier would take the failures of the first and fail them again."""
+    seen: dict[object, int] = {}
+    for index, tier in enumerate(tiers):
+        if tier.ref in seen:
+            raise invalid(
+                f"{tier_field(new, index)} {tier.name!r} is already tier {seen[tier.ref]}: each tier of a cascade "
+                "is another model",
+                field=tier_field(new, index),
+            )
+        seen[tier.ref] = index
+
+
+def check_output_caps(config: LifecycleConfig, new: NewBatch, tiers: Sequence[TierSpec], staged: StagedItems) -> None:
+    """422 for a max_completion_tokens (or max_tokens) above the cap of a tier's model, which that provider
+    would refuse for every line: in a tier's params, else the batch's params or an item's body (the largest of
+    them, as staging saw it)."""
+    for index, tier in enumerate(tiers):
+        cap = config.entry(tier.provider, tier.model).max_completion_tokens
+        tier_params_field = f"cascade[{index}].params" if new.cascade is not None else "fallback_params"
+        own = output_limit(tier.params)
+        if own is not None and own[1] > cap:
+            raise _over_cap(tier, f"{tier_params_field}.{own[0]}", own[1], cap)
+        if own is not None and own[0] == "max_completion_tokens":
+            continue  # it overrides the items' and the batch's
+        batch_limit = output_limit(new.params)
+        if batch_limit is not None and batch_limit[1] > cap:
+            raise _over_cap(tier, f"params.{batch_limit[0]}", batch_limit[1], cap)
+        largest = staged.largest_output
+        if largest is not None and largest.tokens > cap:
+            raise _over_cap(tier, f"items[{largest.position}].body.{largest.name}", largest.tokens, cap)
+
+
+def _over_cap(tier: TierSpec, field_name: str, tokens: int, cap: int) -> Exception:
+    return invalid(
+        f"{field_name} is {tokens}, above the {cap} output tokens model {tier.name!r} allows (GET /models): its "
+        "provider would refuse the request",
+        field=field_name,
+        maximum=cap,
+    )
+
+
 async def plan_tiers(session: Session, config: LifecycleConfig, new: NewBatch) -> tuple[list[TierSpec], list[str]]:
     """The batch's tiers and the warnings they bring (deprecated models); 422 for a model that cannot be used."""
+    check_tier_fields(new)
     tiers = resolve_cascade(
         config,
         cascade=new.cascade,
@@ -90,6 +158,7 @@ async def plan_tiers(session: Session, config: LifecycleConfig, new: NewBatch) -
             warnings.append(warning)
         params_field = f"cascade[{index}].params" if new.cascade is not None else "fallback_params"
         validate_params(tier.params, params_field)
+    check_distinct_tiers(new, tiers)
     return tiers, warnings
 
 
@@ -106,11 +175,13 @@ async def check_new_batch(
     session: Session, config: LifecycleConfig, new: NewBatch, staged: StagedItems
 ) -> CheckedBatch:
     """Everything submit refuses (422), without storing anything: params, schema, window, tiers, line sizes."""
+    await asyncio.to_thread(load_vocabulary)  # the size checks may count tokens: never load it on the event loop
     validate_params(new.params, "params")
     validate_params(new.fallback_params, "fallback_params")  # checked even when no fallback tier runs
     validate_output_schema(new.output_schema)
     check_window(new.completion_window)
     tiers, warnings = await plan_tiers(session, config, new)
+    check_output_caps(config, new, tiers, staged)
     specs = [
         spec_for(
             config,
@@ -123,7 +194,12 @@ async def check_new_batch(
         )
         for tier in tiers
     ]
-    check_fits(config, specs, ((item.position, item.custom_id, item.body_json) for item in staged))
+    await check_fits(
+        config,
+        specs,
+        ((item.position, item.custom_id, item.body_json) for item in staged),
+        budgeted=new.budget_usd is not None,
+    )
     return CheckedBatch(tiers, specs, warnings)
 
 

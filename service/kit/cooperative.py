@@ -8,12 +8,14 @@ no single turn of it lasts more than a few tens of milliseconds whatever the siz
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 STEPS_PER_TURN = 250  # rows handled between two turns of the event loop (~10-30 ms of work on this machine)
+TURN_SECONDS = 0.01  # the longest a loop whose steps vary in cost holds the event loop (see Turns)
 
 
 async def give_way() -> None:
@@ -27,3 +29,19 @@ async def each(items: Iterable[T], per_turn: int = STEPS_PER_TURN) -> AsyncItera
         yield item
         if count % per_turn == 0:
             await give_way()
+
+
+class Turns:
+    """Gives way to the event loop once the current turn has lasted TURN_SECONDS, however the work is divided:
+    for loops whose steps vary in cost by orders of magnitude (an item of 200 bytes, or of 2 MB), where a count
+    of steps bounds nothing. Call `check()` after each step; a single step longer than a turn belongs in a
+    thread."""
+
+    def __init__(self, seconds: float = TURN_SECONDS) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    async def check(self) -> None:
+        if time.monotonic() - self.started >= self.seconds:
+            await give_way()
+            self.started = time.monotonic()

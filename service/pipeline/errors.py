@@ -55,8 +55,8 @@ class OverContextWindow(SubmissionError):
     def __init__(self, *, position: int, custom_id: str, tokens: int, windows: dict[str, int]) -> None:
         where = ", ".join(f"{model} ({window})" for model, window in windows.items())
         super().__init__(
-            f"the messages of custom_id {custom_id!r} are at least {tokens} tokens, more than the context "
-            f"window of every tier: {where}; shorten them or split the item",
+            f"the prompt (messages and tools) of custom_id {custom_id!r} is at least {tokens} tokens, more than "
+            f"the context window of every tier: {where}; shorten it or split the item",
             field=f"items[{position}].body.messages",
         )
         self.custom_id = custom_id

@@ -89,7 +89,13 @@ class PassRequestSpec:
             sent = responses_body(final) if line_format == LineFormat.RESPONSES else final
             encoded = body_bytes(sent)
             line = jsonl_line(line_id, encoded, url=self.entry.endpoint)
-            max_tokens = final.get("max_completion_tokens", final.get("max_tokens"))
+            # What the provider applies: max_output_tokens as sent (raised to the Responses API's minimum);
+            # on chat completions max_completion_tokens over max_tokens when a body has both (Groq and OpenAI).
+            max_tokens = (
+                sent.get("max_output_tokens")
+                if line_format == LineFormat.RESPONSES
+                else final.get("max_completion_tokens", final.get("max_tokens"))
+            )
         effort = final.get("reasoning_effort")
         return BuiltLine(
             line=line,

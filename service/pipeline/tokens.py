@@ -6,8 +6,11 @@ other models (Anthropic's, say) no vocabulary is at hand: the count is the text'
 token is never shorter than a byte, so it never undercounts) for the budget, and a calibrated ratio for
 estimates. Either way the caller is told which was used.
 
-What a provider bills as prompt tokens also covers the chat template around the messages (role headers, the
-reasoning preamble, a json_schema's text): bounded here by a per-request and per-message allowance.
+What a provider bills as prompt tokens is every text of the request (`prompt_texts`: messages, tool definitions,
+tool calls) and the chat template around it (role headers, the reasoning preamble, a json_schema's text, the
+tools' wrapping): bounded here by per-request, per-message and per-tool allowances. Images, audio and files are
+billed by rules no offline count can follow (pixels, seconds, each model its own): `uncountable_part` finds
+them, and a batch with a budget refuses them at submit rather than reserve too little.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ CUT_SEARCH_CHARS = 1_000
 # The chat template around the messages, at most (the harmony system preamble is about 50 tokens).
 TEMPLATE_TOKENS = 100
 PER_MESSAGE_TOKENS = 8
+# Tools: the definitions are counted as their JSON, which has more tokens than the TypeScript-like text OpenAI's
+# template renders them as; the template adds its own wrapping, and Anthropic a tool-use system prompt of up to
+# ~350 tokens (its docs' table): bounded by these allowances.
+TOOLS_TEMPLATE_TOKENS = 500
+PER_TOOL_TOKENS = 16
 # Characters per token for English prose and code, for estimates on models without an offline vocabulary.
 CHARS_PER_TOKEN = 3.8
 
@@ -36,13 +44,22 @@ Method = Literal["o200k", "bytes", "ratio"]
 
 @lru_cache(maxsize=1)
 def _o200k() -> Any:
-    import bpe_openai  # the vocabulary is in the wheel; loading it takes ~0.2 s, once
+    import bpe_openai  # the vocabularies are in the wheel; importing loads them all, ~0.6 s of CPU, once
 
     return bpe_openai.get_encoding("o200k_base")
 
 
-def message_texts(body: Mapping[str, Any]) -> list[str]:
-    """Every message's text content."""
+def load_vocabulary() -> None:
+    """Load the o200k vocabulary now (once per process): async callers run this in a thread before counting, so
+    the first count does not hold the event loop for the ~0.6 s the load takes."""
+    _o200k()
+
+
+def prompt_texts(body: Mapping[str, Any]) -> list[str]:
+    """Every text of the request that the provider bills as prompt tokens: each message's text content, its
+    name, an assistant's tool calls (function names and arguments), the tool definitions (as JSON: name,
+    description, parameters) and a named tool_choice. Non-text parts (images, audio, files) are not text:
+    see `uncountable_part`."""
     texts: list[str] = []
     for message in body.get("messages") or []:
         if not isinstance(message, Mapping):
@@ -54,7 +71,50 @@ def message_texts(body: Mapping[str, Any]) -> list[str]:
             texts.extend(
                 part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
             )
+        texts.extend(value for key in ("name", "refusal") if isinstance(value := message.get(key), str))
+        texts.extend(_call_texts(message))
+    for key in ("tools", "functions"):
+        definitions = body.get(key)
+        if isinstance(definitions, list):
+            texts.extend(orjson.dumps(definition).decode() for definition in definitions)
+    choice = body.get("tool_choice") or body.get("function_call")
+    if isinstance(choice, Mapping):
+        texts.append(orjson.dumps(choice).decode())
     return texts
+
+
+def _call_texts(message: Mapping[str, Any]) -> list[str]:
+    """An assistant message's tool calls (and the legacy function_call): names and arguments."""
+    calls = message.get("tool_calls")
+    functions = [call.get("function") for call in calls if isinstance(call, Mapping)] if isinstance(calls, list) else []
+    functions.append(message.get("function_call"))
+    texts: list[str] = []
+    for function in functions:
+        if isinstance(function, Mapping):
+            texts.extend(value for key in ("name", "arguments") if isinstance(value := function.get(key), str))
+    return texts
+
+
+def tool_count(body: Mapping[str, Any]) -> int:
+    """Tool definitions and assistant tool calls: each brings template tokens of its own."""
+    count = sum(len(value) for key in ("tools", "functions") if isinstance(value := body.get(key), list))
+    for message in body.get("messages") or []:
+        if isinstance(message, Mapping) and isinstance(calls := message.get("tool_calls"), list):
+            count += len(calls)
+    return count
+
+
+def uncountable_part(body: Mapping[str, Any]) -> str | None:
+    """Where the request has a message part that cannot be counted offline (an image, audio, a file: billed by
+    rules of each provider and model, by pixels or seconds), as a path such as `messages[0].content[1]`; None
+    when every part is text."""
+    messages = body.get("messages")
+    for index, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for position, part in enumerate(content if isinstance(content, list) else []):
+            if not (isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+                return f"messages[{index}].content[{position}]"
+    return None
 
 
 def schema_text(body: Mapping[str, Any]) -> str | None:
@@ -122,10 +182,11 @@ def count_input_tokens(
     vocabulary: str | None, body: Mapping[str, Any], *, upper_bound: bool = True, message_tokens: int | None = None
 ) -> TokenCount:
     """The request's prompt tokens with the template allowance: never below what the provider bills when
-    `upper_bound` (the budget), the best guess otherwise (an estimate). `message_tokens`: the messages'
-    count when the caller already has it (the same item on another tier with the same vocabulary)."""
+    `upper_bound` (the budget; non-text parts aside, see `uncountable_part`), the best guess otherwise (an
+    estimate). `message_tokens`: the count of `prompt_texts` when the caller already has it (the same item on
+    another tier with the same vocabulary)."""
     if message_tokens is None:
-        counted = count_text(vocabulary, "\n".join(message_texts(body)), upper_bound=upper_bound)
+        counted = count_text(vocabulary, "\n".join(prompt_texts(body)), upper_bound=upper_bound)
         tokens, method = counted.tokens, counted.method
     else:
         tokens, method = message_tokens, method_of(vocabulary, upper_bound=upper_bound)
@@ -133,17 +194,19 @@ def count_input_tokens(
     if schema is not None:
         tokens += _schema_tokens(vocabulary, schema, upper_bound)
     messages = len(body.get("messages") or [])
-    if upper_bound:
-        return TokenCount(tokens + TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages, method)
-    return TokenCount(tokens + TEMPLATE_TOKENS // 2 + PER_MESSAGE_TOKENS // 2 * messages, method)
+    tools = tool_count(body)
+    allowance = TEMPLATE_TOKENS + PER_MESSAGE_TOKENS * messages
+    if tools:
+        allowance += TOOLS_TEMPLATE_TOKENS + PER_TOOL_TOKENS * tools
+    return TokenCount(tokens + (allowance if upper_bound else allowance // 2), method)
 
 
 def message_tokens_above(vocabulary: str | None, body: Mapping[str, Any], limit: int) -> int | None:
-    """The messages' tokens when they are surely more than `limit` (counted exactly, stopping soon after the
+    """The prompt texts' tokens when they are surely more than `limit` (counted exactly, stopping soon after the
     limit), else None. None also when the model has no offline vocabulary: then nothing is sure."""
     if vocabulary != O200K:
         return None
-    counted = count_o200k("\n".join(message_texts(body)), stop_above=limit)
+    counted = count_o200k("\n".join(prompt_texts(body)), stop_above=limit)
     return counted if counted > limit else None
 
 

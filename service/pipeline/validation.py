@@ -93,6 +93,16 @@ class ItemChecker:
             )
 
 
+def output_limit(options: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(name, tokens) of the output limit a provider applies to a body or params: max_completion_tokens when set,
+    else max_tokens; None when neither is a whole number."""
+    for name in TOKEN_FIELDS:
+        value = options.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return name, value
+    return None
+
+
 def validate_output_schema(schema: Any) -> None:
     if schema is None:
         return
@@ -141,8 +151,11 @@ def _refuse_model(options: Mapping[str, Any], field: str, where: str) -> None:
 
 def _validate_batchable_options(options: Mapping[str, Any], field: str, where: str) -> None:
     """Options that the Batch API cannot honour, shared by params and item bodies."""
-    if options.get("stream") is True:
-        raise SubmissionError(f'{where}: "stream": true is not supported in a batch', field=f"{field}.stream")
+    if "stream" in options and options["stream"] is not False:  # 1, "true", null: not the JSON false
+        raise SubmissionError(
+            f'{where}: "stream" must be false or left out: streaming is not supported in a batch',
+            field=f"{field}.stream",
+        )
     n = options.get("n")
     if n is not None and (isinstance(n, bool) or n != 1):
         raise SubmissionError(f'{where}: "n" must be 1 (Groq supports one choice)', field=f"{field}.n")

@@ -21,7 +21,7 @@ from service.store.passes import FINAL
 class DatabaseSnapshot:
     batches: Mapping[str, int] = field(default_factory=dict)
     items: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (status, failure code) -> count
-    cost_pico: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (model, pass number) -> picodollars
+    cost_pico: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (model, pass kind) -> picodollars
     chunks: Mapping[str, int] = field(default_factory=dict)
     oldest_due_seconds: float = 0.0
 
@@ -42,10 +42,11 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
         .where(col(FailureCount.pass_id) == FINAL)
         .group_by(col(FailureCount.code))
     )
+    # By pass kind (primary, cascade, retry), a fixed set: a pass number would add a series with every retry.
     cost = await session.execute(
         sa_select(
-            col(Pass.provider), col(Pass.model), col(Pass.number), func.coalesce(func.sum(col(Pass.cost_pico)), 0)
-        ).group_by(col(Pass.provider), col(Pass.model), col(Pass.number))
+            col(Pass.provider), col(Pass.model), col(Pass.kind), func.coalesce(func.sum(col(Pass.cost_pico)), 0)
+        ).group_by(col(Pass.provider), col(Pass.model), col(Pass.kind))
     )
     chunks = await session.execute(sa_select(col(Chunk.state), func.count()).group_by(col(Chunk.state)))
     now = utcnow()
@@ -61,7 +62,7 @@ async def read_snapshot(session: AsyncSession) -> DatabaseSnapshot:
         batches={status: count for status, count in batches},
         items=items,
         cost_pico={
-            (display_name(ModelRef(provider, model)), number): int(pico) for provider, model, number, pico in cost
+            (display_name(ModelRef(provider, model)), str(kind)): int(pico) for provider, model, kind, pico in cost
         },
         chunks={state: count for state, count in chunks},
         oldest_due_seconds=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from service.api.batch_routes import ndjson_export
 from service.api.deps import SessionDep, StateDep
 from service.api.health_routes import startup_warnings
+from service.api.limits import MAX_QUERY_INT
 from service.api.principals import Principal
 from service.batches.purging import check_not_deleted
 from service.batches.reading import batch_or_404, find_batch, list_page
@@ -114,7 +115,7 @@ async def results_json(
     state: StateDep,
     status: Annotated[str | None, Query(pattern="^(succeeded|failed|pending|retrying)$")] = None,
     limit: Annotated[int, Query(ge=1, le=RESULTS_PAGE_MAX)] = RESULTS_PAGE_MAX,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    after: Annotated[int, Query(ge=-1, le=MAX_QUERY_INT)] = -1,
 ) -> Response:
     """One page, as GET /batches/{id}/results answers it (`after` is the `next_cursor` of the previous page)."""
     viewer = _viewer(request, state)

@@ -40,10 +40,12 @@ def _items(snapshot: DatabaseSnapshot) -> Metric:
 
 def _cost(snapshot: DatabaseSnapshot) -> Metric:
     family = CounterMetricFamily(
-        "llm_batch_cost_usd", "Cost in USD of finished attempts, by model and pass number.", labels=["model", "pass"]
+        "llm_batch_cost_usd",
+        "Cost in USD of finished attempts, by model and pass kind (primary, cascade, retry).",
+        labels=["model", "kind"],
     )
-    for (model, number), pico in sorted(snapshot.cost_pico.items()):
-        family.add_metric([model, str(number)], usd_float(pico))
+    for (model, kind), pico in sorted(snapshot.cost_pico.items()):
+        family.add_metric([model, kind], usd_float(pico))
     return family
 
 

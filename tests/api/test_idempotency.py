@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from groq_emulator import ModelBehaviour
 from service.api.errors import Problem
@@ -20,6 +20,7 @@ from service.api.idempotency import Idempotency, request_fingerprint
 from service.kit.clock import utcnow
 from service.models import DEFAULT_TENANT, Batch, IdempotencyKey, IdempotencyState
 from service.store import transaction
+from service.store.database import create_engine
 from service.views.response_bodies import Health
 from tests.api.test_bad_input import assert_problem, stored_rows
 from tests.conftest import Service, fast_emulator_config
@@ -199,3 +200,38 @@ async def test_malformed_key_is_422(sqlite_url: str, start_service: Any, key: st
     response = await service.client.post("/batches", json=pr_batch(2), headers=keyed(key))
     assert_problem(response, 422, "Idempotency-Key")
     assert (await stored_rows(sqlite_url))["batches"] == 0
+
+
+async def held_keys(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT key FROM idempotency_keys WHERE state = 'in_progress'"))
+            return [row[0] for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_retries_start_one_pass_and_never_fail(database_url: str, start_service: Any) -> None:
+    """Ten retries of one batch at once, each with its own key: one starts the pass (202), the others are 409,
+    none 500 (SQLite's "database is locked"), and every refused request gives its key back."""
+    config = fast_emulator_config(behaviours={PRIMARY: ModelBehaviour(0.5, 0.0, 0.0, 0.0)})
+    service: Service = await start_service(database_url, emulator_config=config)
+    created = await service.submit(pr_batch(20, strict=False))
+    finished = await service.wait(created["id"])
+    assert finished["counts"]["failed"] > 0
+    path = f"/batches/{created['id']}/retry"
+    responses = await asyncio.gather(
+        *(
+            service.client.post(path, json={"model": "openai/gpt-oss-120b"}, headers=keyed(f"retry-{n}"))
+            for n in range(10)
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [202] + [409] * 9, [(r.status_code, r.text[:200]) for r in responses]
+    assert await held_keys(database_url) == []
+    refused = next(n for n, response in enumerate(responses) if response.status_code == 409)
+    again = await service.client.post(path, json={"model": "openai/gpt-oss-120b"}, headers=keyed(f"retry-{refused}"))
+    assert again.status_code == 409 and "in progress" not in again.text, again.text
+    await service.wait(created["id"])
+    assert (await stored_rows(database_url))["passes"] == 2

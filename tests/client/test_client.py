@@ -381,3 +381,9 @@ def test_an_estimate_with_a_budget_says_what_it_buys(client: LlmBatchClient) -> 
     half = client.estimate(items(50), BatchOptions(params=PARAMS, budget_usd=full.cost / 2))
     assert half.budget_buys is not None and half.budget_buys.cost <= full.cost / 2
     assert 0 < half.budget_buys.items < 50 and half.budget_buys.based_on in ("catalogue", "history")
+
+
+@pytest.mark.parametrize(("budget", "sent"), [(Decimal("1E+3"), "1000"), (Decimal("1e-7"), "0.0000001"), (25, "25")])
+def test_a_budget_is_sent_as_a_plain_decimal_string(budget: Decimal | int, sent: str) -> None:
+    """The service takes ASCII digits with an optional fraction, no exponent."""
+    assert BatchOptions(budget_usd=budget).header()["budget_usd"] == sent

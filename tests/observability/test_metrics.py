@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from groq_emulator import ModelBehaviour
 from service.store.metrics import DatabaseSnapshot
 from service.views.metrics import render
 from tests.conftest import Service, fast_emulator_config
@@ -60,9 +61,11 @@ async def test_a_two_pass_run_shows_in_every_metric(start_service: Any, database
     for code, count in summary["failure_reasons"].items():
         assert value(after, "llm_batch_items", status="failed", code=code) == count
     assert total(after, "llm_batch_items") == 150
+    cost_by_kind: Counter[tuple[str, str]] = Counter()
     for pass_ in summary["passes"]:
-        cost = value(after, "llm_batch_cost_usd_total", model=pass_["model"], **{"pass": str(pass_["number"])})
-        assert cost == pytest.approx(pass_["cost"]["usd"], abs=1e-8)
+        cost_by_kind[pass_["model"], pass_["kind"]] += pass_["cost"]["usd"]
+    for (model, kind), usd in cost_by_kind.items():
+        assert value(after, "llm_batch_cost_usd_total", model=model, kind=kind) == pytest.approx(usd, abs=1e-8)
     assert value(after, "llm_batch_provider_chunks", state="done") == len(summary["passes"])
     assert value(after, "llm_batch_oldest_due_chunk_seconds") == 0
 
@@ -130,3 +133,41 @@ def test_snapshot_lists_every_status_even_at_zero() -> None:
     samples = parse(render(DatabaseSnapshot()).decode())
     for status in ("queued", "running", "completed", "failed", "cancelled"):
         assert value(samples, "llm_batch_batches", status=status) == 0
+
+
+def cost_series(samples: Samples) -> set[tuple[tuple[str, str], ...]]:
+    return {labels for name, labels in samples if name == "llm_batch_cost_usd_total"}
+
+
+async def test_retries_add_no_series(start_service: Any, sqlite_url: str) -> None:
+    """Cost was labelled by pass number: every retry added a series (8 -> 42 after 40 retries). By pass kind, the
+    label sets are fixed: a retry after the first adds none."""
+    config = fast_emulator_config(behaviours={"openai/gpt-oss-20b": ModelBehaviour(1.0, 0.0, 0.0, 0.0)})
+    service: Service = await start_service(sqlite_url, emulator_config=config)
+    created = await service.submit(pr_batch(3, strict=False))
+    await service.wait(created["id"])
+    series = []
+    for _ in range(3):
+        retried = await service.client.post(f"/batches/{created['id']}/retry", json={"model": "openai/gpt-oss-20b"})
+        assert retried.status_code == 202, retried.text
+        await service.wait(created["id"])
+        series.append(cost_series(await scrape(service)))
+    assert series[0] == series[1] == series[2], series
+    assert all(dict(labels).keys() == {"model", "kind"} for labels in series[0])
+    assert {dict(labels)["kind"] for labels in series[0]} <= {"primary", "cascade", "retry"}
+
+
+ADMIN, TENANT = "admin-token-0123456789", "tenant-token-0123456789"
+
+
+async def test_metrics_need_an_admin_token_when_authentication_is_on(start_service: Any, sqlite_url: str) -> None:
+    """The figures are every tenant's: a tenant's token must not see another's activity and cost."""
+    service: Service = await start_service(
+        sqlite_url, api_tokens=[f"acme:{TENANT}"], admin_tokens=[ADMIN], workers_enabled=False
+    )
+    anonymous = await service.client.get("/metrics")
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+    tenant = await service.client.get("/metrics", headers={"Authorization": f"Bearer {TENANT}"})
+    assert tenant.status_code == 403 and "ADMIN_TOKENS" in tenant.json()["detail"]
+    admin = await service.client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert admin.status_code == 200 and "llm_batch_database_up 1.0" in admin.text

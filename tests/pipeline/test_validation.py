@@ -75,7 +75,10 @@ def test_valid_items_pass(items: list[dict[str, Any]]) -> None:
             "items[0].body.messages[1]",
             'messages[1] must be an object with a string "role"',
         ),
-        ([item(stream=True)], "items[0].body.stream", '"stream": true is not supported'),
+        ([item(stream=True)], "items[0].body.stream", '"stream" must be false or left out'),
+        ([item(stream=1)], "items[0].body.stream", '"stream" must be false or left out'),
+        ([item(stream="true")], "items[0].body.stream", '"stream" must be false or left out'),
+        ([item(stream=None)], "items[0].body.stream", '"stream" must be false or left out'),
         ([item(n=2)], "items[0].body.n", '"n" must be 1'),
         ([item(n=True)], "items[0].body.n", '"n" must be 1'),
         (
@@ -162,7 +165,7 @@ def test_invalid_output_schema_names_the_problem(schema: Any, message: str) -> N
         {},
         {"temperature": 0, "response_format": JSON_SCHEMA_FORMAT},
         {"max_completion_tokens": 4096, "n": 1, "stream": False},
-        {"n": None, "stream": None, "response_format": None},
+        {"n": None, "response_format": None},
     ],
 )
 def test_valid_params(params: dict[str, Any]) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
 
+from groq_emulator import ModelBehaviour
 from tests.api.test_bad_input import assert_nothing_stored, assert_problem
 from tests.conftest import Service, fast_emulator_config
 from tests.payloads import ndjson_lines, pr_batch
@@ -186,3 +188,177 @@ async def test_cancelling_a_queued_batch_fails_every_item_as_cancelled(database_
     retried = await service.client.post(f"/batches/{created['id']}/retry")
     assert retried.status_code == 202, "the cancelled items are failed items a retry can take"
     assert retried.json()["counts"]["retrying"] == 50
+
+
+# --- issue #25 finding 7: numbers and times out of range, fields that would be ignored, lax values ---------------
+
+TOO_LARGE_NUMBERS = [str(2**63), str(2**31), "99999999999999999999999"]
+
+
+@pytest.mark.parametrize("name", ["pass", "tier", "since_pass"])
+@pytest.mark.parametrize("number", TOO_LARGE_NUMBERS, ids=["2^63", "2^31", "huge"])
+async def test_result_filters_beyond_a_database_integer_are_422(
+    database_url: str, start_service: Any, name: str, number: str
+) -> None:
+    service: Service = await start_service(database_url, workers_enabled=False)
+    created = await service.submit(pr_batch(2))
+    for accept in ("application/json", "application/x-ndjson"):
+        response = await service.client.get(
+            f"/batches/{created['id']}/results", params={name: number}, headers={"Accept": accept}
+        )
+        problem = assert_problem(response, 422, name)
+        assert problem["field"].endswith(name), problem
+    largest = await service.client.get(f"/batches/{created['id']}/results", params={name: str(2**31 - 1)})
+    assert largest.status_code == 200 and largest.json()["data"] == []
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"], ids=["late", "early"])
+async def test_an_updated_after_outside_the_calendar_in_utc_is_422(
+    database_url: str, start_service: Any, moment: str
+) -> None:
+    service: Service = await start_service(database_url, workers_enabled=False)
+    created = await service.submit(pr_batch(2))
+    response = await service.client.get(f"/batches/{created['id']}/results", params={"updated_after": moment})
+    assert assert_problem(response, 422, "updated_after")["field"] == "updated_after"
+    fine = await service.client.get(
+        f"/batches/{created['id']}/results", params={"updated_after": "9999-12-31T23:59:59+14:00"}
+    )
+    assert fine.status_code == 200 and fine.json()["data"] == []
+
+
+def cascade(*models: str) -> list[dict[str, Any]]:
+    return [{"model": model} for model in models]
+
+
+IGNORED_FIELDS = [
+    ("model-with-cascade", {"cascade": cascade("openai/gpt-oss-20b"), "model": "openai/gpt-oss-120b"}, {}, "model"),
+    (
+        "fallback-model-with-cascade",
+        {"cascade": cascade("openai/gpt-oss-20b"), "fallback_model": "openai/gpt-oss-120b"},
+        {"fallback": "true"},
+        "fallback_model",
+    ),
+    (
+        "fallback-params-with-cascade",
+        {"cascade": cascade("openai/gpt-oss-20b"), "fallback_params": {"temperature": 1}},
+        {},
+        "fallback_params",
+    ),
+    ("fallback-params-without-fallback", {"fallback_params": {"temperature": 1}}, {}, "fallback_params"),
+    (
+        "a-model-twice-in-the-cascade",
+        {"cascade": cascade("openai/gpt-oss-20b", "openai/gpt-oss-120b", "groq:openai/gpt-oss-20b")},
+        {},
+        "cascade[2].model",
+    ),
+    (
+        "fallback-model-the-same-as-model",
+        {"model": "openai/gpt-oss-20b", "fallback_model": "openai/gpt-oss-20b"},
+        {"fallback": "true"},
+        "fallback_model",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("header", "query", "field"), [case[1:] for case in IGNORED_FIELDS], ids=[c[0] for c in IGNORED_FIELDS]
+)
+async def test_fields_that_would_be_ignored_are_422(
+    sqlite_url: str, start_service: Any, header: dict[str, Any], query: dict[str, str], field: str
+) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    for path in ("/batches", "/batches/estimate"):
+        response = await service.client.post(path, params=query, json=pr_batch(2, **header))
+        assert assert_problem(response, 422, field)["field"] == field
+    await assert_nothing_stored(service)
+
+
+def _over_cap_in(where: str) -> tuple[dict[str, Any], dict[str, str], str]:
+    """A max_completion_tokens of 100,000, above gpt-oss-20b's 65,536 (and under the 10^7 any model takes)."""
+    payload = pr_batch(3)
+    if where == "item":
+        payload["items"][2]["body"]["max_completion_tokens"] = 100_000
+        return payload, {}, "items[2].body.max_completion_tokens"
+    if where == "params":
+        for item in payload["items"]:
+            del item["body"]["max_completion_tokens"]
+        payload["params"]["max_tokens"] = 100_000
+        return payload, {}, "params.max_tokens"
+    payload["cascade"] = [{"model": "openai/gpt-oss-20b", "params": {"max_completion_tokens": 100_000}}]
+    return payload, {}, "cascade[0].params.max_completion_tokens"
+
+
+@pytest.mark.parametrize("where", ["item", "params", "tier"])
+async def test_max_completion_tokens_above_the_models_cap_is_422(
+    sqlite_url: str, start_service: Any, where: str
+) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    payload, query, field = _over_cap_in(where)
+    response = await service.client.post("/batches", params=query, json=payload)
+    problem = assert_problem(response, 422, field, "65536")
+    assert problem["field"] == field
+    await assert_nothing_stored(service)
+
+
+async def test_a_tier_with_a_larger_cap_takes_a_larger_budget(sqlite_url: str, start_service: Any) -> None:
+    """The cap is each tier's own: a tier's max_completion_tokens overrides the items' on that tier."""
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    payload = pr_batch(2, cascade=[{"model": "openai/gpt-oss-20b", "params": {"max_completion_tokens": 65_536}}])
+    payload["items"][0]["body"]["max_completion_tokens"] = 100_000
+    response = await service.client.post("/batches", json=payload)
+    assert response.status_code == 202, response.text
+
+
+async def test_a_retry_above_its_models_cap_is_422(sqlite_url: str, start_service: Any) -> None:
+    config = fast_emulator_config(behaviours={"openai/gpt-oss-20b": ModelBehaviour(1.0, 0.0, 0.0, 0.0)})
+    service: Service = await start_service(sqlite_url, emulator_config=config)
+    created = await service.submit(pr_batch(2, strict=False))
+    assert (await service.wait(created["id"]))["counts"]["failed"] == 2
+    response = await service.client.post(
+        f"/batches/{created['id']}/retry",
+        json={"model": "openai/gpt-oss-20b", "params": {"max_completion_tokens": 100_000}},
+    )
+    problem = assert_problem(response, 422, "65536")
+    assert problem["field"] == "params.max_completion_tokens"
+
+
+@pytest.mark.parametrize("value", ["1", '"true"', "null", '"false"', "0"])
+async def test_stream_other_than_false_is_422(sqlite_url: str, start_service: Any, value: str) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    body = orjson.dumps(pr_batch(2)).replace(
+        b'"max_completion_tokens"', b'"stream":' + value.encode() + b',"max_completion_tokens"', 1
+    )
+    response = await service.client.post("/batches", content=body, headers={"content-type": "application/json"})
+    assert assert_problem(response, 422, "stream")["field"] == "items[0].body.stream"
+    await assert_nothing_stored(service)
+    fine = orjson.dumps(pr_batch(2)).replace(b'"max_completion_tokens"', b'"stream":false,"max_completion_tokens"', 1)
+    accepted = await service.client.post("/batches", content=fine, headers={"content-type": "application/json"})
+    assert accepted.status_code == 202, accepted.text
+
+
+@pytest.mark.parametrize(
+    "budget",
+    ['"1_000"', '"\u0663"', '"\uff15"', '" 5 "', '"5 "', '"1e3"', '"NaN"', '"+5"', '"5."', '".5"', "true", '"5\\n"'],
+)
+async def test_budget_usd_is_a_number_or_a_plain_decimal_string(
+    sqlite_url: str, start_service: Any, budget: str
+) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    body = orjson.dumps(pr_batch(2, budget_usd="__B__")).replace(b'"__B__"', budget.encode())
+    for path in ("/batches", "/batches/estimate"):
+        response = await service.client.post(path, content=body, headers={"content-type": "application/json"})
+        assert assert_problem(response, 422, "budget_usd")["field"] == "budget_usd"
+    await assert_nothing_stored(service)
+
+
+@pytest.mark.parametrize(
+    ("budget", "stored"), [('"25.50"', "25.5"), ("25.5", "25.5"), ("3", "3"), ('"0.000001"', "0.000001")]
+)
+async def test_budget_usd_as_a_number_or_a_decimal_string_is_taken(
+    sqlite_url: str, start_service: Any, budget: str, stored: str
+) -> None:
+    service: Service = await start_service(sqlite_url, workers_enabled=False)
+    body = orjson.dumps(pr_batch(2, budget_usd="__B__")).replace(b'"__B__"', budget.encode())
+    response = await service.client.post("/batches", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    assert Decimal(response.json()["budget"]["budget_usd"]) == Decimal(stored)

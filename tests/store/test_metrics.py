@@ -1,5 +1,5 @@
 """store.metrics on SQLite and PostgreSQL: the snapshot /metrics reports comes from the kept counters (batches by
-status, items by status from the batches' counters and final failures by code, cost by model and pass number,
+status, items by status from the batches' counters and final failures by code, cost by model and pass kind,
 chunks by state) and the age of the chunk overdue longest, whatever the items themselves say."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def test_the_snapshot_is_read_from_the_kept_counters(db: Database) -> None
         ("failed", "max_tokens"): 3,
         ("failed", "timeout"): 1,
     }
-    assert found.cost_pico == {(MODEL, 1): 2 * BIG_PICO, (STRONG_MODEL, 2): 3}
+    assert found.cost_pico == {(MODEL, "primary"): 2 * BIG_PICO, (STRONG_MODEL, "cascade"): 3}
     assert found.chunks == {"submitted": 1, "done": 1, "pending": 2}
     # lb_queued's chunk was due when it was seeded, a moment before `now`; lb_running's 30 s before it.
     assert found.oldest_due_seconds == pytest.approx(30, abs=5)
