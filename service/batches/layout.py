@@ -308,21 +308,9 @@ async def _refuse(
     """Items over budget with nothing in flight: an attempt each, never sent, failed with budget_exceeded (final),
     merged like any outcome (so a raised budget can send them again from where they were)."""
     ids = await attempts_store.insert_returning_ids(session, [attempt for _row, attempt, _message in refused])
-    waiting = ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING
     outcomes = [
         (
-            attempts_store.PendingAttempt(
-                attempt_id=attempt_id,
-                item_id=row.id,
-                custom_id=row.custom_id,
-                own_format=row.own_format,
-                item_status=waiting,
-                tier=attempt.tier,
-                sent_because=attempt.sent_because,
-                overrides_json=attempt.overrides_json,
-                max_tokens_sent=attempt.max_tokens_sent,
-                reasoning_effort_sent=attempt.reasoning_effort_sent,
-            ),
+            _unsent_attempt(pass_, row, attempt_id, attempt),
             unprocessed(row.custom_id, failure_codes.BUDGET_EXCEEDED, message),
         )
         for (row, attempt, message), attempt_id in zip(refused, ids, strict=True)
@@ -341,24 +329,25 @@ async def _reuse(
     like any outcome (a replayed failure is routed on, where the earlier item's answer waits to be reused in
     turn). What they saved."""
     ids = await attempts_store.insert_returning_ids(session, [attempt for _r, _s, attempt in reused_rows])
-    waiting = ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING
     outcomes = [
-        (
-            attempts_store.PendingAttempt(
-                attempt_id=attempt_id,
-                item_id=row.id,
-                custom_id=row.custom_id,
-                own_format=row.own_format,
-                item_status=waiting,
-                tier=base.tier,
-                sent_because=base.sent_because,
-                overrides_json=base.overrides_json,
-                max_tokens_sent=base.max_tokens_sent,
-                reasoning_effort_sent=base.reasoning_effort_sent,
-            ),
-            replayed(row.custom_id, source),
-        )
+        (_unsent_attempt(pass_, row, attempt_id, base), replayed(row.custom_id, source))
         for (row, source, base), attempt_id in zip(reused_rows, ids, strict=True)
     ]
     await merge_outcomes(session, config, batch, pass_, outcomes)
     return sum(source.cost_pico for _row, source, _base in reused_rows)
+
+
+def _unsent_attempt(pass_: Pass, row: Any, attempt_id: int, attempt: NewAttempt) -> attempts_store.PendingAttempt:
+    """An attempt that is settled at lay-out (refused or reused), as the merge sees one in flight."""
+    return attempts_store.PendingAttempt(
+        attempt_id=attempt_id,
+        item_id=row.id,
+        custom_id=row.custom_id,
+        own_format=row.own_format,
+        item_status=ItemStatus.PENDING if pass_.kind == PassKind.PRIMARY else ItemStatus.RETRYING,
+        tier=attempt.tier,
+        sent_because=attempt.sent_because,
+        overrides_json=attempt.overrides_json,
+        max_tokens_sent=attempt.max_tokens_sent,
+        reasoning_effort_sent=attempt.reasoning_effort_sent,
+    )
