@@ -1,13 +1,17 @@
 """An independent Anthropic-compatible stand-in: Message Batches and Models on the wire (PROVIDERS_BATCH_API.md B1-B3),
 nothing of the emulator.
 
-`python -m tests.standin_anthropic --port N [--delay S]`
+`python -m tests.standin_anthropic --port N [--delay S] [--hold-first-create] [--faults N]`
 
 Every batch ends `--delay` seconds after it is created, each request answered by a PR analysis as text, with
 usage that reads from and writes to the prompt cache (`input_tokens` is the uncached rest, as Anthropic bills it).
 A custom_id outside `^[a-zA-Z0-9_-]{1,64}$` is refused at create (400, as Anthropic does); params without
 `max_tokens` ≥ 1, or with a `system` role inside `messages`, end `errored` with `invalid_request_error`.
-`GET /_bill` is what was billed, per model; `GET /_seen` counts the requests and the keys of their params.
+`GET /_bill` is what was billed, per model; `GET /_seen` counts the requests, the keys of their params and the
+reads of the model list.
+`POST /_retire {"model": M}` retires a model now: the model list leaves it out, and every request naming it that
+is answered from then on ends `errored` with `not_found_error` (as the facts file infers). `--hold-first-create`
+and `--faults` are tests/standin_mischief.py's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from tests.standin_mischief import Mischief, with_mischief
 from tests.standin_provider import OUTPUT_TOKENS, Bill, analysis, last_user_text
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -48,6 +54,7 @@ class AnthropicStandIn:
         self.results: dict[str, bytes] = {}
         self.bill = Bill()
         self.seen: Counter[str] = Counter()
+        self.retired: set[str] = set()
 
     def create(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
         batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
@@ -101,12 +108,10 @@ class AnthropicStandIn:
             or params["max_tokens"] < 1
             or any(isinstance(message, dict) and message.get("role") == "system" for message in messages)
         ):
-            failure = {"type": "invalid_request_error", "message": "params: max_tokens ≥ 1 and no system role"}
-            return {
-                "custom_id": request["custom_id"],
-                "result": {"type": "errored", "error": {"type": "error", "error": failure, "request_id": None}},
-            }
+            return errored(request, "invalid_request_error", "params: max_tokens ≥ 1 and no system role")
         model = str(params.get("model"))
+        if model in self.retired:
+            return errored(request, "not_found_error", f"model: {model}")
         total = max(1, len(orjson.dumps(params)) // 4)
         read, written = total // 4, total // 8
         usage = {
@@ -130,7 +135,15 @@ class AnthropicStandIn:
         return {"custom_id": request["custom_id"], "result": {"type": "succeeded", "message": message}}
 
 
-def create_app(standin: AnthropicStandIn) -> Starlette:
+def errored(request: dict[str, Any], kind: str, message: str) -> dict[str, Any]:
+    failure = {"type": kind, "message": message}
+    return {
+        "custom_id": request["custom_id"],
+        "result": {"type": "errored", "error": {"type": "error", "error": failure, "request_id": None}},
+    }
+
+
+def create_app(standin: AnthropicStandIn, mischief: Mischief | None = None) -> ASGIApp:
     async def create(request: Request) -> Response:
         requests = orjson.loads(await request.body()).get("requests")
         if not isinstance(requests, list) or not requests:
@@ -191,10 +204,17 @@ def create_app(standin: AnthropicStandIn) -> Starlette:
         return JSONResponse({"id": batch_id, "type": "message_batch_deleted"})
 
     async def models(_request: Request) -> Response:
+        standin.seen["models.list"] += 1
+        names = [name for name in MODELS if name not in standin.retired]
         data = [
-            {"type": "model", "id": name, "display_name": name, "created_at": "2025-10-01T00:00:00Z"} for name in MODELS
+            {"type": "model", "id": name, "display_name": name, "created_at": "2025-10-01T00:00:00Z"} for name in names
         ]
-        return JSONResponse({"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
+        first, last = (names[0], names[-1]) if names else (None, None)
+        return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
+
+    async def retire(request: Request) -> Response:
+        standin.retired.add(str(orjson.loads(await request.body())["model"]))
+        return JSONResponse({"retired": sorted(standin.retired)})
 
     async def bill(_request: Request) -> Response:
         return JSONResponse(standin.bill.body())
@@ -203,7 +223,7 @@ def create_app(standin: AnthropicStandIn) -> Starlette:
         return JSONResponse(dict(standin.seen))
 
     base = "/v1/messages/batches"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(base, create, methods=["POST"]),
             Route(base, list_batches, methods=["GET"]),
@@ -214,16 +234,22 @@ def create_app(standin: AnthropicStandIn) -> Starlette:
             Route("/v1/models", models, methods=["GET"]),
             Route("/_bill", bill, methods=["GET"]),
             Route("/_seen", seen, methods=["GET"]),
+            Route("/_retire", retire, methods=["POST"]),
         ]
     )
+    return with_mischief(app, mischief, "anthropic") if mischief is not None else app
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=0.2)
+    parser.add_argument("--hold-first-create", action="store_true")
+    parser.add_argument("--faults", type=int, default=0)
     args = parser.parse_args()
-    uvicorn.run(create_app(AnthropicStandIn(args.delay)), host="127.0.0.1", port=args.port, log_level="warning")
+    mischief = Mischief(hold_first_create=args.hold_first_create, faults=args.faults)
+    app = create_app(AnthropicStandIn(args.delay), mischief)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 emulator.
 
 `python -m tests.standin_provider --port N [--wire groq|openai] [--delay S] [--fail-share F] [--echo-custom-id]
-[--causes]`
+[--causes] [--hold-first-create] [--faults N]`
 
 Every batch completes `--delay` seconds after it is created. Each line answers a chat completion whose content
 is a PR analysis (`summary`, `risk_level`, `categories`, `score`), with `summary` set to the line's custom_id when
@@ -14,7 +14,8 @@ emulator's own behaviour.
 `--wire openai` serves OpenAI's paths (`/v1`, ids `file-…`, batches `validating` first). `--causes` makes every
 answer's fate a function of the model and the request's last user message (`cause_of`), so that a test can
 predict each item's route through a cascade from its text alone; `GET /_bill` is what was billed, per model;
-`GET /_seen` counts the lines answered and the keys of their bodies.
+`GET /_seen` counts the lines answered and the keys of their bodies. `--hold-first-create` and `--faults` are
+tests/standin_mischief.py's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from tests.standin_mischief import Mischief, with_mischief
 
 Cause = Literal["ok", "not_json", "length", "off_schema", "refusal"]
 # Under --causes: the share of requests (by `share_of`) that meet each fate on a model whose name contains the key.
@@ -226,7 +230,7 @@ class StandIn:
         return ("openai/gpt-oss-20b", "openai/gpt-oss-120b")
 
 
-def create_app(standin: StandIn) -> Starlette:
+def create_app(standin: StandIn, mischief: Mischief | None = None) -> ASGIApp:
     async def upload(request: Request) -> Response:
         form = await request.form()
         upload = form["file"]
@@ -279,7 +283,7 @@ def create_app(standin: StandIn) -> Starlette:
         return JSONResponse(dict(standin.seen))
 
     base = "/v1" if standin.wire == "openai" else "/openai/v1"
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(f"{base}/files", upload, methods=["POST"]),
             Route(f"{base}/files", list_files, methods=["GET"]),
@@ -294,6 +298,7 @@ def create_app(standin: StandIn) -> Starlette:
             Route("/_seen", seen, methods=["GET"]),
         ]
     )
+    return with_mischief(app, mischief, standin.wire) if mischief is not None else app
 
 
 def main() -> None:
@@ -304,6 +309,8 @@ def main() -> None:
     parser.add_argument("--fail-share", type=float, default=0.0)
     parser.add_argument("--echo-custom-id", action="store_true")
     parser.add_argument("--causes", action="store_true")
+    parser.add_argument("--hold-first-create", action="store_true")
+    parser.add_argument("--faults", type=int, default=0)
     args = parser.parse_args()
     standin = StandIn(
         delay=args.delay,
@@ -312,7 +319,8 @@ def main() -> None:
         wire=args.wire,
         causes=args.causes,
     )
-    uvicorn.run(create_app(standin), host="127.0.0.1", port=args.port, log_level="warning")
+    mischief = Mischief(hold_first_create=args.hold_first_create, faults=args.faults)
+    uvicorn.run(create_app(standin, mischief), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
