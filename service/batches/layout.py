@@ -238,31 +238,6 @@ async def _lay_out_group(
     refused: list[tuple[Any, NewAttempt, str]] = []
     async for row, built, overrides_json, hashed in each(built_lines):
         reason = routing.RETRY if retry_pass else row.next_reason or routing.FIRST
-        if hashed in found:
-            source = found[hashed]
-            reused = NewAttempt(
-                row.id,
-                pass_id,
-                None,
-                tier,
-                reason,
-                overrides_json,
-                built.max_completion_tokens,
-                built.reasoning_effort,
-                hashed,
-                AttemptStatus.PENDING,
-                reused_from_attempt_id=source.attempt_id,
-            )
-            reused_rows.append((row, source, reused))
-            reasons[reason] += 1
-            continue
-        worst = budget.worst_case(entry, built) if budgeted else 0
-        left = plan.left_pico or 0
-        fit = plan.place(worst)
-        if fit == Fit.WAIT:  # queued again as it was, for the next round
-            waits.append(BudgetWait(tier, row.next_reason, row.next_overrides_json, row.id))
-            continue
-        reasons[reason] += 1
         attempt = NewAttempt(
             row.id,
             pass_id,
@@ -275,6 +250,18 @@ async def _lay_out_group(
             hashed,
             AttemptStatus.PENDING,
         )
+        if hashed in found:
+            source = found[hashed]
+            reused_rows.append((row, source, attempt._replace(reused_from_attempt_id=source.attempt_id)))
+            reasons[reason] += 1
+            continue
+        worst = budget.worst_case(entry, built) if budgeted else 0
+        left = plan.left_pico or 0
+        fit = plan.place(worst)
+        if fit == Fit.WAIT:  # queued again as it was, for the next round
+            waits.append(BudgetWait(tier, row.next_reason, row.next_overrides_json, row.id))
+            continue
+        reasons[reason] += 1
         if fit == Fit.REFUSE:
             refused.append((row, attempt, budget.item_refusal(batch.budget_pico or 0, worst, left)))
             continue
