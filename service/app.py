@@ -7,7 +7,6 @@ importing this module builds nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,7 +28,6 @@ from service.batches.config import LifecycleConfig
 from service.kit.gc_tuning import tune_for_bulk_work
 from service.observability.logging import configure_from_settings, settings_secrets
 from service.observability.redaction import register_secrets
-from service.pipeline.tokens import load_vocabulary
 from service.providers.protocol import BatchProvider, Providers
 from service.settings import Settings, get_settings
 from service.store import Database
@@ -163,9 +161,6 @@ def create_app(
             exports=ExportSlots(settings.export_max_concurrent),
         )
         app.state.llm_batch = state
-        # Counting tokens needs the o200k vocabulary, ~0.6 s of CPU to load: loaded now, beside the start, so
-        # that the first estimate or budgeted lay-out does not load it in the middle of serving requests.
-        vocabulary = asyncio.create_task(asyncio.to_thread(load_vocabulary))
         for warning in health_routes.startup_warnings(state):
             logger.warning(warning)
         runner: WorkerRunner | None = None
@@ -182,7 +177,6 @@ def create_app(
         try:
             yield
         finally:
-            await vocabulary
             if runner is not None:
                 await runner.stop()
             await providers.close()

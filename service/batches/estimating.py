@@ -15,6 +15,7 @@ from datetime import timedelta
 import orjson
 
 from service.batches.config import LifecycleConfig
+from service.batches.lines import ready_to_count
 from service.batches.staging import StagedItem, StagedItems
 from service.batches.submission import CheckedBatch, NewBatch, check_new_batch
 from service.kit.clock import utcnow
@@ -149,6 +150,7 @@ async def _count_lines(
     the first tier's request hashes (what reuse would look up). Items cost from microseconds to tens of
     milliseconds each: the loop gives way by time (Turns), and an item over THREAD_BYTES is counted in a thread
     (the o200k counter lets the event loop run meanwhile)."""
+    await ready_to_count()
     counts = [_Counts() for _ in checked.tiers]
     methods: list[Method] = []
     hashes: list[str] = []

@@ -26,7 +26,7 @@ import orjson
 from service.batches.chunks import budget
 from service.batches.chunks.spool import layout_spool_path
 from service.batches.config import LifecycleConfig
-from service.batches.lines import spec_of_pass
+from service.batches.lines import ready_to_count, spec_of_pass
 from service.batches.merging import merge_outcomes, replayed
 from service.kit.clock import utcnow
 from service.kit.cooperative import each, give_way
@@ -213,6 +213,8 @@ async def _lay_out_group(
     assert pass_.id is not None
     pass_id, tier, tenant = pass_.id, pass_.tier, batch.tenant  # read once: ORM attributes are slow per row
     retry_pass, budgeted = pass_.kind == PassKind.RETRY, batch.budget_pico is not None
+    if budgeted:
+        await ready_to_count()  # the worst cases count prompt tokens
     built_lines = []
     waits: list[BudgetWait] = []
     async for row in each(group):

@@ -3,7 +3,6 @@ its items and its first pass in the caller's transaction (all or nothing)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -24,7 +23,6 @@ from service.pipeline.expectations import effective_schema
 from service.pipeline.lines import PassRequestSpec
 from service.pipeline.schemas import schema_fingerprint
 from service.pipeline.tiers import TierSpec
-from service.pipeline.tokens import load_vocabulary
 from service.pipeline.validation import output_limit, validate_output_schema, validate_params
 from service.store import Session
 from service.store import availability as availability_store
@@ -175,7 +173,6 @@ async def check_new_batch(
     session: Session, config: LifecycleConfig, new: NewBatch, staged: StagedItems
 ) -> CheckedBatch:
     """Everything submit refuses (422), without storing anything: params, schema, window, tiers, line sizes."""
-    await asyncio.to_thread(load_vocabulary)  # the size checks may count tokens: never load it on the event loop
     validate_params(new.params, "params")
     validate_params(new.fallback_params, "fallback_params")  # checked even when no fallback tier runs
     validate_output_schema(new.output_schema)

@@ -55,6 +55,10 @@ def load_vocabulary() -> None:
     _o200k()
 
 
+def vocabulary_loaded() -> bool:
+    return _o200k.cache_info().currsize > 0
+
+
 def prompt_texts(body: Mapping[str, Any]) -> list[str]:
     """Every text of the request that the provider bills as prompt tokens: each message's text content, its
     name, an assistant's tool calls (function names and arguments), the tool definitions (as JSON: name,
