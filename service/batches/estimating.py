@@ -150,7 +150,7 @@ async def _count_lines(
     the first tier's request hashes (what reuse would look up). Items cost from microseconds to tens of
     milliseconds each: the loop gives way by time (Turns), and an item over THREAD_BYTES is counted in a thread
     (the o200k counter lets the event loop run meanwhile)."""
-    await ready_to_count()
+    await ready_to_count(checked.specs)
     counts = [_Counts() for _ in checked.tiers]
     methods: list[Method] = []
     hashes: list[str] = []

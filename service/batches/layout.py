@@ -214,7 +214,7 @@ async def _lay_out_group(
     pass_id, tier, tenant = pass_.id, pass_.tier, batch.tenant  # read once: ORM attributes are slow per row
     retry_pass, budgeted = pass_.kind == PassKind.RETRY, batch.budget_pico is not None
     if budgeted:
-        await ready_to_count()  # the worst cases count prompt tokens
+        await ready_to_count([spec])  # the worst cases count prompt tokens
     built_lines = []
     waits: list[BudgetWait] = []
     async for row in each(group):

@@ -13,16 +13,16 @@ from service.kit.cooperative import Turns
 from service.models import Batch, Pass
 from service.pipeline.errors import LineTooLarge, OverContextWindow, SubmissionError
 from service.pipeline.lines import PassRequestSpec
-from service.pipeline.tokens import load_vocabulary, message_tokens_above, uncountable_part, vocabulary_loaded
+from service.pipeline.tokens import load_vocabulary, message_tokens_above, needs_loading, uncountable_part
 
 THREAD_BYTES = 2 * 1024 * 1024  # an item body this large is checked in a thread (see estimating.THREAD_BYTES)
 
 
-async def ready_to_count() -> None:
-    """The o200k vocabulary loaded before a count on the event loop: in a thread (~0.6 s of CPU, the event loop
-    runs meanwhile), and only once a process counts at all (a budget, an estimate, an item near a context
-    window), since it holds ~130 MB for the life of the process."""
-    if not vocabulary_loaded():
+async def ready_to_count(specs: Iterable[PassRequestSpec]) -> None:
+    """The o200k vocabulary loaded before a count on the event loop, if these lines' models count in it: in a
+    thread (~0.6 s of CPU, the event loop runs meanwhile), and only once a process counts in it at all (a
+    budget, an estimate, an item near a context window), since it holds ~130 MB for the life of the process."""
+    if needs_loading(spec.entry.tokenizer for spec in specs):
         await asyncio.to_thread(load_vocabulary)
 
 
@@ -82,7 +82,7 @@ async def check_fits(
             if len(body_json) > THREAD_BYTES:
                 await asyncio.to_thread(_check_large, specs, limits, windows, position, custom_id, body_json)
             else:
-                await ready_to_count()
+                await ready_to_count(specs)
                 _check_large(specs, limits, windows, position, custom_id, body_json)
         await turns.check()
 

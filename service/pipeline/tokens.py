@@ -15,7 +15,8 @@ them, and a batch with a budget refuses them at submit rather than reserve too l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -42,11 +43,19 @@ CHARS_PER_TOKEN = 3.8
 Method = Literal["o200k", "bytes", "ratio"]
 
 
-@lru_cache(maxsize=1)
-def _o200k() -> Any:
-    import bpe_openai  # the vocabularies are in the wheel; importing loads them all, ~0.6 s of CPU, once
+_encoding: Any = None
+_loading = threading.Lock()  # two threads asking at once load it once (~0.6 s of CPU and ~130 MB each time)
 
-    return bpe_openai.get_encoding("o200k_base")
+
+def _o200k() -> Any:
+    global _encoding
+    if _encoding is None:
+        with _loading:
+            if _encoding is None:
+                import bpe_openai  # the vocabularies are in the wheel; importing loads them all, once
+
+                _encoding = bpe_openai.get_encoding("o200k_base")
+    return _encoding
 
 
 def load_vocabulary() -> None:
@@ -55,8 +64,9 @@ def load_vocabulary() -> None:
     _o200k()
 
 
-def vocabulary_loaded() -> bool:
-    return _o200k.cache_info().currsize > 0
+def needs_loading(vocabularies: Iterable[str | None]) -> bool:
+    """Whether counting in these vocabularies (the catalogue's `tokenizer`s) would load o200k first."""
+    return _encoding is None and O200K in vocabularies
 
 
 def prompt_texts(body: Mapping[str, Any]) -> list[str]:
