@@ -6,7 +6,6 @@ retires while the service runs is routed past, then refused at submit."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ import httpx
 
 from tests.payloads import pr_batch
 from tests.reliability.observe import eventually
-from tests.reliability.processes import Processes, service_env, stop_cleanly
+from tests.reliability.processes import Processes, stop_cleanly
 from tests.reliability.test_hostile_load import finished
-from tests.reliability.test_three_standins import billed_usd
+from tests.reliability.test_three_standins import billed_usd, exported_rows, standins_env
 
 ITEMS = 30
 TIERS = {"groq": "groq:openai/gpt-oss-20b", "openai": "openai:gpt-5-mini", "anthropic": "anthropic:claude-haiku-4-5"}
@@ -31,28 +30,11 @@ async def _standins(processes: Processes, **options: Any) -> dict[str, str]:
     }
 
 
-def _env(database_url: str, urls: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return service_env(
-        database_url,
-        urls["groq"],
-        tmp_path / "spool",
-        OPENAI_BASE_URL=f"{urls['openai']}/v1",
-        OPENAI_API_KEY="sk-any",
-        ANTHROPIC_BASE_URL=urls["anthropic"],
-        ANTHROPIC_API_KEY="sk-ant-any",
-    )
-
-
-async def _rows(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, Any]]:
-    export = await client.get(f"/batches/{batch_id}/results", headers={"Accept": "application/x-ndjson"})
-    return [json.loads(line) for line in export.text.splitlines() if line]
-
-
 async def test_a_worker_killed_after_each_providers_first_create_leaves_one_billed_batch_per_chunk(
     processes: Processes, database_url: str, tmp_path: Path
 ) -> None:
     urls = await _standins(processes, hold_first_create=True, faults=4, delay=0.3)
-    env = _env(database_url, urls, tmp_path)
+    env = standins_env(database_url, urls, tmp_path)
     api = await processes.api("api", env)  # no workers in it: only the processes below send
     async with httpx.AsyncClient(base_url=api, timeout=30) as client:
         ids: dict[str, str] = {}
@@ -80,7 +62,7 @@ async def test_a_worker_killed_after_each_providers_first_create_leaves_one_bill
             summary, mischief = summaries[name], (await client.get(f"{url}/_mischief")).json()
             # One create reached the provider, the held one, and it is the batch the chunk recorded.
             assert mischief["created"] == [summary["passes"][0]["provider_batches"][0]["id"]], (name, mischief)
-            rows = await _rows(client, summary["id"])
+            rows = await exported_rows(client, summary["id"])
             assert len(rows) == ITEMS and {row["status"] for row in rows} == {"succeeded"}, name
             assert {row["provider"] for row in rows} == {name}
             # Billed once: what the provider charged, at its price, is the batch's cost to the last digit.
@@ -95,7 +77,7 @@ async def test_a_model_anthropic_retires_meanwhile_is_routed_past_then_refused(
     processes: Processes, sqlite_url: str, tmp_path: Path
 ) -> None:
     urls = await _standins(processes, delay=0.3)
-    api = await processes.api("api", _env(sqlite_url, urls, tmp_path), workers=True)
+    api = await processes.api("api", standins_env(sqlite_url, urls, tmp_path), workers=True)
     cascade = [{"model": TIERS["anthropic"]}, {"model": TIERS["openai"]}]
     async with httpx.AsyncClient(base_url=api, timeout=30) as client:
 
@@ -107,7 +89,7 @@ async def test_a_model_anthropic_retires_meanwhile_is_routed_past_then_refused(
         created = await client.post("/batches", json=pr_batch(10, strict=False, cascade=cascade))
         assert created.status_code == 202, "the service has not heard of the retirement yet"
         summary = await finished(client, created.json()["id"], within=120)
-        rows = await _rows(client, summary["id"])
+        rows = await exported_rows(client, summary["id"])
         assert len(rows) == 10 and {row["status"] for row in rows} == {"succeeded"}
         assert {row["lineage"][0]["outcome"] for row in rows} == {"model_not_found"}
         assert {(row["provider"], row["lineage"][-1]["tier"]) for row in rows} == {("openai", 1)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,6 +30,24 @@ OPENAI_ROUTE = {
     "off_schema": [(1, "schema_mismatch"), (2, "succeeded")],
     "refusal": [(1, "refused"), (2, "succeeded")],
 }
+
+
+def standins_env(database_url: str, urls: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A service process whose three providers are the stand-ins at `urls` (by provider name), keys set."""
+    return service_env(
+        database_url,
+        urls["groq"],
+        tmp_path / "spool",
+        OPENAI_BASE_URL=f"{urls['openai']}/v1",
+        OPENAI_API_KEY="sk-any",
+        ANTHROPIC_BASE_URL=urls["anthropic"],
+        ANTHROPIC_API_KEY="sk-ant-any",
+    )
+
+
+async def exported_rows(client: httpx.AsyncClient, batch_id: str) -> list[dict[str, Any]]:
+    export = await client.get(f"/batches/{batch_id}/results", headers={"Accept": "application/x-ndjson"})
+    return [json.loads(line) for line in export.text.splitlines() if line]
 
 
 def predicted_route(text: str) -> list[tuple[int, str]]:
@@ -65,15 +84,7 @@ async def test_a_three_provider_cascade_against_independent_standins(
     groq = await processes.standin(causes=True, delay=0.3)
     openai = await processes.standin(wire="openai", causes=True, delay=0.3)
     anthropic = await processes.standin("tests.standin_anthropic", delay=0.3)
-    env = service_env(
-        database_url,
-        groq,
-        tmp_path / "spool",
-        OPENAI_BASE_URL=f"{openai}/v1",
-        OPENAI_API_KEY="sk-any",
-        ANTHROPIC_BASE_URL=anthropic,
-        ANTHROPIC_API_KEY="sk-ant-any",
-    )
+    env = standins_env(database_url, {"groq": groq, "openai": openai, "anthropic": anthropic}, tmp_path)
     service = await processes.api("api", env, workers=True)
     payload = pr_batch(ITEMS, strict=False, cascade=[{"model": name} for name in CASCADE])
     texts = {item["custom_id"]: last_user_text(item["body"]["messages"]) for item in payload["items"]}
@@ -81,8 +92,7 @@ async def test_a_three_provider_cascade_against_independent_standins(
         created = await client.post("/batches", json=payload)
         assert created.status_code == 202, created.text
         summary = await finished(client, created.json()["id"], within=240)
-        export = await client.get(f"/batches/{summary['id']}/results", headers={"Accept": "application/x-ndjson"})
-        rows = [json.loads(line) for line in export.text.splitlines() if line]
+        rows = await exported_rows(client, summary["id"])
         bills = {name: (await client.get(f"{url}/_bill")).json() for name, url in _urls(groq, openai, anthropic)}
         seen = {name: (await client.get(f"{url}/_seen")).json() for name, url in _urls(groq, openai, anthropic)}
 
